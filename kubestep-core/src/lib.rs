@@ -1,0 +1,27 @@
+//! kubestep-core: what a step asks for, and the Kubernetes Job that asks for it. Pure data, no I/O.
+//!
+//! Where it sits in the flow of data:
+//!
+//! ```text
+//! macro tokens --(kubestep-macros)--> Value / Decorator (static, in the binary)
+//!   --> spec: checked, typed StepSpec            (the macro runs this at compile time too)
+//!   --> resolve: override > decorator > environment/config > built-in, each value with its source
+//!   --> render: a k8s-openapi Job (feature `render`) and its YAML
+//!   --> kubestep-runtime creates it and watches it
+//! ```
+//!
+//! The macro crate uses this crate without the `render` feature, so it never compiles
+//! k8s-openapi; the rules it checks at compile time are the ones `--with` overrides and
+//! environment defaults meet at run time.
+
+pub mod names;
+pub mod params;
+pub mod quantity;
+pub mod resolve;
+pub mod spec;
+pub mod value;
+
+#[cfg(feature = "render")]
+pub mod render;
+
+pub use value::{Arg, At, Decorator, DecoratorKind, StepDecl, Value};

@@ -1,0 +1,42 @@
+//! Job and pod metadata: kubestep's own labels (selectable, sanitised) and the user's.
+
+use super::{Notes, Task};
+use crate::names::to_label_value;
+use crate::resolve::Resolved;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
+
+/// The labels kubestep selects on: who made the object and which task attempt it runs.
+pub fn system_labels(task: &Task) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::new();
+    l.insert("app.kubernetes.io/managed-by".into(), "kubestep".into());
+    l.insert("kubestep.io/flow".into(), to_label_value(&task.flow));
+    l.insert("kubestep.io/run-id".into(), to_label_value(&task.run_id));
+    l.insert("kubestep.io/step".into(), to_label_value(&task.step));
+    l.insert("kubestep.io/task-id".into(), to_label_value(&task.task_id));
+    l.insert("kubestep.io/attempt".into(), task.attempt.to_string());
+    if let Some(node) = &task.parallel {
+        l.insert("kubestep.io/node-index".into(), node.index.to_string());
+    }
+    l
+}
+
+pub(super) fn object_meta(step: &Resolved, task: &Task, notes: &mut Notes) -> ObjectMeta {
+    let mut labels = BTreeMap::new();
+    for (k, v) in &step.labels {
+        notes.note(format!("metadata.labels.{k}"), &v.value, &v.source);
+        labels.insert(k.clone(), v.value.clone());
+    }
+    // The spec rejects user keys under kubestep's prefixes, so nothing here overwrites theirs.
+    labels.extend(system_labels(task));
+    let mut annotations = BTreeMap::new();
+    for (k, v) in &step.annotations {
+        notes.note(format!("metadata.annotations.{k}"), &v.value, &v.source);
+        annotations.insert(k.clone(), v.value.clone());
+    }
+    // Label values may be sanitised; the annotations keep the exact names.
+    for (k, v) in [("flow", &task.flow), ("run-id", &task.run_id), ("step", &task.step), ("task-id", &task.task_id)] {
+        annotations.insert(format!("kubestep.io/{k}"), v.clone());
+    }
+    ObjectMeta { labels: Some(labels), annotations: Some(annotations), ..ObjectMeta::default() }
+}

@@ -1,0 +1,222 @@
+//! Environment and config-file defaults: `KUBESTEP_KUBERNETES_*` variables.
+//!
+//! The runtime reads the process environment and the config file into [`Defaults`]; this module
+//! only interprets them, so it stays free of I/O.
+
+use super::Source;
+use super::text::{coerce, parse_text};
+use crate::params::KUBERNETES;
+use crate::spec::{self, KubernetesArgs};
+use crate::value::Arg;
+use std::borrow::Cow;
+
+/// Where a default came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The process environment.
+    Env,
+    /// A config file, by path.
+    ConfigFile(String),
+}
+
+/// One `KUBESTEP_KUBERNETES_*` setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The variable's name.
+    pub var: String,
+    /// Its text.
+    pub value: String,
+    /// Where it was read.
+    pub origin: Origin,
+}
+
+/// Defaults below the decorator in precedence; an environment variable beats the config file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Defaults {
+    /// Every `KUBESTEP_KUBERNETES_*` entry found.
+    pub entries: Vec<Entry>,
+}
+
+/// Settings that are not decorator parameters.
+pub const SETTINGS: [(&str, &str); 5] = [
+    ("KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL", "node label that compute_pool selects on (default kubestep.io/compute-pool)"),
+    ("KUBESTEP_KUBERNETES_GPU_NODE_LABEL", "node label that marks GPU nodes, avoided when gpu = 0 (default by vendor)"),
+    ("KUBESTEP_KUBERNETES_JOB_TTL_SECONDS_AFTER_FINISHED", "seconds a finished Job is kept (default 604800, 7 days)"),
+    ("KUBESTEP_KUBERNETES_FETCH_IMAGE", "image of the init container that fetches the step binary"),
+    ("KUBESTEP_CONFIG", "path of a JSON file of KUBESTEP_KUBERNETES_* defaults"),
+];
+
+/// A default that cannot be used, naming the variable, its value and the rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A `KUBESTEP_KUBERNETES_*` name that means nothing.
+    #[error("unknown setting {var}{} ({origin}); known: {known}", hint.as_ref().map(|h| format!("; did you mean {h}?")).unwrap_or_default())]
+    Unknown {
+        /// The variable.
+        var: String,
+        /// Where it was read.
+        origin: String,
+        /// The nearest known name.
+        hint: Option<String>,
+        /// Every known name.
+        known: String,
+    },
+    /// A value the parameter rejects.
+    #[error("{var}={value:?} ({origin}): {message}")]
+    Invalid {
+        /// The variable.
+        var: String,
+        /// Its text.
+        value: String,
+        /// Where it was read.
+        origin: String,
+        /// The rule it breaks.
+        message: String,
+    },
+}
+
+impl Origin {
+    fn describe(&self) -> String {
+        match self {
+            Origin::Env => "environment".into(),
+            Origin::ConfigFile(path) => format!("config file {path}"),
+        }
+    }
+}
+
+/// Non-parameter settings, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Node label for compute pools.
+    pub compute_pool_label: String,
+    /// Node label marking GPU nodes, if set explicitly.
+    pub gpu_node_label: Option<String>,
+    /// `ttlSecondsAfterFinished` of every Job.
+    pub job_ttl_seconds: i32,
+    /// Image of the binary-fetching init container.
+    pub fetch_image: String,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            compute_pool_label: "kubestep.io/compute-pool".into(),
+            gpu_node_label: None,
+            job_ttl_seconds: 604_800,
+            fetch_image: "curlimages/curl:8.11.1".into(),
+        }
+    }
+}
+
+impl Defaults {
+    /// The entries in precedence order: config file first, so the environment overrides it.
+    fn ordered(&self) -> impl Iterator<Item = &Entry> {
+        let file = self.entries.iter().filter(|e| e.origin != Origin::Env);
+        file.chain(self.entries.iter().filter(|e| e.origin == Origin::Env))
+    }
+
+    /// One layer per parameter default, lowest first, each with its source.
+    ///
+    /// # Errors
+    /// An unknown variable, or a value the parameter rejects.
+    pub fn layers(&self) -> Result<Vec<(KubernetesArgs, Source)>, Error> {
+        let mut layers = Vec::new();
+        for e in self.ordered() {
+            if SETTINGS.iter().any(|(v, _)| *v == e.var) {
+                continue;
+            }
+            let Some(param) = KUBERNETES.iter().find(|p| p.env == Some(e.var.as_str())) else {
+                let known: Vec<&str> = KUBERNETES.iter().filter_map(|p| p.env).chain(SETTINGS.iter().map(|(v, _)| *v)).collect();
+                return Err(Error::Unknown {
+                    var: e.var.clone(),
+                    origin: e.origin.describe(),
+                    hint: crate::params::nearest(&e.var, known.iter().copied()).map(str::to_string),
+                    known: known.join(", "),
+                });
+            };
+            let arg = Arg { key: Cow::Borrowed(param.name), value: coerce(param.name, parse_text(e.value.trim())) };
+            let args = KubernetesArgs::parse(std::slice::from_ref(&arg)).map_err(|errors| self.invalid(e, &errors))?;
+            let source = match &e.origin {
+                Origin::Env => Source::Env(e.var.clone()),
+                Origin::ConfigFile(path) => Source::Config { file: path.clone(), key: e.var.clone() },
+            };
+            layers.push((args, source));
+        }
+        Ok(layers)
+    }
+
+    fn invalid(&self, e: &Entry, errors: &[spec::Error]) -> Error {
+        Error::Invalid {
+            var: e.var.clone(),
+            value: e.value.clone(),
+            origin: e.origin.describe(),
+            message: errors.iter().map(|x| x.message.as_str()).collect::<Vec<_>>().join("; "),
+        }
+    }
+
+    /// The settings that are not parameters.
+    ///
+    /// # Errors
+    /// A setting with an invalid value.
+    pub fn settings(&self) -> Result<Settings, Error> {
+        let mut s = Settings::default();
+        for e in self.ordered() {
+            let bad = |message: &str| Error::Invalid {
+                var: e.var.clone(),
+                value: e.value.clone(),
+                origin: e.origin.describe(),
+                message: message.to_string(),
+            };
+            let label_key = |v: &str| crate::names::qualified_name(v).map(|_| v.to_string()).map_err(|r| bad(&format!("must be a node label key: {r}")));
+            match e.var.as_str() {
+                "KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL" => s.compute_pool_label = label_key(&e.value)?,
+                "KUBESTEP_KUBERNETES_GPU_NODE_LABEL" => s.gpu_node_label = Some(label_key(&e.value)?),
+                "KUBESTEP_KUBERNETES_JOB_TTL_SECONDS_AFTER_FINISHED" => {
+                    s.job_ttl_seconds = e.value.trim().parse().ok().filter(|n| *n >= 0).ok_or_else(|| bad("must be a whole number of seconds, 0 or more"))?;
+                }
+                "KUBESTEP_KUBERNETES_FETCH_IMAGE" => {
+                    if e.value.trim().is_empty() || e.value.contains(char::is_whitespace) {
+                        return Err(bad("an image reference is not empty and has no spaces"));
+                    }
+                    s.fetch_image = e.value.clone();
+                }
+                _ => {}
+            }
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(var: &str, value: &str) -> Defaults {
+        Defaults { entries: vec![Entry { var: var.into(), value: value.into(), origin: Origin::Env }] }
+    }
+
+    #[test]
+    fn shared_memory_from_the_environment_works() {
+        // Metaflow rejects every METAFLOW_KUBERNETES_SHARED_MEMORY because it arrives as a string.
+        let layers = env("KUBESTEP_KUBERNETES_SHARED_MEMORY", "512").layers().unwrap();
+        assert_eq!(layers[0].0.shared_memory.as_ref().unwrap().quantity(), "512Mi");
+    }
+
+    #[test]
+    fn errors_name_the_variable_the_value_and_the_rule() {
+        let e = env("KUBESTEP_KUBERNETES_CPU", "-2").layers().unwrap_err().to_string();
+        assert!(e.contains("KUBESTEP_KUBERNETES_CPU=\"-2\"") && e.contains("greater than 0"), "{e}");
+        let e = env("KUBESTEP_KUBERNETES_CPUS", "2").layers().unwrap_err().to_string();
+        assert!(e.contains("did you mean KUBESTEP_KUBERNETES_CPU"), "{e}");
+    }
+
+    #[test]
+    fn string_forms() {
+        let l = env("KUBESTEP_KUBERNETES_LABELS", "team=ml,tier=gold").layers().unwrap();
+        assert_eq!(l[0].0.labels.as_ref().unwrap().len(), 2);
+        let l = env("KUBESTEP_KUBERNETES_SECRETS", "a,b").layers().unwrap();
+        assert_eq!(l[0].0.secrets.as_ref().unwrap(), &["a", "b"]);
+        let l = env("KUBESTEP_KUBERNETES_TOLERATIONS", r#"[{"key":"gpu","operator":"Exists"}]"#).layers().unwrap();
+        assert_eq!(l[0].0.tolerations.as_ref().unwrap().len(), 1);
+    }
+}
