@@ -7,10 +7,8 @@ use sha2::{Digest, Sha256};
 pub const MAX_LABEL: usize = 63;
 
 const LABEL_RULE: &str = "at most 63 characters: lowercase letters, digits and '-', beginning and ending with a letter or digit";
-const SUBDOMAIN_RULE: &str =
-    "at most 253 characters: dot-separated parts of lowercase letters, digits and '-', each beginning and ending with a letter or digit";
-const NAME_RULE: &str =
-    "at most 63 characters: letters, digits, '-', '_' and '.', beginning and ending with a letter or digit";
+const SUBDOMAIN_RULE: &str = "at most 253 characters: dot-separated parts of lowercase letters, digits and '-', each beginning and ending with a letter or digit";
+const NAME_RULE: &str = "at most 63 characters: letters, digits, '-', '_' and '.', beginning and ending with a letter or digit";
 
 fn alnum(b: u8) -> bool {
     b.is_ascii_alphanumeric()
@@ -20,14 +18,19 @@ fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= MAX_LABEL
-        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && alnum(b[0])
         && alnum(b[b.len() - 1])
 }
 
 /// A DNS-1123 label, such as a namespace or volume name.
 pub fn dns_label(s: &str) -> Result<(), String> {
-    if is_dns_label(s) { Ok(()) } else { Err(format!("a DNS-1123 label: {LABEL_RULE}")) }
+    if is_dns_label(s) {
+        Ok(())
+    } else {
+        Err(format!("a DNS-1123 label: {LABEL_RULE}"))
+    }
 }
 
 /// A DNS-1123 subdomain, such as a Secret, ServiceAccount or PersistentVolumeClaim name.
@@ -37,18 +40,24 @@ pub fn dns_subdomain(s: &str) -> Result<(), String> {
         && s.split('.').all(|part| {
             let b = part.as_bytes();
             !b.is_empty()
-                && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && b.iter()
+                    .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
                 && alnum(b[0])
                 && alnum(b[b.len() - 1])
         });
-    if ok { Ok(()) } else { Err(format!("a DNS-1123 subdomain: {SUBDOMAIN_RULE}")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("a DNS-1123 subdomain: {SUBDOMAIN_RULE}"))
+    }
 }
 
 fn is_name_part(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= MAX_LABEL
-        && b.iter().all(|&c| alnum(c) || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|&c| alnum(c) || matches!(c, b'-' | b'_' | b'.'))
         && alnum(b[0])
         && alnum(b[b.len() - 1])
 }
@@ -95,7 +104,11 @@ fn dns_fold(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max));
     for c in s.chars() {
         let c = c.to_ascii_lowercase();
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' };
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            '-'
+        };
         if c == '-' && (out.is_empty() || out.ends_with('-')) {
             continue;
         }
@@ -116,7 +129,11 @@ pub fn to_dns_label(s: &str) -> String {
     }
     let hash = short_hash(&[s], 8);
     let folded = dns_fold(s, MAX_LABEL - 9);
-    if folded.is_empty() { format!("x-{hash}") } else { format!("{folded}-{hash}") }
+    if folded.is_empty() {
+        format!("x-{hash}")
+    } else {
+        format!("{folded}-{hash}")
+    }
 }
 
 /// A label value made from `s`: `s` itself when valid, otherwise a cleaned prefix plus a hash.
@@ -127,11 +144,21 @@ pub fn to_label_value(s: &str) -> String {
     let hash = short_hash(&[s], 8);
     let mut cleaned: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     cleaned.truncate(MAX_LABEL - 9);
     let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    if cleaned.is_empty() { hash } else { format!("{cleaned}-{hash}") }
+    if cleaned.is_empty() {
+        hash
+    } else {
+        format!("{cleaned}-{hash}")
+    }
 }
 
 /// The Job name of one attempt of one task: deterministic, unique per (flow, run, step, task,

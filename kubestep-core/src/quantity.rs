@@ -18,7 +18,10 @@ impl Cpu {
     pub fn from_value(value: &Value) -> Result<Cpu, String> {
         const RULE: &str = "cpu must be greater than 0 and a multiple of 0.001 (1m), written as a number or a string such as \"500m\"";
         let (millis, text) = match value {
-            Value::Int(n) if *n > 0 => (u64::try_from(*n).ok().and_then(|n| n.checked_mul(1000)), n.to_string()),
+            Value::Int(n) if *n > 0 => (
+                u64::try_from(*n).ok().and_then(|n| n.checked_mul(1000)),
+                n.to_string(),
+            ),
             Value::Float(x) if *x > 0.0 && x.is_finite() => {
                 let m = x * 1000.0;
                 let exact = (m - m.round()).abs() < 1e-6 && m.round() >= 1.0;
@@ -59,7 +62,10 @@ fn parse_cpu_str(s: &str) -> Option<u64> {
         return None;
     }
     let frac_millis: u64 = format!("{frac:0<3}").parse().ok()?;
-    int.parse::<u64>().ok()?.checked_mul(1000)?.checked_add(frac_millis)
+    int.parse::<u64>()
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(frac_millis)
 }
 
 fn digits(s: &str) -> Option<&str> {
@@ -149,7 +155,11 @@ impl Size {
             Value::Int(n) if *n > 0 => Ok(Size::from_number(*n as u64, unit)),
             Value::Str(s) => parse_size_str(s)
                 .filter(|b| *b > 0)
-                .map(|bytes| Size { bytes, text: s.to_string(), number: None })
+                .map(|bytes| Size {
+                    bytes,
+                    text: s.to_string(),
+                    number: None,
+                })
                 .ok_or_else(rule),
             _ => Err(rule()),
         }
@@ -157,7 +167,11 @@ impl Size {
 
     /// A whole number of `unit`.
     pub fn from_number(n: u64, unit: Unit) -> Size {
-        Size { bytes: n as u128 * unit.bytes(), text: format!("{n}{}", unit.suffix()), number: Some(n) }
+        Size {
+            bytes: n as u128 * unit.bytes(),
+            text: format!("{n}{}", unit.suffix()),
+            number: Some(n),
+        }
     }
 
     /// Size in bytes, for taking the maximum of two values.
@@ -193,7 +207,9 @@ impl fmt::Display for Size {
 }
 
 fn parse_size_str(s: &str) -> Option<u128> {
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
     let (_, mult) = SUFFIXES.iter().find(|(sfx, _)| *sfx == suffix)?;
     let (int, frac) = split_decimal(number)?;
@@ -201,7 +217,15 @@ fn parse_size_str(s: &str) -> Option<u128> {
         return None;
     }
     let scale = 10u128.pow(frac.len() as u32);
-    let mantissa = int.parse::<u128>().ok()?.checked_mul(scale)?.checked_add(if frac.is_empty() { 0 } else { frac.parse().ok()? })?;
+    let mantissa =
+        int.parse::<u128>()
+            .ok()?
+            .checked_mul(scale)?
+            .checked_add(if frac.is_empty() {
+                0
+            } else {
+                frac.parse().ok()?
+            })?;
     // Kubernetes rounds a fractional byte count up.
     Some(mantissa.checked_mul(*mult)?.div_ceil(scale))
 }
@@ -221,7 +245,14 @@ mod tests {
         assert_eq!(Cpu::from_value(&Value::Float(0.5)).unwrap().millis(), 500);
         assert_eq!(Cpu::from_value(&s("250m")).unwrap().millis(), 250);
         assert_eq!(Cpu::from_value(&s("1.5")).unwrap().millis(), 1500);
-        for bad in [Value::Int(0), Value::Int(-1), Value::Float(0.0001), s("abc"), s("1.2345"), Value::Bool(true)] {
+        for bad in [
+            Value::Int(0),
+            Value::Int(-1),
+            Value::Float(0.0001),
+            s("abc"),
+            s("1.2345"),
+            Value::Bool(true),
+        ] {
             assert!(Cpu::from_value(&bad).is_err(), "{bad} accepted");
         }
     }
@@ -233,16 +264,47 @@ mod tests {
         let gi = Size::from_value(&s("16Gi"), Unit::Megabytes).unwrap();
         assert_eq!(gi.bytes(), 16 << 30);
         assert!(gi.bytes() > m.bytes());
-        assert_eq!(Size::from_value(&s("1.5Gi"), Unit::Megabytes).unwrap().bytes(), 3 << 29);
-        for bad in [Value::Int(0), s("16GB"), s("-1Gi"), s(""), s("0"), Value::Float(1.5)] {
-            assert!(Size::from_value(&bad, Unit::Megabytes).is_err(), "{bad} accepted");
+        assert_eq!(
+            Size::from_value(&s("1.5Gi"), Unit::Megabytes)
+                .unwrap()
+                .bytes(),
+            3 << 29
+        );
+        for bad in [
+            Value::Int(0),
+            s("16GB"),
+            s("-1Gi"),
+            s(""),
+            s("0"),
+            Value::Float(1.5),
+        ] {
+            assert!(
+                Size::from_value(&bad, Unit::Megabytes).is_err(),
+                "{bad} accepted"
+            );
         }
     }
 
     #[test]
     fn tmpfs_default_is_half_the_memory_number_in_mib() {
-        assert_eq!(Size::from_number(9000, Unit::Megabytes).half_as_mebibytes().quantity(), "4500Mi");
-        assert_eq!(Size::from_value(&s("16Gi"), Unit::Megabytes).unwrap().half_as_mebibytes().quantity(), "8192Mi");
-        assert_eq!(Size::from_number(1, Unit::Megabytes).half_as_mebibytes().quantity(), "1Mi");
+        assert_eq!(
+            Size::from_number(9000, Unit::Megabytes)
+                .half_as_mebibytes()
+                .quantity(),
+            "4500Mi"
+        );
+        assert_eq!(
+            Size::from_value(&s("16Gi"), Unit::Megabytes)
+                .unwrap()
+                .half_as_mebibytes()
+                .quantity(),
+            "8192Mi"
+        );
+        assert_eq!(
+            Size::from_number(1, Unit::Megabytes)
+                .half_as_mebibytes()
+                .quantity(),
+            "1Mi"
+        );
     }
 }

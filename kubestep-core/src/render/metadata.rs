@@ -35,8 +35,17 @@ pub(super) fn object_meta(step: &Resolved, task: &Task, notes: &mut Notes) -> Ob
         annotations.insert(k.clone(), v.value.clone());
     }
     // Label values may be sanitised; the annotations keep the exact names.
-    for (k, v) in [("flow", &task.flow), ("run-id", &task.run_id), ("step", &task.step), ("task-id", &task.task_id)] {
+    for (k, v) in [
+        ("flow", &task.flow),
+        ("run-id", &task.run_id),
+        ("step", &task.step),
+        ("task-id", &task.task_id),
+    ] {
         annotations.insert(format!("kubestep.io/{k}"), v.clone());
     }
-    ObjectMeta { labels: Some(labels), annotations: Some(annotations), ..ObjectMeta::default() }
+    ObjectMeta {
+        labels: Some(labels),
+        annotations: Some(annotations),
+        ..ObjectMeta::default()
+    }
 }

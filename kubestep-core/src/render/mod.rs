@@ -8,7 +8,7 @@ mod pod;
 mod resources;
 mod yaml;
 
-pub use yaml::to_yaml;
+pub use yaml::{YamlError, to_yaml};
 
 use crate::names;
 use crate::resolve::{Resolved, Source};
@@ -79,7 +79,13 @@ impl Task {
 
     /// The headless Service that gives the nodes of a multi-node step their DNS names.
     pub fn service_name(&self) -> String {
-        names::job_name(&self.flow, &self.run_id, &self.step, &self.task_id, self.attempt)
+        names::job_name(
+            &self.flow,
+            &self.run_id,
+            &self.step,
+            &self.task_id,
+            self.attempt,
+        )
     }
 }
 
@@ -109,7 +115,11 @@ pub(crate) struct Notes(Vec<Explained>);
 
 impl Notes {
     pub(crate) fn note(&mut self, field: impl Into<String>, value: impl ToString, source: &Source) {
-        self.0.push(Explained { field: field.into(), value: value.to_string(), source: source.clone() });
+        self.0.push(Explained {
+            field: field.into(),
+            value: value.to_string(),
+            source: source.clone(),
+        });
     }
 }
 
@@ -119,27 +129,52 @@ const POD: &str = "spec.template.spec";
 pub fn job(step: &Resolved, task: &Task) -> Rendered {
     let mut notes = Notes::default();
     let name = task.job_name();
-    notes.note("metadata.namespace", &step.namespace.value, &step.namespace.source);
+    notes.note(
+        "metadata.namespace",
+        &step.namespace.value,
+        &step.namespace.source,
+    );
     let meta = metadata::object_meta(step, task, &mut notes);
     let pod_spec = pod::pod_spec(step, task, &mut notes);
     if let Some(t) = step.timeout_seconds {
-        notes.note(format!("{POD}.activeDeadlineSeconds"), t, &Source::Decorator);
+        notes.note(
+            format!("{POD}.activeDeadlineSeconds"),
+            t,
+            &Source::Decorator,
+        );
     }
-    notes.note("spec.ttlSecondsAfterFinished", step.settings.job_ttl_seconds, &Source::BuiltIn);
+    notes.note(
+        "spec.ttlSecondsAfterFinished",
+        step.settings.job_ttl_seconds,
+        &Source::BuiltIn,
+    );
     let job = Job {
-        metadata: ObjectMeta { name: Some(name), namespace: Some(step.namespace.value.clone()), ..meta.clone() },
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(step.namespace.value.clone()),
+            ..meta.clone()
+        },
         spec: Some(JobSpec {
             // kubestep retries itself, so it can tell a user failure from an infrastructure one.
             backoff_limit: Some(0),
             completions: Some(1),
             parallelism: Some(1),
             ttl_seconds_after_finished: Some(step.settings.job_ttl_seconds),
-            template: PodTemplateSpec { metadata: Some(ObjectMeta { namespace: None, ..meta }), spec: Some(pod_spec) },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    namespace: None,
+                    ..meta
+                }),
+                spec: Some(pod_spec),
+            },
             ..JobSpec::default()
         }),
         status: None,
     };
-    Rendered { job, explain: notes.0 }
+    Rendered {
+        job,
+        explain: notes.0,
+    }
 }
 
 /// The headless Service that lets the nodes of a multi-node step find each other by name
@@ -150,11 +185,21 @@ pub fn parallel_service(step: &Resolved, task: &Task) -> Service {
     let mut selector = metadata::system_labels(task);
     selector.remove("kubestep.io/attempt");
     Service {
-        metadata: ObjectMeta { name: Some(task.service_name()), namespace: Some(step.namespace.value.clone()), ..meta },
+        metadata: ObjectMeta {
+            name: Some(task.service_name()),
+            namespace: Some(step.namespace.value.clone()),
+            ..meta
+        },
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             selector: Some(selector),
-            ports: step.port.as_ref().map(|p| vec![ServicePort { port: p.value.into(), name: Some("main".into()), ..Default::default() }]),
+            ports: step.port.as_ref().map(|p| {
+                vec![ServicePort {
+                    port: p.value.into(),
+                    name: Some("main".into()),
+                    ..Default::default()
+                }]
+            }),
             publish_not_ready_addresses: Some(true),
             ..ServiceSpec::default()
         }),

@@ -4,9 +4,9 @@ use super::{Binary, Notes, POD, ParallelNode, Task, resources};
 use crate::names;
 use crate::resolve::{Resolved, Source};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource, LocalObjectReference,
-    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSpec, SeccompProfile, SecretEnvSource, SecurityContext, Toleration,
-    Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    LocalObjectReference, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSpec,
+    SeccompProfile, SecretEnvSource, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
@@ -33,7 +33,10 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: path.into(), api_version: None }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                api_version: None,
+            }),
             ..EnvVarSource::default()
         }),
         value: None,
@@ -41,7 +44,11 @@ fn field_env(name: &str, path: &str) -> EnvVar {
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
 }
 
 fn main_env(step: &Resolved, task: &Task, notes: &mut Notes) -> Vec<EnvVar> {
@@ -51,23 +58,47 @@ fn main_env(step: &Resolved, task: &Task, notes: &mut Notes) -> Vec<EnvVar> {
         field_env("KUBESTEP_KUBERNETES_POD_NAMESPACE", "metadata.namespace"),
         field_env("KUBESTEP_KUBERNETES_POD_ID", "metadata.uid"),
         field_env("KUBESTEP_KUBERNETES_NODE_IP", "status.hostIP"),
-        field_env("KUBESTEP_KUBERNETES_SERVICE_ACCOUNT_NAME", "spec.serviceAccountName"),
+        field_env(
+            "KUBESTEP_KUBERNETES_SERVICE_ACCOUNT_NAME",
+            "spec.serviceAccountName",
+        ),
     ];
     if let Some(t) = step.tmpfs.as_ref().filter(|t| t.tempdir.value) {
-        notes.note(format!("{MAIN}.env.KUBESTEP_TEMPDIR"), &t.path.value, &t.tempdir.source);
+        notes.note(
+            format!("{MAIN}.env.KUBESTEP_TEMPDIR"),
+            &t.path.value,
+            &t.tempdir.source,
+        );
         out.push(env("KUBESTEP_TEMPDIR", t.path.value.clone()));
         out.push(env("TMPDIR", t.path.value.clone()));
     }
     if let Some(ParallelNode { index, size }) = &task.parallel {
-        let main_host = format!("{}.{}", names::job_name(&task.flow, &task.run_id, &task.step, &format!("{}-0", task.task_id), task.attempt), task.service_name());
+        let main_host = format!(
+            "{}.{}",
+            names::job_name(
+                &task.flow,
+                &task.run_id,
+                &task.step,
+                &format!("{}-0", task.task_id),
+                task.attempt
+            ),
+            task.service_name()
+        );
         out.push(env("KUBESTEP_PARALLEL_NODE_INDEX", index.to_string()));
         out.push(env("KUBESTEP_PARALLEL_NUM_NODES", size.to_string()));
         out.push(env("KUBESTEP_PARALLEL_MAIN_ADDR", main_host));
         if let Some(port) = &step.port {
             out.push(env("KUBESTEP_PARALLEL_MAIN_PORT", port.value.to_string()));
         }
-        notes.note(format!("{MAIN}.env.KUBESTEP_HOSTNAME_RESOLUTION_TIMEOUT"), step.hostname_resolution_timeout.value, &step.hostname_resolution_timeout.source);
-        out.push(env("KUBESTEP_HOSTNAME_RESOLUTION_TIMEOUT", step.hostname_resolution_timeout.value.to_string()));
+        notes.note(
+            format!("{MAIN}.env.KUBESTEP_HOSTNAME_RESOLUTION_TIMEOUT"),
+            step.hostname_resolution_timeout.value,
+            &step.hostname_resolution_timeout.source,
+        );
+        out.push(env(
+            "KUBESTEP_HOSTNAME_RESOLUTION_TIMEOUT",
+            step.hostname_resolution_timeout.value.to_string(),
+        ));
     }
     out.extend(task.env.iter().map(|(k, v)| env(k, v.clone())));
     out
@@ -80,9 +111,15 @@ fn security_context(step: &Resolved, notes: &mut Notes) -> SecurityContext {
     let sc = user.map(|s| s.value.clone()).unwrap_or_default();
     let source = user.map_or(Source::BuiltIn, |s| s.source.clone());
     let privileged = sc.privileged == Some(true);
-    let ape = sc.allow_privilege_escalation.or((!privileged).then_some(false));
+    let ape = sc
+        .allow_privilege_escalation
+        .or((!privileged).then_some(false));
     let field = format!("{MAIN}.securityContext");
-    let ape_source = if sc.allow_privilege_escalation.is_some() { source.clone() } else { Source::BuiltIn };
+    let ape_source = if sc.allow_privilege_escalation.is_some() {
+        source.clone()
+    } else {
+        Source::BuiltIn
+    };
     if let Some(a) = ape {
         notes.note(format!("{field}.allowPrivilegeEscalation"), a, &ape_source);
     }
@@ -102,7 +139,10 @@ fn security_context(step: &Resolved, notes: &mut Notes) -> SecurityContext {
         run_as_user: sc.run_as_user,
         run_as_group: sc.run_as_group,
         run_as_non_root: sc.run_as_non_root,
-        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
         ..SecurityContext::default()
     }
 }
@@ -110,13 +150,20 @@ fn security_context(step: &Resolved, notes: &mut Notes) -> SecurityContext {
 fn memory_volume(name: &str, size: &str) -> Volume {
     Volume {
         name: name.into(),
-        empty_dir: Some(EmptyDirVolumeSource { medium: Some("Memory".into()), size_limit: Some(Quantity(size.into())) }),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: Some(Quantity(size.into())),
+        }),
         ..Volume::default()
     }
 }
 
 fn mount(name: &str, path: &str) -> VolumeMount {
-    VolumeMount { name: name.into(), mount_path: path.into(), ..VolumeMount::default() }
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..VolumeMount::default()
+    }
 }
 
 /// Volumes and the main container's mounts: binary dir, /dev/shm, tmpfs, claims.
@@ -124,26 +171,52 @@ fn volumes(step: &Resolved, task: &Task, notes: &mut Notes) -> (Vec<Volume>, Vec
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     if let Binary::Fetched { .. } = task.binary {
-        volumes.push(Volume { name: "kubestep-bin".into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() });
-        mounts.push(VolumeMount { read_only: Some(true), ..mount("kubestep-bin", BIN_DIR) });
+        volumes.push(Volume {
+            name: "kubestep-bin".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            read_only: Some(true),
+            ..mount("kubestep-bin", BIN_DIR)
+        });
     }
     if let Some(shm) = &step.shared_memory {
-        notes.note(format!("{POD}.volumes[dshm].emptyDir.sizeLimit"), shm.value.quantity(), &shm.source);
+        notes.note(
+            format!("{POD}.volumes[dshm].emptyDir.sizeLimit"),
+            shm.value.quantity(),
+            &shm.source,
+        );
         volumes.push(memory_volume("dshm", shm.value.quantity()));
         mounts.push(mount("dshm", "/dev/shm"));
     }
     if let Some(t) = &step.tmpfs {
-        notes.note(format!("{POD}.volumes[tmpfs].emptyDir.sizeLimit"), t.size.value.quantity(), &t.size.source);
-        notes.note(format!("{MAIN}.volumeMounts[tmpfs].mountPath"), &t.path.value, &t.path.source);
+        notes.note(
+            format!("{POD}.volumes[tmpfs].emptyDir.sizeLimit"),
+            t.size.value.quantity(),
+            &t.size.source,
+        );
+        notes.note(
+            format!("{MAIN}.volumeMounts[tmpfs].mountPath"),
+            &t.path.value,
+            &t.path.source,
+        );
         volumes.push(memory_volume("tmpfs", t.size.value.quantity()));
         mounts.push(mount("tmpfs", &t.path.value));
     }
     for (claim, path) in &step.persistent_volume_claims {
         let name = names::to_dns_label(&format!("pvc-{claim}"));
-        notes.note(format!("{MAIN}.volumeMounts[{name}].mountPath"), &path.value, &path.source);
+        notes.note(
+            format!("{MAIN}.volumeMounts[{name}].mountPath"),
+            &path.value,
+            &path.source,
+        );
         volumes.push(Volume {
             name: name.clone(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim.clone(), read_only: None }),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.clone(),
+                read_only: None,
+            }),
             ..Volume::default()
         });
         mounts.push(mount(&name, &path.value));
@@ -152,12 +225,17 @@ fn volumes(step: &Resolved, task: &Task, notes: &mut Notes) -> (Vec<Volume>, Vec
 }
 
 fn fetch_container(step: &Resolved, task: &Task, main: &Container) -> Option<Container> {
-    let Binary::Fetched { url, sha256 } = &task.binary else { return None };
+    let Binary::Fetched { url, sha256 } = &task.binary else {
+        return None;
+    };
     Some(Container {
         name: "fetch-binary".into(),
         image: Some(step.settings.fetch_image.clone()),
         command: Some(vec!["sh".into(), "-c".into(), FETCH_SCRIPT.into()]),
-        env: Some(vec![env("KUBESTEP_BINARY_URL", url.clone()), env("KUBESTEP_BINARY_SHA256", sha256.clone())]),
+        env: Some(vec![
+            env("KUBESTEP_BINARY_URL", url.clone()),
+            env("KUBESTEP_BINARY_SHA256", sha256.clone()),
+        ]),
         volume_mounts: Some(vec![mount("kubestep-bin", BIN_DIR)]),
         // The same requests as the main container cost nothing (a pod reserves the larger of the
         // two) and keep a Guaranteed pod Guaranteed.
@@ -182,11 +260,16 @@ fn node_selector(step: &Resolved, task: &Task, notes: &mut Notes) -> BTreeMap<St
     }
     if let Some(pool) = &step.compute_pool {
         let label = &step.settings.compute_pool_label;
-        notes.note(format!("{POD}.nodeSelector.{label}"), &pool.value, &pool.source);
+        notes.note(
+            format!("{POD}.nodeSelector.{label}"),
+            &pool.value,
+            &pool.source,
+        );
         sel.insert(label.clone(), pool.value.clone());
     }
     if let Some(arch) = &task.arch {
-        sel.entry("kubernetes.io/arch".into()).or_insert_with(|| arch.clone());
+        sel.entry("kubernetes.io/arch".into())
+            .or_insert_with(|| arch.clone());
     }
     sel
 }
@@ -207,12 +290,20 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
         Binary::InImage { path } => path.clone(),
         Binary::Fetched { .. } => FETCHED_PATH.into(),
     };
-    notes.note(format!("{MAIN}.image"), &step.image.value, &step.image.source);
+    notes.note(
+        format!("{MAIN}.image"),
+        &step.image.value,
+        &step.image.source,
+    );
     if let Some(p) = &step.image_pull_policy {
         notes.note(format!("{MAIN}.imagePullPolicy"), p.value.name(), &p.source);
     }
     for s in &step.secrets {
-        notes.note(format!("{MAIN}.envFrom[].secretRef.name"), &s.value, &s.source);
+        notes.note(
+            format!("{MAIN}.envFrom[].secretRef.name"),
+            &s.value,
+            &s.source,
+        );
     }
     if let Some(p) = &step.port {
         notes.note(format!("{MAIN}.ports[0].containerPort"), p.value, &p.source);
@@ -220,17 +311,32 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
     let main = Container {
         name: names::to_dns_label(&task.step),
         image: Some(step.image.value.clone()),
-        image_pull_policy: step.image_pull_policy.as_ref().map(|p| p.value.name().to_string()),
+        image_pull_policy: step
+            .image_pull_policy
+            .as_ref()
+            .map(|p| p.value.name().to_string()),
         command: Some(vec![command]),
         args: Some(task.args.clone()),
         env: Some(main_env(step, task, notes)),
         env_from: (!step.secrets.is_empty()).then(|| {
             step.secrets
                 .iter()
-                .map(|s| EnvFromSource { secret_ref: Some(SecretEnvSource { name: s.value.clone(), optional: None }), ..EnvFromSource::default() })
+                .map(|s| EnvFromSource {
+                    secret_ref: Some(SecretEnvSource {
+                        name: s.value.clone(),
+                        optional: None,
+                    }),
+                    ..EnvFromSource::default()
+                })
                 .collect()
         }),
-        ports: step.port.as_ref().map(|p| vec![ContainerPort { container_port: p.value.into(), name: Some("main".into()), ..ContainerPort::default() }]),
+        ports: step.port.as_ref().map(|p| {
+            vec![ContainerPort {
+                container_port: p.value.into(),
+                name: Some("main".into()),
+                ..ContainerPort::default()
+            }]
+        }),
         resources: Some(resources::requirements(step, notes)),
         security_context: Some(security_context(step, notes)),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
@@ -242,12 +348,23 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
         notes.note(format!("{POD}.serviceAccountName"), &sa.value, &sa.source);
     }
     for t in &step.tolerations {
-        notes.note(format!("{POD}.tolerations[]"), format!("{:?}", t.value), &t.source);
+        notes.note(
+            format!("{POD}.tolerations[]"),
+            format!("{:?}", t.value),
+            &t.source,
+        );
     }
     for s in &step.image_pull_secrets {
-        notes.note(format!("{POD}.imagePullSecrets[].name"), &s.value, &s.source);
+        notes.note(
+            format!("{POD}.imagePullSecrets[].name"),
+            &s.value,
+            &s.source,
+        );
     }
-    let parallel = task.parallel.as_ref().map(|_| (task.job_name(), task.service_name()));
+    let parallel = task
+        .parallel
+        .as_ref()
+        .map(|_| (task.job_name(), task.service_name()));
     PodSpec {
         restart_policy: Some("Never".into()),
         active_deadline_seconds: step.timeout_seconds.map(|s| s as i64),
@@ -256,10 +373,21 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
         automount_service_account_token: step.service_account.is_none().then_some(false),
         enable_service_links: Some(false),
         node_selector: (!sel.is_empty()).then_some(sel),
-        tolerations: (!step.tolerations.is_empty()).then(|| step.tolerations.iter().map(|t| toleration(&t.value)).collect()),
+        tolerations: (!step.tolerations.is_empty()).then(|| {
+            step.tolerations
+                .iter()
+                .map(|t| toleration(&t.value))
+                .collect()
+        }),
         affinity: resources::affinity(step, notes),
-        image_pull_secrets: (!step.image_pull_secrets.is_empty())
-            .then(|| step.image_pull_secrets.iter().map(|s| LocalObjectReference { name: s.value.clone() }).collect()),
+        image_pull_secrets: (!step.image_pull_secrets.is_empty()).then(|| {
+            step.image_pull_secrets
+                .iter()
+                .map(|s| LocalObjectReference {
+                    name: s.value.clone(),
+                })
+                .collect()
+        }),
         volumes: (!volumes.is_empty()).then_some(volumes),
         init_containers: fetch_container(step, task, &main).map(|c| vec![c]),
         hostname: parallel.as_ref().map(|(job, _)| job.clone()),

@@ -3,7 +3,10 @@
 use super::{Notes, POD};
 use crate::resolve::{Resolved, Source};
 use crate::spec::{GpuVendor, Qos};
-use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    ResourceRequirements,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
@@ -20,7 +23,11 @@ pub(super) fn requirements(step: &Resolved, notes: &mut Notes) -> ResourceRequir
     let mut limits = BTreeMap::new();
     let qos = step.qos.value;
     notes.note("(qos)", qos.name(), &step.qos.source);
-    let mut put = |map: &mut BTreeMap<String, Quantity>, which: &str, name: &str, value: &str, source: &Source| {
+    let mut put = |map: &mut BTreeMap<String, Quantity>,
+                   which: &str,
+                   name: &str,
+                   value: &str,
+                   source: &Source| {
         notes.note(format!("{MAIN}.{which}.{name}"), value, source);
         map.insert(name.to_string(), Quantity(value.to_string()));
     };
@@ -30,7 +37,11 @@ pub(super) fn requirements(step: &Resolved, notes: &mut Notes) -> ResourceRequir
     let disk = (step.disk.value.quantity(), &step.disk.source);
     match qos {
         Qos::Burstable | Qos::Guaranteed => {
-            for (name, (value, source)) in [("cpu", cpu), ("memory", memory), ("ephemeral-storage", disk)] {
+            for (name, (value, source)) in [
+                ("cpu", cpu),
+                ("memory", memory),
+                ("ephemeral-storage", disk),
+            ] {
                 put(&mut requests, "requests", name, value, source);
             }
             put(&mut limits, "limits", "memory", memory.0, memory.1);
@@ -39,12 +50,24 @@ pub(super) fn requirements(step: &Resolved, notes: &mut Notes) -> ResourceRequir
                 put(&mut limits, "limits", "ephemeral-storage", disk.0, disk.1);
             }
         }
-        Qos::BestEffort if disk_explicit => put(&mut requests, "requests", "ephemeral-storage", disk.0, disk.1),
+        Qos::BestEffort if disk_explicit => put(
+            &mut requests,
+            "requests",
+            "ephemeral-storage",
+            disk.0,
+            disk.1,
+        ),
         Qos::BestEffort => {}
     }
     if let Some(gpu) = step.gpu.as_ref().filter(|g| g.value > 0) {
         let resource = format!("{}.com/gpu", step.gpu_vendor.value.name());
-        put(&mut limits, "limits", &resource, &gpu.value.to_string(), &gpu.source);
+        put(
+            &mut limits,
+            "limits",
+            &resource,
+            &gpu.value.to_string(),
+            &gpu.source,
+        );
     }
     ResourceRequirements {
         requests: (!requests.is_empty()).then_some(requests),
@@ -55,10 +78,13 @@ pub(super) fn requirements(step: &Resolved, notes: &mut Notes) -> ResourceRequir
 
 /// The node label that marks GPU nodes of a vendor, as its device tooling sets it.
 fn gpu_node_label(step: &Resolved) -> String {
-    step.settings.gpu_node_label.clone().unwrap_or_else(|| match step.gpu_vendor.value {
-        GpuVendor::Nvidia => "nvidia.com/gpu.present".into(),
-        GpuVendor::Amd => "feature.node.kubernetes.io/amd-gpu".into(),
-    })
+    step.settings
+        .gpu_node_label
+        .clone()
+        .unwrap_or_else(|| match step.gpu_vendor.value {
+            GpuVendor::Nvidia => "nvidia.com/gpu.present".into(),
+            GpuVendor::Amd => "feature.node.kubernetes.io/amd-gpu".into(),
+        })
 }
 
 /// `gpu = 0` keeps the pod off GPU nodes (Metaflow renders a zero limit, which does not).

@@ -8,7 +8,10 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 use std::borrow::Cow;
 
 fn arg(key: &'static str, value: Value) -> Arg {
-    Arg { key: Cow::Borrowed(key), value }
+    Arg {
+        key: Cow::Borrowed(key),
+        value,
+    }
 }
 
 fn s(x: &str) -> Value {
@@ -16,15 +19,31 @@ fn s(x: &str) -> Value {
 }
 
 fn map(entries: &[(&str, Value)]) -> Value {
-    Value::Map(entries.iter().map(|(k, v)| (Cow::Owned(k.to_string()), v.clone())).collect::<Vec<_>>().into())
+    Value::Map(
+        entries
+            .iter()
+            .map(|(k, v)| (Cow::Owned(k.to_string()), v.clone()))
+            .collect::<Vec<_>>()
+            .into(),
+    )
 }
 
 fn decl(decorators: Vec<Decorator>) -> StepDecl {
-    StepDecl { name: "train", doc: "", input: "()", output: "u64", is_async: false, decorators: Box::leak(decorators.into_boxed_slice()) }
+    StepDecl {
+        name: "train",
+        doc: "",
+        input: "()",
+        output: "u64",
+        is_async: false,
+        decorators: Box::leak(decorators.into_boxed_slice()),
+    }
 }
 
 fn k8s(args: Vec<Arg>) -> Decorator {
-    Decorator { kind: DecoratorKind::Kubernetes, args: args.into() }
+    Decorator {
+        kind: DecoratorKind::Kubernetes,
+        args: args.into(),
+    }
 }
 
 fn task() -> Task {
@@ -36,7 +55,9 @@ fn task() -> Task {
         attempt: 0,
         args: vec!["step".into(), "train".into()],
         env: vec![],
-        binary: Binary::InImage { path: "/usr/local/bin/flow".into() },
+        binary: Binary::InImage {
+            path: "/usr/local/bin/flow".into(),
+        },
         arch: Some("amd64".into()),
         parallel: None,
     }
@@ -44,10 +65,20 @@ fn task() -> Task {
 
 fn render_with(decorators: Vec<Decorator>, env: &[(&str, &str)], with: &[&str]) -> Rendered {
     let defaults = Defaults {
-        entries: env.iter().map(|(k, v)| Entry { var: k.to_string(), value: v.to_string(), origin: Origin::Env }).collect(),
+        entries: env
+            .iter()
+            .map(|(k, v)| Entry {
+                var: k.to_string(),
+                value: v.to_string(),
+                origin: Origin::Env,
+            })
+            .collect(),
     };
     let overrides: Vec<_> = with.iter().map(|w| with_arg::parse(w).unwrap()).collect();
-    job(&resolve(&decl(decorators), &defaults, &overrides).unwrap(), &task())
+    job(
+        &resolve(&decl(decorators), &defaults, &overrides).unwrap(),
+        &task(),
+    )
 }
 
 fn render(args: Vec<Arg>) -> Rendered {
@@ -64,7 +95,11 @@ fn main(r: &Rendered) -> &Container {
 
 fn quantity(r: &Rendered, which: &str, name: &str) -> Option<String> {
     let res = main(r).resources.as_ref().unwrap();
-    let map = if which == "requests" { &res.requests } else { &res.limits };
+    let map = if which == "requests" {
+        &res.requests
+    } else {
+        &res.limits
+    };
     map.as_ref().and_then(|m| m.get(name)).map(|q| q.0.clone())
 }
 
@@ -73,7 +108,10 @@ fn defaults_are_burstable_with_memory_limit() {
     let r = render(vec![]);
     assert_eq!(quantity(&r, "requests", "cpu").as_deref(), Some("1"));
     assert_eq!(quantity(&r, "requests", "memory").as_deref(), Some("4096M"));
-    assert_eq!(quantity(&r, "requests", "ephemeral-storage").as_deref(), Some("10240M"));
+    assert_eq!(
+        quantity(&r, "requests", "ephemeral-storage").as_deref(),
+        Some("10240M")
+    );
     assert_eq!(quantity(&r, "limits", "memory").as_deref(), Some("4096M"));
     assert_eq!(quantity(&r, "limits", "cpu"), None);
     let spec = r.job.spec.as_ref().unwrap();
@@ -85,24 +123,54 @@ fn defaults_are_burstable_with_memory_limit() {
     let sc = main(&r).security_context.as_ref().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
-    assert_eq!(pod(&r).node_selector.as_ref().unwrap()["kubernetes.io/arch"], "amd64");
+    assert_eq!(
+        pod(&r).node_selector.as_ref().unwrap()["kubernetes.io/arch"],
+        "amd64"
+    );
 }
 
 #[test]
 fn memory_merged_with_resources_stays_an_integer() {
     // Metaflow renders "16000.0M" after a max-merge.
-    let res = Decorator { kind: DecoratorKind::Resources, args: vec![arg("memory", Value::Int(16000)), arg("gpu", Value::Int(1))].into() };
-    let r = render_with(vec![k8s(vec![arg("memory", Value::Int(4096)), arg("gpu", Value::Int(4))]), res], &[], &[]);
-    assert_eq!(quantity(&r, "requests", "memory").as_deref(), Some("16000M"));
+    let res = Decorator {
+        kind: DecoratorKind::Resources,
+        args: vec![arg("memory", Value::Int(16000)), arg("gpu", Value::Int(1))].into(),
+    };
+    let r = render_with(
+        vec![
+            k8s(vec![
+                arg("memory", Value::Int(4096)),
+                arg("gpu", Value::Int(4)),
+            ]),
+            res,
+        ],
+        &[],
+        &[],
+    );
+    assert_eq!(
+        quantity(&r, "requests", "memory").as_deref(),
+        Some("16000M")
+    );
     // Metaflow lets #[resources(gpu = 1)] replace gpu = 4; kubestep takes the maximum.
-    assert_eq!(quantity(&r, "limits", "nvidia.com/gpu").as_deref(), Some("4"));
+    assert_eq!(
+        quantity(&r, "limits", "nvidia.com/gpu").as_deref(),
+        Some("4")
+    );
 }
 
 #[test]
 fn guaranteed_sets_limits_equal_to_requests() {
-    let r = render(vec![arg("qos", s("Guaranteed")), arg("cpu", Value::Float(0.5)), arg("memory", s("16Gi"))]);
+    let r = render(vec![
+        arg("qos", s("Guaranteed")),
+        arg("cpu", Value::Float(0.5)),
+        arg("memory", s("16Gi")),
+    ]);
     for name in ["cpu", "memory", "ephemeral-storage"] {
-        assert_eq!(quantity(&r, "requests", name), quantity(&r, "limits", name), "{name}");
+        assert_eq!(
+            quantity(&r, "requests", name),
+            quantity(&r, "limits", name),
+            "{name}"
+        );
     }
     assert_eq!(quantity(&r, "limits", "cpu").as_deref(), Some("0.5"));
     assert_eq!(quantity(&r, "limits", "memory").as_deref(), Some("16Gi"));
@@ -114,8 +182,14 @@ fn best_effort_has_no_cpu_or_memory() {
     let r = render(vec![arg("qos", s("BestEffort"))]);
     assert_eq!(main(&r).resources.as_ref().unwrap().requests, None);
     assert_eq!(main(&r).resources.as_ref().unwrap().limits, None);
-    let r = render(vec![arg("qos", s("besteffort")), arg("disk", Value::Int(2048))]);
-    assert_eq!(quantity(&r, "requests", "ephemeral-storage").as_deref(), Some("2048M"));
+    let r = render(vec![
+        arg("qos", s("besteffort")),
+        arg("disk", Value::Int(2048)),
+    ]);
+    assert_eq!(
+        quantity(&r, "requests", "ephemeral-storage").as_deref(),
+        Some("2048M")
+    );
     assert_eq!(quantity(&r, "requests", "cpu"), None);
 }
 
@@ -130,45 +204,135 @@ fn gpu_vendor_is_lower_cased() {
 fn gpu_zero_keeps_pod_off_gpu_nodes() {
     let r = render(vec![arg("gpu", Value::Int(0))]);
     assert_eq!(quantity(&r, "limits", "nvidia.com/gpu"), None);
-    let terms = &pod(&r).affinity.as_ref().unwrap().node_affinity.as_ref().unwrap();
-    let req = &terms.required_during_scheduling_ignored_during_execution.as_ref().unwrap().node_selector_terms[0];
+    let terms = &pod(&r)
+        .affinity
+        .as_ref()
+        .unwrap()
+        .node_affinity
+        .as_ref()
+        .unwrap();
+    let req = &terms
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap()
+        .node_selector_terms[0];
     let expr = &req.match_expressions.as_ref().unwrap()[0];
-    assert_eq!((expr.key.as_str(), expr.operator.as_str()), ("nvidia.com/gpu.present", "NotIn"));
-    let r = render_with(vec![k8s(vec![arg("gpu", Value::Int(0))])], &[("KUBESTEP_KUBERNETES_GPU_NODE_LABEL", "example.com/gpu")], &[]);
-    let aff = pod(&r).affinity.as_ref().unwrap().node_affinity.as_ref().unwrap();
-    let key = &aff.required_during_scheduling_ignored_during_execution.as_ref().unwrap().node_selector_terms[0].match_expressions.as_ref().unwrap()[0].key;
+    assert_eq!(
+        (expr.key.as_str(), expr.operator.as_str()),
+        ("nvidia.com/gpu.present", "NotIn")
+    );
+    let r = render_with(
+        vec![k8s(vec![arg("gpu", Value::Int(0))])],
+        &[("KUBESTEP_KUBERNETES_GPU_NODE_LABEL", "example.com/gpu")],
+        &[],
+    );
+    let aff = pod(&r)
+        .affinity
+        .as_ref()
+        .unwrap()
+        .node_affinity
+        .as_ref()
+        .unwrap();
+    let key = &aff
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap()
+        .node_selector_terms[0]
+        .match_expressions
+        .as_ref()
+        .unwrap()[0]
+        .key;
     assert_eq!(key, "example.com/gpu");
 }
 
 #[test]
 fn shared_memory_and_tmpfs_are_memory_volumes() {
-    let r = render(vec![arg("shared_memory", Value::Int(1024)), arg("use_tmpfs", Value::Bool(true)), arg("memory", Value::Int(9000))]);
+    let r = render(vec![
+        arg("shared_memory", Value::Int(1024)),
+        arg("use_tmpfs", Value::Bool(true)),
+        arg("memory", Value::Int(9000)),
+    ]);
     let vols = pod(&r).volumes.as_ref().unwrap();
-    let dshm = vols.iter().find(|v| v.name == "dshm").unwrap().empty_dir.as_ref().unwrap();
-    assert_eq!((dshm.medium.as_deref(), dshm.size_limit.as_ref().unwrap().0.as_str()), (Some("Memory"), "1024Mi"));
-    let tmpfs = vols.iter().find(|v| v.name == "tmpfs").unwrap().empty_dir.as_ref().unwrap();
+    let dshm = vols
+        .iter()
+        .find(|v| v.name == "dshm")
+        .unwrap()
+        .empty_dir
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (
+            dshm.medium.as_deref(),
+            dshm.size_limit.as_ref().unwrap().0.as_str()
+        ),
+        (Some("Memory"), "1024Mi")
+    );
+    let tmpfs = vols
+        .iter()
+        .find(|v| v.name == "tmpfs")
+        .unwrap()
+        .empty_dir
+        .as_ref()
+        .unwrap();
     // Half of the final memory number, read as MiB.
     assert_eq!(tmpfs.size_limit.as_ref().unwrap().0, "4500Mi");
     let mounts = main(&r).volume_mounts.as_ref().unwrap();
-    assert!(mounts.iter().any(|m| m.name == "dshm" && m.mount_path == "/dev/shm"));
-    assert!(mounts.iter().any(|m| m.name == "tmpfs" && m.mount_path == "/kubestep_temp"));
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.name == "dshm" && m.mount_path == "/dev/shm")
+    );
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.name == "tmpfs" && m.mount_path == "/kubestep_temp")
+    );
     let env = main(&r).env.as_ref().unwrap();
-    assert!(env.iter().any(|e| e.name == "TMPDIR" && e.value.as_deref() == Some("/kubestep_temp")));
+    assert!(
+        env.iter()
+            .any(|e| e.name == "TMPDIR" && e.value.as_deref() == Some("/kubestep_temp"))
+    );
     assert!(env.iter().any(|e| e.name == "KUBESTEP_TEMPDIR"));
 }
 
 #[test]
 fn tmpfs_default_size_follows_the_merged_memory() {
     // Metaflow computes memory/2 before the #[resources] merge.
-    let res = Decorator { kind: DecoratorKind::Resources, args: vec![arg("memory", Value::Int(20000))].into() };
-    let r = render_with(vec![k8s(vec![arg("tmpfs_path", s("/scratch")), arg("use_tmpfs", Value::Bool(true))]), res], &[], &[]);
-    let tmpfs = pod(&r).volumes.as_ref().unwrap().iter().find(|v| v.name == "tmpfs").unwrap().empty_dir.clone().unwrap();
+    let res = Decorator {
+        kind: DecoratorKind::Resources,
+        args: vec![arg("memory", Value::Int(20000))].into(),
+    };
+    let r = render_with(
+        vec![
+            k8s(vec![
+                arg("tmpfs_path", s("/scratch")),
+                arg("use_tmpfs", Value::Bool(true)),
+            ]),
+            res,
+        ],
+        &[],
+        &[],
+    );
+    let tmpfs = pod(&r)
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "tmpfs")
+        .unwrap()
+        .empty_dir
+        .clone()
+        .unwrap();
     assert_eq!(tmpfs.size_limit.unwrap().0, "10000Mi");
 }
 
 #[test]
 fn scheduling_fields() {
-    let tol = map(&[("key", s("nvidia.com/gpu")), ("operator", s("Exists")), ("effect", s("NoSchedule"))]);
+    let tol = map(&[
+        ("key", s("nvidia.com/gpu")),
+        ("operator", s("Exists")),
+        ("effect", s("NoSchedule")),
+    ]);
     let r = render(vec![
         arg("node_selector", s("disk=ssd,zone=a")),
         arg("tolerations", Value::List(vec![tol].into())),
@@ -179,9 +343,19 @@ fn scheduling_fields() {
     ]);
     let p = pod(&r);
     let sel = p.node_selector.as_ref().unwrap();
-    assert_eq!((sel["disk"].as_str(), sel["zone"].as_str(), sel["kubestep.io/compute-pool"].as_str()), ("ssd", "a", "a100"));
+    assert_eq!(
+        (
+            sel["disk"].as_str(),
+            sel["zone"].as_str(),
+            sel["kubestep.io/compute-pool"].as_str()
+        ),
+        ("ssd", "a", "a100")
+    );
     let t = &p.tolerations.as_ref().unwrap()[0];
-    assert_eq!((t.key.as_deref(), t.operator.as_deref(), t.effect.as_deref()), (Some("nvidia.com/gpu"), Some("Exists"), Some("NoSchedule")));
+    assert_eq!(
+        (t.key.as_deref(), t.operator.as_deref(), t.effect.as_deref()),
+        (Some("nvidia.com/gpu"), Some("Exists"), Some("NoSchedule"))
+    );
     assert_eq!(p.image_pull_secrets.as_ref().unwrap()[0].name, "regcred");
     assert_eq!(p.service_account_name.as_deref(), Some("trainer"));
     assert_eq!(p.automount_service_account_token, None);
@@ -190,29 +364,58 @@ fn scheduling_fields() {
 
 #[test]
 fn labels_are_system_plus_user_and_valid() {
-    let r = render(vec![arg("labels", map(&[("team", s("ml"))])), arg("annotations", map(&[("owner", s("ana@example.com"))]))]);
+    let r = render(vec![
+        arg("labels", map(&[("team", s("ml"))])),
+        arg("annotations", map(&[("owner", s("ana@example.com"))])),
+    ]);
     let labels = r.job.metadata.labels.as_ref().unwrap();
     assert_eq!(labels["team"], "ml");
     assert_eq!(labels["app.kubernetes.io/managed-by"], "kubestep");
     // "Train Flow" is no label value; the annotation keeps the exact name.
     assert!(crate::names::label_value(&labels["kubestep.io/flow"]).is_ok());
-    assert_eq!(r.job.metadata.annotations.as_ref().unwrap()["kubestep.io/flow"], "Train Flow");
-    assert_eq!(r.job.metadata.annotations.as_ref().unwrap()["owner"], "ana@example.com");
-    let pod_labels = r.job.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+    assert_eq!(
+        r.job.metadata.annotations.as_ref().unwrap()["kubestep.io/flow"],
+        "Train Flow"
+    );
+    assert_eq!(
+        r.job.metadata.annotations.as_ref().unwrap()["owner"],
+        "ana@example.com"
+    );
+    let pod_labels = r
+        .job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .as_ref()
+        .unwrap();
     assert_eq!(pod_labels, labels);
     assert!(crate::names::dns_label(r.job.metadata.name.as_ref().unwrap()).is_ok());
 }
 
 #[test]
 fn claims_secrets_port_security_and_timeout() {
-    let timeout = Decorator { kind: DecoratorKind::Timeout, args: vec![arg("minutes", Value::Int(2))].into() };
+    let timeout = Decorator {
+        kind: DecoratorKind::Timeout,
+        args: vec![arg("minutes", Value::Int(2))].into(),
+    };
     let r = render_with(
         vec![
             k8s(vec![
                 arg("persistent_volume_claims", map(&[("datasets", s("/data"))])),
                 arg("secrets", Value::List(vec![s("aws-creds")].into())),
                 arg("port", Value::Int(29500)),
-                arg("security_context", map(&[("run_as_user", Value::Int(1000)), ("run_as_non_root", Value::Bool(true))])),
+                arg(
+                    "security_context",
+                    map(&[
+                        ("run_as_user", Value::Int(1000)),
+                        ("run_as_non_root", Value::Bool(true)),
+                    ]),
+                ),
             ]),
             timeout,
         ],
@@ -220,43 +423,117 @@ fn claims_secrets_port_security_and_timeout() {
         &[],
     );
     let p = pod(&r);
-    let claim = p.volumes.as_ref().unwrap().iter().find_map(|v| v.persistent_volume_claim.clone()).unwrap();
+    let claim = p
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find_map(|v| v.persistent_volume_claim.clone())
+        .unwrap();
     assert_eq!(claim.claim_name, "datasets");
-    assert!(main(&r).volume_mounts.as_ref().unwrap().iter().any(|m| m.mount_path == "/data"));
-    let secrets: Vec<_> = main(&r).env_from.as_ref().unwrap().iter().map(|e| e.secret_ref.as_ref().unwrap().name.clone()).collect();
+    assert!(
+        main(&r)
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.mount_path == "/data")
+    );
+    let secrets: Vec<_> = main(&r)
+        .env_from
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.secret_ref.as_ref().unwrap().name.clone())
+        .collect();
     assert_eq!(secrets, ["common", "aws-creds"]);
     assert_eq!(main(&r).ports.as_ref().unwrap()[0].container_port, 29500);
     let sc = main(&r).security_context.as_ref().unwrap();
-    assert_eq!((sc.run_as_user, sc.run_as_non_root, sc.allow_privilege_escalation), (Some(1000), Some(true), Some(false)));
+    assert_eq!(
+        (
+            sc.run_as_user,
+            sc.run_as_non_root,
+            sc.allow_privilege_escalation
+        ),
+        (Some(1000), Some(true), Some(false))
+    );
     assert_eq!(p.active_deadline_seconds, Some(120));
 }
 
 #[test]
 fn privileged_drops_the_escalation_default() {
-    let r = render(vec![arg("security_context", map(&[("privileged", Value::Bool(true))]))]);
+    let r = render(vec![arg(
+        "security_context",
+        map(&[("privileged", Value::Bool(true))]),
+    )]);
     let sc = main(&r).security_context.as_ref().unwrap();
-    assert_eq!((sc.privileged, sc.allow_privilege_escalation), (Some(true), None));
+    assert_eq!(
+        (sc.privileged, sc.allow_privilege_escalation),
+        (Some(true), None)
+    );
 }
 
 #[test]
 fn precedence_and_explain() {
-    let decorators = vec![k8s(vec![arg("cpu", Value::Int(2)), arg("memory", Value::Int(8192))])];
-    let env = [("KUBESTEP_KUBERNETES_CPU", "4"), ("KUBESTEP_KUBERNETES_DISK", "30000"), ("KUBESTEP_KUBERNETES_IMAGE_PULL_POLICY", "Always")];
-    let r = render_with(decorators, &env, &["kubernetes:memory=32000", "train/kubernetes:memory=64000"]);
-    assert_eq!(quantity(&r, "requests", "cpu").as_deref(), Some("2"), "decorator beats environment");
-    assert_eq!(quantity(&r, "requests", "ephemeral-storage").as_deref(), Some("30000M"), "environment beats built-in");
-    assert_eq!(quantity(&r, "requests", "memory").as_deref(), Some("64000M"), "a step override beats a flow override");
-    let source = |field: &str| r.explain.iter().find(|e| e.field.ends_with(field)).map(|e| e.source.to_string()).unwrap();
+    let decorators = vec![k8s(vec![
+        arg("cpu", Value::Int(2)),
+        arg("memory", Value::Int(8192)),
+    ])];
+    let env = [
+        ("KUBESTEP_KUBERNETES_CPU", "4"),
+        ("KUBESTEP_KUBERNETES_DISK", "30000"),
+        ("KUBESTEP_KUBERNETES_IMAGE_PULL_POLICY", "Always"),
+    ];
+    let r = render_with(
+        decorators,
+        &env,
+        &["kubernetes:memory=32000", "train/kubernetes:memory=64000"],
+    );
+    assert_eq!(
+        quantity(&r, "requests", "cpu").as_deref(),
+        Some("2"),
+        "decorator beats environment"
+    );
+    assert_eq!(
+        quantity(&r, "requests", "ephemeral-storage").as_deref(),
+        Some("30000M"),
+        "environment beats built-in"
+    );
+    assert_eq!(
+        quantity(&r, "requests", "memory").as_deref(),
+        Some("64000M"),
+        "a step override beats a flow override"
+    );
+    let source = |field: &str| {
+        r.explain
+            .iter()
+            .find(|e| e.field.ends_with(field))
+            .map(|e| e.source.to_string())
+            .unwrap()
+    };
     assert_eq!(source("requests.cpu"), "#[kubernetes]");
-    assert_eq!(source("requests.ephemeral-storage"), "environment KUBESTEP_KUBERNETES_DISK");
-    assert_eq!(source("requests.memory"), "--with train/kubernetes:memory=64000");
-    assert_eq!(source("imagePullPolicy"), "environment KUBESTEP_KUBERNETES_IMAGE_PULL_POLICY");
+    assert_eq!(
+        source("requests.ephemeral-storage"),
+        "environment KUBESTEP_KUBERNETES_DISK"
+    );
+    assert_eq!(
+        source("requests.memory"),
+        "--with train/kubernetes:memory=64000"
+    );
+    assert_eq!(
+        source("imagePullPolicy"),
+        "environment KUBESTEP_KUBERNETES_IMAGE_PULL_POLICY"
+    );
 }
 
 #[test]
 fn override_applies_to_steps_with_a_decorator() {
     // Metaflow silently ignores --with kubernetes:... on steps that have @kubernetes in code.
-    let r = render_with(vec![k8s(vec![arg("cpu", Value::Int(2))])], &[], &["kubernetes:cpu=8,node_selector=a=b,c=d"]);
+    let r = render_with(
+        vec![k8s(vec![arg("cpu", Value::Int(2))])],
+        &[],
+        &["kubernetes:cpu=8,node_selector=a=b,c=d"],
+    );
     assert_eq!(quantity(&r, "requests", "cpu").as_deref(), Some("8"));
     let sel = pod(&r).node_selector.as_ref().unwrap();
     assert_eq!((sel["a"].as_str(), sel["c"].as_str()), ("b", "d"));
@@ -265,26 +542,54 @@ fn override_applies_to_steps_with_a_decorator() {
 #[test]
 fn bad_override_names_step_flag_value_and_rule() {
     let w = with_arg::parse("kubernetes:cpu=-1").unwrap();
-    let e = resolve(&decl(vec![]), &Defaults::default(), &[w]).unwrap_err().to_string();
-    assert_eq!(e, "step `train`: --with kubernetes:cpu=-1: invalid `cpu` = -1: cpu must be greater than 0 and a multiple of 0.001 (1m), written as a number or a string such as \"500m\"");
+    let e = resolve(&decl(vec![]), &Defaults::default(), &[w])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "step `train`: --with kubernetes:cpu=-1: invalid `cpu` = -1: cpu must be greater than 0 and a multiple of 0.001 (1m), written as a number or a string such as \"500m\""
+    );
 }
 
 #[test]
 fn best_effort_with_an_override_cpu_is_an_error() {
     let w = with_arg::parse("kubernetes:cpu=2").unwrap();
-    let e = resolve(&decl(vec![k8s(vec![arg("qos", s("BestEffort"))])]), &Defaults::default(), &[w]).unwrap_err().to_string();
-    assert!(e.contains("BestEffort (from #[kubernetes]) conflicts with cpu (from --with kubernetes:cpu=2)"), "{e}");
+    let e = resolve(
+        &decl(vec![k8s(vec![arg("qos", s("BestEffort"))])]),
+        &Defaults::default(),
+        &[w],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(
+            "BestEffort (from #[kubernetes]) conflicts with cpu (from --with kubernetes:cpu=2)"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
 fn fetched_binary_gets_a_verifying_init_container() {
     let mut t = task();
-    t.binary = Binary::Fetched { url: "http://store/bin".into(), sha256: "ab".repeat(32) };
-    let step = resolve(&decl(vec![k8s(vec![arg("qos", s("Guaranteed"))])]), &Defaults::default(), &[]).unwrap();
+    t.binary = Binary::Fetched {
+        url: "http://store/bin".into(),
+        sha256: "ab".repeat(32),
+    };
+    let step = resolve(
+        &decl(vec![k8s(vec![arg("qos", s("Guaranteed"))])]),
+        &Defaults::default(),
+        &[],
+    )
+    .unwrap();
     let r = job(&step, &t);
     let init = &pod(&r).init_containers.as_ref().unwrap()[0];
     assert!(init.command.as_ref().unwrap()[2].contains("sha256sum"));
-    assert_eq!(init.resources, main(&r).resources, "keeps a Guaranteed pod Guaranteed");
+    assert_eq!(
+        init.resources,
+        main(&r).resources,
+        "keeps a Guaranteed pod Guaranteed"
+    );
     assert_eq!(main(&r).command.as_ref().unwrap()[0], "/kubestep/bin/step");
 }
 
@@ -293,5 +598,8 @@ fn yaml_is_byte_stable() {
     let a = to_yaml(&[render(vec![arg("cpu", Value::Int(2))]).job]).unwrap();
     let b = to_yaml(&[render(vec![arg("cpu", Value::Int(2))]).job]).unwrap();
     assert_eq!(a, b);
-    assert!(a.starts_with("---\napiVersion: batch/v1\nkind: Job\n"), "{a}");
+    assert!(
+        a.starts_with("---\napiVersion: batch/v1\nkind: Job\n"),
+        "{a}"
+    );
 }

@@ -39,11 +39,36 @@ pub struct Defaults {
 
 /// Settings that are not decorator parameters.
 pub const SETTINGS: [(&str, &str); 5] = [
-    ("KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL", "node label that compute_pool selects on (default kubestep.io/compute-pool)"),
-    ("KUBESTEP_KUBERNETES_GPU_NODE_LABEL", "node label that marks GPU nodes, avoided when gpu = 0 (default by vendor)"),
-    ("KUBESTEP_KUBERNETES_JOB_TTL_SECONDS_AFTER_FINISHED", "seconds a finished Job is kept (default 604800, 7 days)"),
-    ("KUBESTEP_KUBERNETES_FETCH_IMAGE", "image of the init container that fetches the step binary"),
-    ("KUBESTEP_CONFIG", "path of a JSON file of KUBESTEP_KUBERNETES_* defaults"),
+    (
+        "KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL",
+        "node label that compute_pool selects on (default kubestep.io/compute-pool)",
+    ),
+    (
+        "KUBESTEP_KUBERNETES_GPU_NODE_LABEL",
+        "node label that marks GPU nodes, avoided when gpu = 0 (default by vendor)",
+    ),
+    (
+        "KUBESTEP_KUBERNETES_JOB_TTL_SECONDS_AFTER_FINISHED",
+        "seconds a finished Job is kept (default 604800, 7 days)",
+    ),
+    (
+        "KUBESTEP_KUBERNETES_FETCH_IMAGE",
+        "image of the init container that fetches the step binary",
+    ),
+    (
+        "KUBESTEP_CONFIG",
+        "path of a JSON file of KUBESTEP_KUBERNETES_* defaults",
+    ),
+];
+
+/// Variables kubestep sets inside a step's pod; they describe the pod, they are not defaults.
+pub const IN_POD: [&str; 6] = [
+    "KUBESTEP_KUBERNETES_WORKLOAD",
+    "KUBESTEP_KUBERNETES_POD_NAME",
+    "KUBESTEP_KUBERNETES_POD_NAMESPACE",
+    "KUBESTEP_KUBERNETES_POD_ID",
+    "KUBESTEP_KUBERNETES_NODE_IP",
+    "KUBESTEP_KUBERNETES_SERVICE_ACCOUNT_NAME",
 ];
 
 /// A default that cannot be used, naming the variable, its value and the rule.
@@ -122,11 +147,15 @@ impl Defaults {
     pub fn layers(&self) -> Result<Vec<(KubernetesArgs, Source)>, Error> {
         let mut layers = Vec::new();
         for e in self.ordered() {
-            if SETTINGS.iter().any(|(v, _)| *v == e.var) {
+            if SETTINGS.iter().any(|(v, _)| *v == e.var) || IN_POD.contains(&e.var.as_str()) {
                 continue;
             }
             let Some(param) = KUBERNETES.iter().find(|p| p.env == Some(e.var.as_str())) else {
-                let known: Vec<&str> = KUBERNETES.iter().filter_map(|p| p.env).chain(SETTINGS.iter().map(|(v, _)| *v)).collect();
+                let known: Vec<&str> = KUBERNETES
+                    .iter()
+                    .filter_map(|p| p.env)
+                    .chain(SETTINGS.iter().map(|(v, _)| *v))
+                    .collect();
                 return Err(Error::Unknown {
                     var: e.var.clone(),
                     origin: e.origin.describe(),
@@ -134,11 +163,18 @@ impl Defaults {
                     known: known.join(", "),
                 });
             };
-            let arg = Arg { key: Cow::Borrowed(param.name), value: coerce(param.name, parse_text(e.value.trim())) };
-            let args = KubernetesArgs::parse(std::slice::from_ref(&arg)).map_err(|errors| self.invalid(e, &errors))?;
+            let arg = Arg {
+                key: Cow::Borrowed(param.name),
+                value: coerce(param.name, parse_text(e.value.trim())),
+            };
+            let args = KubernetesArgs::parse(std::slice::from_ref(&arg))
+                .map_err(|errors| self.invalid(e, &errors))?;
             let source = match &e.origin {
                 Origin::Env => Source::Env(e.var.clone()),
-                Origin::ConfigFile(path) => Source::Config { file: path.clone(), key: e.var.clone() },
+                Origin::ConfigFile(path) => Source::Config {
+                    file: path.clone(),
+                    key: e.var.clone(),
+                },
             };
             layers.push((args, source));
         }
@@ -150,7 +186,11 @@ impl Defaults {
             var: e.var.clone(),
             value: e.value.clone(),
             origin: e.origin.describe(),
-            message: errors.iter().map(|x| x.message.as_str()).collect::<Vec<_>>().join("; "),
+            message: errors
+                .iter()
+                .map(|x| x.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
         }
     }
 
@@ -167,12 +207,26 @@ impl Defaults {
                 origin: e.origin.describe(),
                 message: message.to_string(),
             };
-            let label_key = |v: &str| crate::names::qualified_name(v).map(|_| v.to_string()).map_err(|r| bad(&format!("must be a node label key: {r}")));
+            let label_key = |v: &str| {
+                crate::names::qualified_name(v)
+                    .map(|_| v.to_string())
+                    .map_err(|r| bad(&format!("must be a node label key: {r}")))
+            };
             match e.var.as_str() {
-                "KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL" => s.compute_pool_label = label_key(&e.value)?,
-                "KUBESTEP_KUBERNETES_GPU_NODE_LABEL" => s.gpu_node_label = Some(label_key(&e.value)?),
+                "KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL" => {
+                    s.compute_pool_label = label_key(&e.value)?
+                }
+                "KUBESTEP_KUBERNETES_GPU_NODE_LABEL" => {
+                    s.gpu_node_label = Some(label_key(&e.value)?)
+                }
                 "KUBESTEP_KUBERNETES_JOB_TTL_SECONDS_AFTER_FINISHED" => {
-                    s.job_ttl_seconds = e.value.trim().parse().ok().filter(|n| *n >= 0).ok_or_else(|| bad("must be a whole number of seconds, 0 or more"))?;
+                    s.job_ttl_seconds = e
+                        .value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| bad("must be a whole number of seconds, 0 or more"))?;
                 }
                 "KUBESTEP_KUBERNETES_FETCH_IMAGE" => {
                     if e.value.trim().is_empty() || e.value.contains(char::is_whitespace) {
@@ -192,31 +246,58 @@ mod tests {
     use super::*;
 
     fn env(var: &str, value: &str) -> Defaults {
-        Defaults { entries: vec![Entry { var: var.into(), value: value.into(), origin: Origin::Env }] }
+        Defaults {
+            entries: vec![Entry {
+                var: var.into(),
+                value: value.into(),
+                origin: Origin::Env,
+            }],
+        }
     }
 
     #[test]
     fn shared_memory_from_the_environment_works() {
         // Metaflow rejects every METAFLOW_KUBERNETES_SHARED_MEMORY because it arrives as a string.
-        let layers = env("KUBESTEP_KUBERNETES_SHARED_MEMORY", "512").layers().unwrap();
-        assert_eq!(layers[0].0.shared_memory.as_ref().unwrap().quantity(), "512Mi");
+        let layers = env("KUBESTEP_KUBERNETES_SHARED_MEMORY", "512")
+            .layers()
+            .unwrap();
+        assert_eq!(
+            layers[0].0.shared_memory.as_ref().unwrap().quantity(),
+            "512Mi"
+        );
     }
 
     #[test]
     fn errors_name_the_variable_the_value_and_the_rule() {
-        let e = env("KUBESTEP_KUBERNETES_CPU", "-2").layers().unwrap_err().to_string();
-        assert!(e.contains("KUBESTEP_KUBERNETES_CPU=\"-2\"") && e.contains("greater than 0"), "{e}");
-        let e = env("KUBESTEP_KUBERNETES_CPUS", "2").layers().unwrap_err().to_string();
+        let e = env("KUBESTEP_KUBERNETES_CPU", "-2")
+            .layers()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("KUBESTEP_KUBERNETES_CPU=\"-2\"") && e.contains("greater than 0"),
+            "{e}"
+        );
+        let e = env("KUBESTEP_KUBERNETES_CPUS", "2")
+            .layers()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("did you mean KUBESTEP_KUBERNETES_CPU"), "{e}");
     }
 
     #[test]
     fn string_forms() {
-        let l = env("KUBESTEP_KUBERNETES_LABELS", "team=ml,tier=gold").layers().unwrap();
+        let l = env("KUBESTEP_KUBERNETES_LABELS", "team=ml,tier=gold")
+            .layers()
+            .unwrap();
         assert_eq!(l[0].0.labels.as_ref().unwrap().len(), 2);
         let l = env("KUBESTEP_KUBERNETES_SECRETS", "a,b").layers().unwrap();
         assert_eq!(l[0].0.secrets.as_ref().unwrap(), &["a", "b"]);
-        let l = env("KUBESTEP_KUBERNETES_TOLERATIONS", r#"[{"key":"gpu","operator":"Exists"}]"#).layers().unwrap();
+        let l = env(
+            "KUBESTEP_KUBERNETES_TOLERATIONS",
+            r#"[{"key":"gpu","operator":"Exists"}]"#,
+        )
+        .layers()
+        .unwrap();
         assert_eq!(l[0].0.tolerations.as_ref().unwrap().len(), 1);
     }
 }

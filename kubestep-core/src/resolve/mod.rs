@@ -15,7 +15,10 @@ pub use text::parse_text;
 pub use with_arg::WithArg;
 
 use crate::quantity::{Cpu, Size};
-use crate::spec::{GpuVendor, KubernetesArgs, PullPolicy, Qos, ResourcesArgs, SecurityContext, StepSpec, Toleration};
+use crate::spec::{
+    GpuVendor, KubernetesArgs, PullPolicy, Qos, ResourcesArgs, SecurityContext, StepSpec,
+    Toleration,
+};
 use crate::value::{DecoratorKind, StepDecl};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -69,11 +72,17 @@ pub struct Sourced<T> {
 
 impl<T> Sourced<T> {
     fn new(value: T, source: &Source) -> Sourced<T> {
-        Sourced { value, source: source.clone() }
+        Sourced {
+            value,
+            source: source.clone(),
+        }
     }
 
     fn built_in(value: T) -> Sourced<T> {
-        Sourced { value, source: Source::BuiltIn }
+        Sourced {
+            value,
+            source: Source::BuiltIn,
+        }
     }
 }
 
@@ -153,7 +162,6 @@ pub enum Error {
         /// The step.
         step: String,
         /// What is wrong.
-        #[source]
         error: env::Error,
     },
     /// A `--with` value breaks a rule.
@@ -241,8 +249,25 @@ impl Partial {
             )*};
         }
         replace!(
-            cpu, memory, disk, gpu, gpu_vendor, image, image_pull_policy, namespace, service_account, shared_memory, use_tmpfs,
-            tmpfs_tempdir, tmpfs_size, tmpfs_path, port, compute_pool, qos, security_context, hostname_resolution_timeout
+            cpu,
+            memory,
+            disk,
+            gpu,
+            gpu_vendor,
+            image,
+            image_pull_policy,
+            namespace,
+            service_account,
+            shared_memory,
+            use_tmpfs,
+            tmpfs_tempdir,
+            tmpfs_size,
+            tmpfs_path,
+            port,
+            compute_pool,
+            qos,
+            security_context,
+            hostname_resolution_timeout
         );
         merge_map!(node_selector, labels, annotations, persistent_volume_claims);
         union!(secrets, image_pull_secrets, tolerations);
@@ -250,7 +275,11 @@ impl Partial {
 
     /// `#[resources]`: the larger of it and `#[kubernetes]` wins; over lower layers it just wins.
     fn apply_resources(&mut self, r: &ResourcesArgs) {
-        fn max_by<T: Clone>(slot: &mut Option<Sourced<T>>, new: &Option<T>, key: impl Fn(&T) -> u128) {
+        fn max_by<T: Clone>(
+            slot: &mut Option<Sourced<T>>,
+            new: &Option<T>,
+            key: impl Fn(&T) -> u128,
+        ) {
             let Some(new) = new else { return };
             let keep = matches!(slot, Some(old) if old.source == Source::Decorator && key(&old.value) >= key(new));
             if !keep {
@@ -267,7 +296,10 @@ impl Partial {
 
 /// Whether `step` runs on Kubernetes: it has `#[kubernetes]` or an override names it.
 pub fn on_kubernetes(decl: &StepDecl, overrides: &[WithArg]) -> bool {
-    decl.decorator(DecoratorKind::Kubernetes).is_some() || overrides.iter().any(|w| w.step.as_deref().is_none_or(|s| s == decl.name))
+    decl.decorator(DecoratorKind::Kubernetes).is_some()
+        || overrides
+            .iter()
+            .any(|w| w.step.as_deref().is_none_or(|s| s == decl.name))
 }
 
 /// Resolves a step's Kubernetes settings.
@@ -275,14 +307,25 @@ pub fn on_kubernetes(decl: &StepDecl, overrides: &[WithArg]) -> bool {
 /// # Errors
 /// A bad default or override value, or values from different layers that contradict each other;
 /// the message names the step, the source, the value and the rule.
-pub fn resolve(decl: &StepDecl, defaults: &Defaults, overrides: &[WithArg]) -> Result<Resolved, Error> {
+pub fn resolve(
+    decl: &StepDecl,
+    defaults: &Defaults,
+    overrides: &[WithArg],
+) -> Result<Resolved, Error> {
     let step = decl.name.to_string();
     let spec = StepSpec::from_decorators(decl.decorators).map_err(|errors| Error::Decorator {
         step: step.clone(),
-        message: errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "),
+        message: errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
     })?;
     let mut p = Partial::default();
-    for (layer, source) in defaults.layers().map_err(|error| Error::Default { step: step.clone(), error })? {
+    for (layer, source) in defaults.layers().map_err(|error| Error::Default {
+        step: step.clone(),
+        error,
+    })? {
         p.apply(&layer, &source);
     }
     if let Some(k) = &spec.kubernetes {
@@ -293,28 +336,47 @@ pub fn resolve(decl: &StepDecl, defaults: &Defaults, overrides: &[WithArg]) -> R
     }
     // Flow-wide overrides first, then the ones naming this step, so the narrower one wins.
     let mine = |w: &&WithArg| w.step.as_deref().is_none_or(|s| s == decl.name);
-    let (all, named): (Vec<&WithArg>, Vec<&WithArg>) = overrides.iter().filter(mine).partition(|w| w.step.is_none());
+    let (all, named): (Vec<&WithArg>, Vec<&WithArg>) = overrides
+        .iter()
+        .filter(mine)
+        .partition(|w| w.step.is_none());
     for w in all.into_iter().chain(named) {
         let layer = KubernetesArgs::parse(&w.decorator.args).map_err(|errors| Error::Override {
             step: step.clone(),
             text: w.text.clone(),
-            message: errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "),
+            message: errors
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
         })?;
         p.apply(&layer, &Source::Override(w.text.clone()));
     }
-    let settings = defaults.settings().map_err(|error| Error::Default { step: step.clone(), error })?;
+    let settings = defaults.settings().map_err(|error| Error::Default {
+        step: step.clone(),
+        error,
+    })?;
     finish(step, p, spec, settings)
 }
 
 fn explicit(source: &Source) -> bool {
-    matches!(source, Source::Decorator | Source::Resources | Source::Override(_))
+    matches!(
+        source,
+        Source::Decorator | Source::Resources | Source::Override(_)
+    )
 }
 
 fn finish(step: String, p: Partial, spec: StepSpec, settings: Settings) -> Result<Resolved, Error> {
-    let conflict = |message: String| Error::Conflict { step: step.clone(), message };
+    let conflict = |message: String| Error::Conflict {
+        step: step.clone(),
+        message,
+    };
     let qos = p.qos.unwrap_or_else(|| Sourced::built_in(Qos::Burstable));
     if qos.value == Qos::BestEffort {
-        for (key, source) in [("cpu", p.cpu.as_ref().map(|c| &c.source)), ("memory", p.memory.as_ref().map(|m| &m.source))] {
+        for (key, source) in [
+            ("cpu", p.cpu.as_ref().map(|c| &c.source)),
+            ("memory", p.memory.as_ref().map(|m| &m.source)),
+        ] {
             if let Some(source) = source.filter(|s| explicit(s)) {
                 return Err(conflict(format!(
                     "qos BestEffort (from {}) conflicts with {key} (from {source}): a BestEffort pod has no cpu or memory requests",
@@ -333,14 +395,21 @@ fn finish(step: String, p: Partial, spec: StepSpec, settings: Settings) -> Resul
             }
         }
     }
-    let memory = p.memory.unwrap_or_else(|| Sourced::built_in(Size::from_number(4096, crate::quantity::Unit::Megabytes)));
-    let tmpfs_on = p.use_tmpfs.as_ref().map_or(p.tmpfs_size.is_some(), |u| u.value);
+    let memory = p.memory.unwrap_or_else(|| {
+        Sourced::built_in(Size::from_number(4096, crate::quantity::Unit::Megabytes))
+    });
+    let tmpfs_on = p
+        .use_tmpfs
+        .as_ref()
+        .map_or(p.tmpfs_size.is_some(), |u| u.value);
     if p.use_tmpfs.as_ref().is_some_and(|u| !u.value) {
         if let Some(size) = &p.tmpfs_size {
             return Err(conflict(format!(
                 "tmpfs_size (from {}) is set but use_tmpfs = false (from {})",
                 size.source,
-                p.use_tmpfs.as_ref().map_or(Source::BuiltIn, |u| u.source.clone())
+                p.use_tmpfs
+                    .as_ref()
+                    .map_or(Source::BuiltIn, |u| u.source.clone())
             )));
         }
     }
@@ -349,31 +418,59 @@ fn finish(step: String, p: Partial, spec: StepSpec, settings: Settings) -> Resul
             value: memory.value.half_as_mebibytes(),
             source: Source::Derived("half of memory"),
         }),
-        path: p.tmpfs_path.clone().unwrap_or_else(|| Sourced::built_in("/kubestep_temp".into())),
-        tempdir: p.tmpfs_tempdir.clone().unwrap_or_else(|| Sourced::built_in(true)),
+        path: p
+            .tmpfs_path
+            .clone()
+            .unwrap_or_else(|| Sourced::built_in("/kubestep_temp".into())),
+        tempdir: p
+            .tmpfs_tempdir
+            .clone()
+            .unwrap_or_else(|| Sourced::built_in(true)),
     });
-    let mount_paths = p.persistent_volume_claims.iter().map(|(c, m)| (format!("persistent_volume_claims {c:?}"), &m.value, &m.source));
-    let fixed = tmpfs.iter().map(|t| ("tmpfs_path".to_string(), &t.path.value, &t.path.source));
+    let mount_paths = p.persistent_volume_claims.iter().map(|(c, m)| {
+        (
+            format!("persistent_volume_claims {c:?}"),
+            &m.value,
+            &m.source,
+        )
+    });
+    let fixed = tmpfs
+        .iter()
+        .map(|t| ("tmpfs_path".to_string(), &t.path.value, &t.path.source));
     let mut seen: Vec<(String, &String, &Source)> = Vec::new();
     for (what, path, source) in mount_paths.chain(fixed) {
         if path == "/dev/shm" || path.starts_with("/kubestep/") || path == "/kubestep" {
-            return Err(conflict(format!("{what} mounts at {path:?} (from {source}), a path kubestep uses itself")));
+            return Err(conflict(format!(
+                "{what} mounts at {path:?} (from {source}), a path kubestep uses itself"
+            )));
         }
         if let Some((other, _, other_source)) = seen.iter().find(|(_, p, _)| *p == path) {
-            return Err(conflict(format!("{what} (from {source}) and {other} (from {other_source}) both mount at {path:?}")));
+            return Err(conflict(format!(
+                "{what} (from {source}) and {other} (from {other_source}) both mount at {path:?}"
+            )));
         }
         seen.push((what, path, source));
     }
     Ok(Resolved {
-        cpu: p.cpu.unwrap_or_else(|| Sourced::built_in(Cpu::from_value(&crate::Value::Int(1)).expect("1 is a valid cpu"))),
+        cpu: p.cpu.unwrap_or_else(|| {
+            Sourced::built_in(Cpu::from_value(&crate::Value::Int(1)).expect("1 is a valid cpu"))
+        }),
         memory,
-        disk: p.disk.unwrap_or_else(|| Sourced::built_in(Size::from_number(10240, crate::quantity::Unit::Megabytes))),
+        disk: p.disk.unwrap_or_else(|| {
+            Sourced::built_in(Size::from_number(10240, crate::quantity::Unit::Megabytes))
+        }),
         gpu: p.gpu,
-        gpu_vendor: p.gpu_vendor.unwrap_or_else(|| Sourced::built_in(GpuVendor::Nvidia)),
-        image: p.image.unwrap_or_else(|| Sourced::built_in(DEFAULT_IMAGE.into())),
+        gpu_vendor: p
+            .gpu_vendor
+            .unwrap_or_else(|| Sourced::built_in(GpuVendor::Nvidia)),
+        image: p
+            .image
+            .unwrap_or_else(|| Sourced::built_in(DEFAULT_IMAGE.into())),
         image_pull_policy: p.image_pull_policy,
         image_pull_secrets: p.image_pull_secrets,
-        namespace: p.namespace.unwrap_or_else(|| Sourced::built_in("default".into())),
+        namespace: p
+            .namespace
+            .unwrap_or_else(|| Sourced::built_in("default".into())),
         service_account: p.service_account,
         secrets: p.secrets,
         node_selector: p.node_selector,
@@ -387,7 +484,9 @@ fn finish(step: String, p: Partial, spec: StepSpec, settings: Settings) -> Resul
         compute_pool: p.compute_pool,
         qos,
         security_context: p.security_context,
-        hostname_resolution_timeout: p.hostname_resolution_timeout.unwrap_or_else(|| Sourced::built_in(600)),
+        hostname_resolution_timeout: p
+            .hostname_resolution_timeout
+            .unwrap_or_else(|| Sourced::built_in(600)),
         timeout_seconds: spec.timeout.map(|t| t.seconds),
         settings,
     })
@@ -396,3 +495,120 @@ fn finish(step: String, p: Partial, spec: StepSpec, settings: Settings) -> Resul
 /// The image a step runs in when nothing names one: a Debian slim image whose glibc (2.36) is
 /// new enough for binaries built on this toolchain's hosts.
 pub const DEFAULT_IMAGE: &str = "debian:bookworm-slim";
+
+impl Resolved {
+    /// Each parameter with its final value and source, for `show`.
+    pub fn summary(&self) -> Vec<(&'static str, String, Source)> {
+        fn one<T>(
+            out: &mut Vec<(&'static str, String, Source)>,
+            name: &'static str,
+            v: &Sourced<T>,
+            show: impl Fn(&T) -> String,
+        ) {
+            out.push((name, show(&v.value), v.source.clone()));
+        }
+        fn many<'a>(
+            out: &mut Vec<(&'static str, String, Source)>,
+            name: &'static str,
+            items: impl Iterator<Item = (String, &'a Source)>,
+        ) {
+            for (text, source) in items {
+                out.push((name, text, source.clone()));
+            }
+        }
+        let mut out = Vec::new();
+        one(&mut out, "cpu", &self.cpu, |c| c.quantity().to_string());
+        one(&mut out, "memory", &self.memory, |m| {
+            m.quantity().to_string()
+        });
+        one(&mut out, "disk", &self.disk, |d| d.quantity().to_string());
+        if let Some(g) = &self.gpu {
+            one(&mut out, "gpu", g, u32::to_string);
+            one(&mut out, "gpu_vendor", &self.gpu_vendor, |v| {
+                v.name().to_string()
+            });
+        }
+        one(&mut out, "qos", &self.qos, |q| q.name().to_string());
+        one(&mut out, "image", &self.image, String::clone);
+        if let Some(p) = &self.image_pull_policy {
+            one(&mut out, "image_pull_policy", p, |p| p.name().to_string());
+        }
+        many(
+            &mut out,
+            "image_pull_secrets",
+            self.image_pull_secrets
+                .iter()
+                .map(|s| (s.value.clone(), &s.source)),
+        );
+        one(&mut out, "namespace", &self.namespace, String::clone);
+        if let Some(s) = &self.service_account {
+            one(&mut out, "service_account", s, String::clone);
+        }
+        many(
+            &mut out,
+            "secrets",
+            self.secrets.iter().map(|s| (s.value.clone(), &s.source)),
+        );
+        many(
+            &mut out,
+            "node_selector",
+            self.node_selector
+                .iter()
+                .map(|(k, v)| (format!("{k}={}", v.value), &v.source)),
+        );
+        many(
+            &mut out,
+            "tolerations",
+            self.tolerations
+                .iter()
+                .map(|t| (format!("{:?}", t.value), &t.source)),
+        );
+        many(
+            &mut out,
+            "labels",
+            self.labels
+                .iter()
+                .map(|(k, v)| (format!("{k}={}", v.value), &v.source)),
+        );
+        many(
+            &mut out,
+            "annotations",
+            self.annotations
+                .iter()
+                .map(|(k, v)| (format!("{k}={}", v.value), &v.source)),
+        );
+        many(
+            &mut out,
+            "persistent_volume_claims",
+            self.persistent_volume_claims
+                .iter()
+                .map(|(k, v)| (format!("{k} at {}", v.value), &v.source)),
+        );
+        if let Some(s) = &self.shared_memory {
+            one(&mut out, "shared_memory", s, |s| s.quantity().to_string());
+        }
+        if let Some(t) = &self.tmpfs {
+            one(&mut out, "tmpfs_size", &t.size, |s| {
+                s.quantity().to_string()
+            });
+            one(&mut out, "tmpfs_path", &t.path, String::clone);
+            one(&mut out, "tmpfs_tempdir", &t.tempdir, bool::to_string);
+        }
+        if let Some(p) = &self.port {
+            one(&mut out, "port", p, u16::to_string);
+        }
+        if let Some(c) = &self.compute_pool {
+            one(&mut out, "compute_pool", c, String::clone);
+        }
+        if let Some(s) = &self.security_context {
+            one(&mut out, "security_context", s, |s| format!("{s:?}"));
+        }
+        one(
+            &mut out,
+            "hostname_resolution_timeout",
+            &self.hostname_resolution_timeout,
+            u64::to_string,
+        );
+        out
+    }
+}

@@ -30,10 +30,19 @@ fn from_json(j: &serde_json::Value) -> Option<Value> {
             None => Value::Float(n.as_f64()?),
         },
         serde_json::Value::String(s) => Value::string(s.as_str()),
-        serde_json::Value::Array(items) => Value::List(items.iter().map(from_json).collect::<Option<Vec<_>>>()?.into()),
-        serde_json::Value::Object(map) => {
-            Value::Map(map.iter().map(|(k, v)| Some((Cow::Owned(k.clone()), from_json(v)?))).collect::<Option<Vec<_>>>()?.into())
-        }
+        serde_json::Value::Array(items) => Value::List(
+            items
+                .iter()
+                .map(from_json)
+                .collect::<Option<Vec<_>>>()?
+                .into(),
+        ),
+        serde_json::Value::Object(map) => Value::Map(
+            map.iter()
+                .map(|(k, v)| Some((Cow::Owned(k.clone()), from_json(v)?)))
+                .collect::<Option<Vec<_>>>()?
+                .into(),
+        ),
     })
 }
 
@@ -42,13 +51,26 @@ fn from_json(j: &serde_json::Value) -> Option<Value> {
 /// fit is left for the spec to reject with its usual message.
 pub fn coerce(key: &str, value: Value) -> Value {
     match (key, &value) {
-        ("labels" | "annotations" | "persistent_volume_claims", Value::Str(s)) => match parse_key_values(s) {
-            Ok(pairs) => Value::Map(pairs.into_iter().map(|(k, v)| (Cow::Owned(k), Value::string(v))).collect::<Vec<_>>().into()),
-            Err(_) => value,
-        },
-        ("secrets" | "image_pull_secrets", Value::Str(s)) => {
-            Value::List(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Value::string).collect::<Vec<_>>().into())
+        ("labels" | "annotations" | "persistent_volume_claims", Value::Str(s)) => {
+            match parse_key_values(s) {
+                Ok(pairs) => Value::Map(
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| (Cow::Owned(k), Value::string(v)))
+                        .collect::<Vec<_>>()
+                        .into(),
+                ),
+                Err(_) => value,
+            }
         }
+        ("secrets" | "image_pull_secrets", Value::Str(s)) => Value::List(
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Value::string)
+                .collect::<Vec<_>>()
+                .into(),
+        ),
         _ => value,
     }
 }

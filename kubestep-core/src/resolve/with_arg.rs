@@ -36,7 +36,10 @@ pub struct Error {
 /// An unknown decorator, a missing `=`, or an unknown parameter (with the nearest name).
 /// Values are checked later, against the step, by [`super::resolve`].
 pub fn parse(text: &str) -> Result<WithArg, Error> {
-    let err = |message: String| Error { text: text.to_string(), message };
+    let err = |message: String| Error {
+        text: text.to_string(),
+        message,
+    };
     let (head, body) = match text.split_once(':') {
         Some((h, b)) => (h, Some(b)),
         None => (text, None),
@@ -49,29 +52,55 @@ pub fn parse(text: &str) -> Result<WithArg, Error> {
         return Err(err("the step name before '/' is empty".into()));
     }
     if name != "kubernetes" {
-        let hint = params::nearest(name, ["kubernetes"]).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
-        return Err(err(format!("`{name}` cannot be attached with --with; only `kubernetes` can{hint}")));
+        let hint = params::nearest(name, ["kubernetes"])
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        return Err(err(format!(
+            "`{name}` cannot be attached with --with; only `kubernetes` can{hint}"
+        )));
     }
     let kind = DecoratorKind::Kubernetes;
     let mut args = Vec::new();
     for item in split_items(kind, body.unwrap_or("")) {
-        let (key, raw) = item.split_once('=').ok_or_else(|| err(format!("`{item}` has no `=`: write key=value, such as cpu=4")))?;
+        let (key, raw) = item.split_once('=').ok_or_else(|| {
+            err(format!(
+                "`{item}` has no `=`: write key=value, such as cpu=4"
+            ))
+        })?;
         let key = key.trim();
         let Some(param) = params::find(kind, key) else {
-            let hint = params::suggest(kind, key).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
-            return Err(err(format!("unknown parameter `{key}` for kubernetes; {hint}allowed: {}", params::names(kind))));
+            let hint = params::suggest(kind, key)
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            return Err(err(format!(
+                "unknown parameter `{key}` for kubernetes; {hint}allowed: {}",
+                params::names(kind)
+            )));
         };
         if args.iter().any(|a: &Arg| a.key == key) {
             return Err(err(format!("`{key}` is given twice")));
         }
-        args.push(Arg { key: Cow::Borrowed(param.name), value: coerce(param.name, parse_text(raw.trim())) });
+        args.push(Arg {
+            key: Cow::Borrowed(param.name),
+            value: coerce(param.name, parse_text(raw.trim())),
+        });
     }
-    Ok(WithArg { step: step.map(str::to_string), decorator: Decorator { kind, args: args.into() }, text: text.to_string() })
+    Ok(WithArg {
+        step: step.map(str::to_string),
+        decorator: Decorator {
+            kind,
+            args: args.into(),
+        },
+        text: text.to_string(),
+    })
 }
 
 /// Parameters whose string form itself holds `k=v,k2=v2` pairs.
 fn holds_pairs(key: &str) -> bool {
-    matches!(key, "node_selector" | "labels" | "annotations" | "persistent_volume_claims")
+    matches!(
+        key,
+        "node_selector" | "labels" | "annotations" | "persistent_volume_claims"
+    )
 }
 
 /// Splits `a=1,b=[1,2],c={"x":1}` into items: at top-level commas (outside brackets and quotes)
@@ -91,9 +120,15 @@ fn split_items(kind: DecoratorKind, body: &str) -> Vec<&str> {
             b',' if !quote && depth <= 0 => {
                 let rest = &body[i + 1..];
                 let name = rest.split('=').next().unwrap_or("").trim();
-                let is_name = rest.contains('=') && !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                let is_name = rest.contains('=')
+                    && !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
                 let current = body[start..i].split('=').next().unwrap_or("").trim();
-                let splits = if holds_pairs(current) { params::find(kind, name).is_some() } else { is_name };
+                let splits = if holds_pairs(current) {
+                    params::find(kind, name).is_some()
+                } else {
+                    is_name
+                };
                 if splits {
                     items.push(&body[start..i]);
                     start = i + 1;
@@ -104,7 +139,11 @@ fn split_items(kind: DecoratorKind, body: &str) -> Vec<&str> {
         i += 1;
     }
     items.push(&body[start..]);
-    items.into_iter().map(str::trim).filter(|s| !s.is_empty()).collect()
+    items
+        .into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -114,7 +153,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn value(w: &WithArg, key: &str) -> Value {
-        w.decorator.args.iter().find(|a| a.key == key).unwrap().value.clone()
+        w.decorator
+            .args
+            .iter()
+            .find(|a| a.key == key)
+            .unwrap()
+            .value
+            .clone()
     }
 
     #[test]
@@ -139,10 +184,30 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        assert!(parse("kubernetes:cpus=8").unwrap_err().message.contains("did you mean `cpu`"));
-        assert!(parse("kubernets:cpu=8").unwrap_err().message.contains("did you mean `kubernetes`"));
-        assert!(parse("kubernetes:cpu").unwrap_err().message.contains("no `=`"));
-        assert!(parse("kubernetes:cpu=1,cpu=2").unwrap_err().message.contains("twice"));
+        assert!(
+            parse("kubernetes:cpus=8")
+                .unwrap_err()
+                .message
+                .contains("did you mean `cpu`")
+        );
+        assert!(
+            parse("kubernets:cpu=8")
+                .unwrap_err()
+                .message
+                .contains("did you mean `kubernetes`")
+        );
+        assert!(
+            parse("kubernetes:cpu")
+                .unwrap_err()
+                .message
+                .contains("no `=`")
+        );
+        assert!(
+            parse("kubernetes:cpu=1,cpu=2")
+                .unwrap_err()
+                .message
+                .contains("twice")
+        );
         assert!(parse("kubernetes").unwrap().decorator.args.is_empty());
     }
 

@@ -1,6 +1,9 @@
 //! `#[kubernetes(...)]`: every parameter of the decorator, checked one by one.
 
-use super::{Bad, Checked, Error, Place, arg_index, invalid, parse_args, to_bool, to_str, to_str_list, to_str_map, to_uint, wrong_type};
+use super::{
+    Bad, Checked, Error, Place, arg_index, invalid, parse_args, to_bool, to_str, to_str_list,
+    to_str_map, to_uint, wrong_type,
+};
 use crate::names;
 use crate::params::KUBERNETES;
 use crate::quantity::{Cpu, Size, Unit};
@@ -193,7 +196,10 @@ pub struct KubernetesArgs {
 pub const RESERVED_LABEL_PREFIXES: [&str; 2] = ["kubestep.io/", "app.kubernetes.io/managed-by"];
 
 fn expects(key: &str) -> &'static str {
-    KUBERNETES.iter().find(|p| p.name == key).map_or("a valid value", |p| p.expects)
+    KUBERNETES
+        .iter()
+        .find(|p| p.name == key)
+        .map_or("a valid value", |p| p.expects)
 }
 
 /// Matches a string against a closed set of spellings.
@@ -201,21 +207,31 @@ fn one_of<T: Copy>(key: &str, v: &Value, options: &[(&str, T)], ignore_case: boo
     let s = to_str(key, v, expects(key))?;
     options
         .iter()
-        .find(|(name, _)| if ignore_case { name.eq_ignore_ascii_case(s) } else { *name == s })
+        .find(|(name, _)| {
+            if ignore_case {
+                name.eq_ignore_ascii_case(s)
+            } else {
+                *name == s
+            }
+        })
         .map(|(_, t)| *t)
         .ok_or_else(|| invalid(key, v, &format!("must be {}", expects(key))))
 }
 
 fn size(key: &str, v: &Value, unit: Unit) -> Checked<Size> {
     match v {
-        Value::Int(_) | Value::Str(_) | Value::Float(_) => Size::from_value(v, unit).map_err(|r| invalid(key, v, &r)),
+        Value::Int(_) | Value::Str(_) | Value::Float(_) => {
+            Size::from_value(v, unit).map_err(|r| invalid(key, v, &r))
+        }
         _ => Err(wrong_type(key, v, expects(key))),
     }
 }
 
 pub(super) fn cpu(key: &str, v: &Value) -> Checked<Cpu> {
     match v {
-        Value::Int(_) | Value::Float(_) | Value::Str(_) => Cpu::from_value(v).map_err(|r| invalid(key, v, &r)),
+        Value::Int(_) | Value::Float(_) | Value::Str(_) => {
+            Cpu::from_value(v).map_err(|r| invalid(key, v, &r))
+        }
         _ => Err(wrong_type(key, v, expects(key))),
     }
 }
@@ -228,14 +244,18 @@ fn absolute_path(key: &str, s: &str, what: &str) -> Result<(), String> {
     if s.starts_with('/') && !s.contains('\0') && !s.split('/').any(|part| part == "..") {
         Ok(())
     } else {
-        Err(format!("invalid {what} {s:?} in `{key}`: must be an absolute path (starting with '/') without '..'"))
+        Err(format!(
+            "invalid {what} {s:?} in `{key}`: must be an absolute path (starting with '/') without '..'"
+        ))
     }
 }
 
 fn label_key(k: &str) -> Result<(), String> {
     names::qualified_name(k)?;
     match RESERVED_LABEL_PREFIXES.iter().find(|p| k.starts_with(*p)) {
-        Some(p) => Err(format!("keys starting with \"{p}\" are reserved for the labels kubestep sets itself")),
+        Some(p) => Err(format!(
+            "keys starting with \"{p}\" are reserved for the labels kubestep sets itself"
+        )),
         None => Ok(()),
     }
 }
@@ -245,10 +265,18 @@ fn any_value(_: &str) -> Result<(), String> {
 }
 
 fn annotations(key: &str, v: &Value) -> Checked<BTreeMap<String, String>> {
-    let map = to_str_map(key, v, expects(key), ("annotation key", label_key), ("annotation value", any_value))?;
+    let map = to_str_map(
+        key,
+        v,
+        expects(key),
+        ("annotation key", label_key),
+        ("annotation value", any_value),
+    )?;
     let total: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
     if total > 256 * 1024 {
-        return Err(Bad::new(format!("`{key}` holds {total} bytes; Kubernetes allows at most 262144 bytes of annotations")));
+        return Err(Bad::new(format!(
+            "`{key}` holds {total} bytes; Kubernetes allows at most 262144 bytes of annotations"
+        )));
     }
     Ok(map)
 }
@@ -256,17 +284,31 @@ fn annotations(key: &str, v: &Value) -> Checked<BTreeMap<String, String>> {
 fn node_selector(key: &str, v: &Value) -> Checked<BTreeMap<String, String>> {
     let pairs = match v {
         Value::Str(s) => parse_node_selector_str(key, s)?,
-        Value::Map(_) => return to_str_map(key, v, expects(key), ("label key", names::qualified_name), ("label value", names::label_value)),
+        Value::Map(_) => {
+            return to_str_map(
+                key,
+                v,
+                expects(key),
+                ("label key", names::qualified_name),
+                ("label value", names::label_value),
+            );
+        }
         _ => return Err(wrong_type(key, v, expects(key))),
     };
     Ok(pairs.into_iter().collect())
 }
 
 fn parse_node_selector_str(key: &str, s: &str) -> Checked<Vec<(String, String)>> {
-    let pairs = super::parse_key_values(s).map_err(|r| Bad::new(format!("invalid `{key}` = {s:?}: {r}")))?;
+    let pairs = super::parse_key_values(s)
+        .map_err(|r| Bad::new(format!("invalid `{key}` = {s:?}: {r}")))?;
     for (k, v) in &pairs {
-        names::qualified_name(k).map_err(|r| Bad::new(format!("invalid label key {k:?} in `{key}`: {r}")))?;
-        names::label_value(v).map_err(|r| Bad::new(format!("invalid label value {v:?} for {k:?} in `{key}`: {r}")))?;
+        names::qualified_name(k)
+            .map_err(|r| Bad::new(format!("invalid label key {k:?} in `{key}`: {r}")))?;
+        names::label_value(v).map_err(|r| {
+            Bad::new(format!(
+                "invalid label value {v:?} for {k:?} in `{key}`: {r}"
+            ))
+        })?;
     }
     Ok(pairs)
 }
@@ -274,7 +316,13 @@ fn parse_node_selector_str(key: &str, s: &str) -> Checked<Vec<(String, String)>>
 const TOLERATION_KEYS: [&str; 5] = ["key", "operator", "value", "effect", "toleration_seconds"];
 
 fn toleration(key: &str, v: &Value) -> Checked<Toleration> {
-    let Value::Map(entries) = v else { return Err(wrong_type(key, v, "maps such as { key: \"k\", operator: \"Exists\" }")) };
+    let Value::Map(entries) = v else {
+        return Err(wrong_type(
+            key,
+            v,
+            "maps such as { key: \"k\", operator: \"Exists\" }",
+        ));
+    };
     let mut t = Toleration::default();
     let mut seen = Vec::new();
     for (i, (k, val)) in entries.iter().enumerate() {
@@ -290,9 +338,17 @@ fn toleration(key: &str, v: &Value) -> Checked<Toleration> {
                 t.key = Some(s.to_string());
                 Ok(())
             }),
-            "operator" => one_of(&field, val, &[("Equal", TolerationOperator::Equal), ("Exists", TolerationOperator::Exists)], false)
-                .map_err(|_| invalid(&field, val, "must be \"Equal\" or \"Exists\""))
-                .map(|o| t.operator = Some(o)),
+            "operator" => one_of(
+                &field,
+                val,
+                &[
+                    ("Equal", TolerationOperator::Equal),
+                    ("Exists", TolerationOperator::Exists),
+                ],
+                false,
+            )
+            .map_err(|_| invalid(&field, val, "must be \"Equal\" or \"Exists\""))
+            .map(|o| t.operator = Some(o)),
             "value" => to_str(&field, val, "a string").and_then(|s| {
                 names::label_value(s).map_err(|r| invalid(&field, val, &r))?;
                 t.value = Some(s.to_string());
@@ -301,10 +357,20 @@ fn toleration(key: &str, v: &Value) -> Checked<Toleration> {
             "effect" => one_of(
                 &field,
                 val,
-                &[("NoSchedule", TaintEffect::NoSchedule), ("PreferNoSchedule", TaintEffect::PreferNoSchedule), ("NoExecute", TaintEffect::NoExecute)],
+                &[
+                    ("NoSchedule", TaintEffect::NoSchedule),
+                    ("PreferNoSchedule", TaintEffect::PreferNoSchedule),
+                    ("NoExecute", TaintEffect::NoExecute),
+                ],
                 false,
             )
-            .map_err(|_| invalid(&field, val, "must be \"NoSchedule\", \"PreferNoSchedule\" or \"NoExecute\""))
+            .map_err(|_| {
+                invalid(
+                    &field,
+                    val,
+                    "must be \"NoSchedule\", \"PreferNoSchedule\" or \"NoExecute\"",
+                )
+            })
             .map(|e| t.effect = Some(e)),
             "toleration_seconds" => match val {
                 Value::Int(n) => {
@@ -314,17 +380,33 @@ fn toleration(key: &str, v: &Value) -> Checked<Toleration> {
                 _ => Err(wrong_type(&field, val, "an integer number of seconds")),
             },
             _ => {
-                let hint = crate::params::nearest(k, TOLERATION_KEYS).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
-                Err(Bad::new(format!("unknown toleration key `{k}`; {hint}allowed: {}", TOLERATION_KEYS.join(", "))).inside(At::Key(i)))
+                let hint = crate::params::nearest(k, TOLERATION_KEYS)
+                    .map(|s| format!("did you mean `{s}`? "))
+                    .unwrap_or_default();
+                Err(Bad::new(format!(
+                    "unknown toleration key `{k}`; {hint}allowed: {}",
+                    TOLERATION_KEYS.join(", ")
+                ))
+                .inside(At::Key(i)))
             }
         };
-        r.map_err(|b| if b.at.is_empty() { b.inside(At::Value(i)) } else { b })?;
+        r.map_err(|b| {
+            if b.at.is_empty() {
+                b.inside(At::Value(i))
+            } else {
+                b
+            }
+        })?;
     }
     // The API server's own rules (core/v1 validation of tolerations).
-    let rule = if t.operator == Some(TolerationOperator::Exists) && t.value.as_deref().is_some_and(|v| !v.is_empty()) {
+    let rule = if t.operator == Some(TolerationOperator::Exists)
+        && t.value.as_deref().is_some_and(|v| !v.is_empty())
+    {
         Some("a toleration with operator \"Exists\" must not have a value")
     } else if t.key.is_none() && t.operator != Some(TolerationOperator::Exists) {
-        Some("a toleration without a key must have operator \"Exists\" (it then tolerates every taint)")
+        Some(
+            "a toleration without a key must have operator \"Exists\" (it then tolerates every taint)",
+        )
     } else if t.toleration_seconds.is_some() && t.effect != Some(TaintEffect::NoExecute) {
         Some("toleration_seconds is only allowed with effect \"NoExecute\"")
     } else {
@@ -336,38 +418,68 @@ fn toleration(key: &str, v: &Value) -> Checked<Toleration> {
     }
 }
 
-const SECURITY_KEYS: [&str; 5] = ["privileged", "allow_privilege_escalation", "run_as_user", "run_as_group", "run_as_non_root"];
+const SECURITY_KEYS: [&str; 5] = [
+    "privileged",
+    "allow_privilege_escalation",
+    "run_as_user",
+    "run_as_group",
+    "run_as_non_root",
+];
 
 fn security_context(key: &str, v: &Value) -> Checked<SecurityContext> {
-    let Value::Map(entries) = v else { return Err(wrong_type(key, v, expects(key))) };
+    let Value::Map(entries) = v else {
+        return Err(wrong_type(key, v, expects(key)));
+    };
     let mut sc = SecurityContext::default();
     let mut seen = Vec::new();
     for (i, (k, val)) in entries.iter().enumerate() {
         let k = k.as_ref();
         if seen.contains(&k) {
-            return Err(Bad::new(format!("security_context key `{k}` is given twice")).inside(At::Key(i)));
+            return Err(
+                Bad::new(format!("security_context key `{k}` is given twice")).inside(At::Key(i)),
+            );
         }
         seen.push(k);
         let field = format!("{key}.{k}");
-        let id = |val: &Value| to_uint(&field, val, "a user or group id, 0 or more", i64::MAX as u64).map(|n| n as i64);
+        let id = |val: &Value| {
+            to_uint(
+                &field,
+                val,
+                "a user or group id, 0 or more",
+                i64::MAX as u64,
+            )
+            .map(|n| n as i64)
+        };
         let r = match k {
             "privileged" => to_bool(&field, val).map(|b| sc.privileged = Some(b)),
-            "allow_privilege_escalation" => to_bool(&field, val).map(|b| sc.allow_privilege_escalation = Some(b)),
+            "allow_privilege_escalation" => {
+                to_bool(&field, val).map(|b| sc.allow_privilege_escalation = Some(b))
+            }
             "run_as_non_root" => to_bool(&field, val).map(|b| sc.run_as_non_root = Some(b)),
             "run_as_user" => id(val).map(|n| sc.run_as_user = Some(n)),
             "run_as_group" => id(val).map(|n| sc.run_as_group = Some(n)),
             _ => {
-                let hint = crate::params::nearest(k, SECURITY_KEYS).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
-                return Err(Bad::new(format!("unknown security_context key `{k}`; {hint}allowed: {}", SECURITY_KEYS.join(", "))).inside(At::Key(i)));
+                let hint = crate::params::nearest(k, SECURITY_KEYS)
+                    .map(|s| format!("did you mean `{s}`? "))
+                    .unwrap_or_default();
+                return Err(Bad::new(format!(
+                    "unknown security_context key `{k}`; {hint}allowed: {}",
+                    SECURITY_KEYS.join(", ")
+                ))
+                .inside(At::Key(i)));
             }
         };
         r.map_err(|b| b.inside(At::Value(i)))?;
     }
     if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
-        return Err(Bad::new("invalid `security_context`: privileged = true needs privilege escalation; allow_privilege_escalation = false contradicts it"));
+        return Err(Bad::new(
+            "invalid `security_context`: privileged = true needs privilege escalation; allow_privilege_escalation = false contradicts it",
+        ));
     }
     if sc.run_as_non_root == Some(true) && sc.run_as_user == Some(0) {
-        return Err(Bad::new("invalid `security_context`: run_as_non_root = true contradicts run_as_user = 0 (root)"));
+        return Err(Bad::new(
+            "invalid `security_context`: run_as_non_root = true contradicts run_as_user = 0 (root)",
+        ));
     }
     Ok(sc)
 }
@@ -378,11 +490,16 @@ impl KubernetesArgs {
     /// # Errors
     /// Every broken rule, each tied to its argument.
     pub fn parse(args: &[Arg]) -> Result<KubernetesArgs, Vec<Error>> {
-        let (k, mut errors): (KubernetesArgs, _) = parse_args(DecoratorKind::Kubernetes, args, KubernetesArgs::set);
+        let (k, mut errors): (KubernetesArgs, _) =
+            parse_args(DecoratorKind::Kubernetes, args, KubernetesArgs::set);
         if errors.is_empty() {
             errors.extend(k.check(args));
         }
-        if errors.is_empty() { Ok(k) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(k)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Sets one parameter from a value; the parameter is known to exist.
@@ -393,19 +510,37 @@ impl KubernetesArgs {
             "memory" => self.memory = Some(size(key, v, Unit::Megabytes)?),
             "disk" => self.disk = Some(size(key, v, Unit::Megabytes)?),
             "gpu" => self.gpu = Some(gpu(key, v)?),
-            "gpu_vendor" => self.gpu_vendor = Some(one_of(key, v, &[("nvidia", GpuVendor::Nvidia), ("amd", GpuVendor::Amd)], true)?),
+            "gpu_vendor" => {
+                self.gpu_vendor = Some(one_of(
+                    key,
+                    v,
+                    &[("nvidia", GpuVendor::Nvidia), ("amd", GpuVendor::Amd)],
+                    true,
+                )?)
+            }
             "image" => {
                 let s = to_str(key, v, e)?;
                 if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(invalid(key, v, "an image reference is not empty and has no spaces"));
+                    return Err(invalid(
+                        key,
+                        v,
+                        "an image reference is not empty and has no spaces",
+                    ));
                 }
                 self.image = Some(s.to_string());
             }
             "image_pull_policy" => {
-                let opts = [("Always", PullPolicy::Always), ("IfNotPresent", PullPolicy::IfNotPresent), ("Never", PullPolicy::Never)];
+                let opts = [
+                    ("Always", PullPolicy::Always),
+                    ("IfNotPresent", PullPolicy::IfNotPresent),
+                    ("Never", PullPolicy::Never),
+                ];
                 self.image_pull_policy = Some(one_of(key, v, &opts, false)?);
             }
-            "image_pull_secrets" => self.image_pull_secrets = Some(to_str_list(key, v, e, "Secret name", names::dns_subdomain)?),
+            "image_pull_secrets" => {
+                self.image_pull_secrets =
+                    Some(to_str_list(key, v, e, "Secret name", names::dns_subdomain)?)
+            }
             "namespace" => {
                 let s = to_str(key, v, e)?;
                 names::dns_label(s).map_err(|r| invalid(key, v, &format!("must be {r}")))?;
@@ -422,24 +557,55 @@ impl KubernetesArgs {
                     Value::Str(s) => Value::List(vec![Value::string(s.as_ref())].into()),
                     other => other.clone(),
                 };
-                self.secrets = Some(to_str_list(key, &list, e, "Secret name", names::dns_subdomain)?);
+                self.secrets = Some(to_str_list(
+                    key,
+                    &list,
+                    e,
+                    "Secret name",
+                    names::dns_subdomain,
+                )?);
             }
             "node_selector" => self.node_selector = Some(node_selector(key, v)?),
             "tolerations" => {
-                let Value::List(items) = v else { return Err(wrong_type(key, v, e)) };
-                let ts = items.iter().enumerate().map(|(i, t)| toleration(key, t).map_err(|b| b.inside(At::Index(i))));
+                let Value::List(items) = v else {
+                    return Err(wrong_type(key, v, e));
+                };
+                let ts = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| toleration(key, t).map_err(|b| b.inside(At::Index(i))));
                 self.tolerations = Some(ts.collect::<Checked<_>>()?);
             }
-            "labels" => self.labels = Some(to_str_map(key, v, e, ("label key", label_key), ("label value", names::label_value))?),
+            "labels" => {
+                self.labels = Some(to_str_map(
+                    key,
+                    v,
+                    e,
+                    ("label key", label_key),
+                    ("label value", names::label_value),
+                )?)
+            }
             "annotations" => self.annotations = Some(annotations(key, v)?),
             "persistent_volume_claims" => {
-                let map = to_str_map(key, v, e, ("claim name", names::dns_subdomain), ("mount path", |_| Ok(())))?;
-                let Value::Map(entries) = v else { unreachable!("checked by to_str_map") };
+                let map = to_str_map(
+                    key,
+                    v,
+                    e,
+                    ("claim name", names::dns_subdomain),
+                    ("mount path", |_| Ok(())),
+                )?;
+                let Value::Map(entries) = v else {
+                    unreachable!("checked by to_str_map")
+                };
                 for (i, (claim, path)) in map.iter().enumerate() {
                     let at = entries.iter().position(|(c, _)| c == claim).unwrap_or(i);
-                    absolute_path(key, path, "mount path").map_err(|m| Bad::new(m).inside(At::Value(at)))?;
+                    absolute_path(key, path, "mount path")
+                        .map_err(|m| Bad::new(m).inside(At::Value(at)))?;
                     if map.iter().any(|(other, p)| other < claim && p == path) {
-                        return Err(Bad::new(format!("mount path {path:?} is used by two claims in `{key}`")).inside(At::Value(at)));
+                        return Err(Bad::new(format!(
+                            "mount path {path:?} is used by two claims in `{key}`"
+                        ))
+                        .inside(At::Value(at)));
                     }
                 }
                 self.persistent_volume_claims = Some(map);
@@ -463,11 +629,16 @@ impl KubernetesArgs {
                 if s.is_empty() {
                     return Err(invalid(key, v, "must not be empty"));
                 }
-                names::label_value(s).map_err(|r| invalid(key, v, &format!("it becomes a node label value: {r}")))?;
+                names::label_value(s)
+                    .map_err(|r| invalid(key, v, &format!("it becomes a node label value: {r}")))?;
                 self.compute_pool = Some(s.to_string());
             }
             "qos" => {
-                let opts = [("Guaranteed", Qos::Guaranteed), ("Burstable", Qos::Burstable), ("BestEffort", Qos::BestEffort)];
+                let opts = [
+                    ("Guaranteed", Qos::Guaranteed),
+                    ("Burstable", Qos::Burstable),
+                    ("BestEffort", Qos::BestEffort),
+                ];
                 self.qos = Some(one_of(key, v, &opts, true)?);
             }
             "security_context" => self.security_context = Some(security_context(key, v)?),
@@ -493,7 +664,10 @@ impl KubernetesArgs {
         };
         let mut errors = Vec::new();
         if self.qos == Some(Qos::BestEffort) {
-            for (key, given) in [("cpu", self.cpu.is_some()), ("memory", self.memory.is_some())] {
+            for (key, given) in [
+                ("cpu", self.cpu.is_some()),
+                ("memory", self.memory.is_some()),
+            ] {
                 if given {
                     errors.push(at(key, format!(
                         "`{key}` conflicts with qos = \"BestEffort\": a BestEffort pod has no cpu or memory requests; remove `{key}` or choose qos \"Burstable\""
@@ -502,7 +676,10 @@ impl KubernetesArgs {
             }
         }
         if self.use_tmpfs == Some(false) && self.tmpfs_size.is_some() {
-            errors.push(at("tmpfs_size", "`tmpfs_size` is given but use_tmpfs = false; remove one of them".into()));
+            errors.push(at(
+                "tmpfs_size",
+                "`tmpfs_size` is given but use_tmpfs = false; remove one of them".into(),
+            ));
         }
         errors
     }
@@ -514,7 +691,10 @@ mod tests {
     use std::borrow::Cow;
 
     fn arg(key: &'static str, value: Value) -> Arg {
-        Arg { key: Cow::Borrowed(key), value }
+        Arg {
+            key: Cow::Borrowed(key),
+            value,
+        }
     }
 
     fn s(x: &str) -> Value {
@@ -522,7 +702,13 @@ mod tests {
     }
 
     fn map(entries: &[(&str, Value)]) -> Value {
-        Value::Map(entries.iter().map(|(k, v)| (Cow::Owned(k.to_string()), v.clone())).collect::<Vec<_>>().into())
+        Value::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (Cow::Owned(k.to_string()), v.clone()))
+                .collect::<Vec<_>>()
+                .into(),
+        )
     }
 
     fn first_error(args: Vec<Arg>) -> Error {
@@ -539,15 +725,24 @@ mod tests {
 
     #[test]
     fn node_selector_string_and_map() {
-        let k = KubernetesArgs::parse(&[arg("node_selector", s("kubernetes.io/os=linux,disk=ssd"))]).unwrap();
-        assert_eq!(k.node_selector.unwrap().get("disk").map(String::as_str), Some("ssd"));
+        let k =
+            KubernetesArgs::parse(&[arg("node_selector", s("kubernetes.io/os=linux,disk=ssd"))])
+                .unwrap();
+        assert_eq!(
+            k.node_selector.unwrap().get("disk").map(String::as_str),
+            Some("ssd")
+        );
         let e = first_error(vec![arg("node_selector", s("a=b,c"))]);
         assert!(e.message.contains("`c` has no `=`"), "{}", e.message);
     }
 
     #[test]
     fn toleration_rules() {
-        let t = map(&[("key", s("gpu")), ("operator", s("Exists")), ("value", s("x"))]);
+        let t = map(&[
+            ("key", s("gpu")),
+            ("operator", s("Exists")),
+            ("value", s("x")),
+        ]);
         let e = first_error(vec![arg("tolerations", Value::List(vec![t].into()))]);
         assert!(e.message.contains("must not have a value"), "{}", e.message);
         let t = map(&[("key", s("gpu")), ("efect", s("NoSchedule"))]);

@@ -7,7 +7,10 @@ mod kubernetes;
 mod policy;
 mod resources;
 
-pub use kubernetes::{GpuVendor, KubernetesArgs, PullPolicy, Qos, SecurityContext, TaintEffect, Toleration, TolerationOperator};
+pub use kubernetes::{
+    GpuVendor, KubernetesArgs, PullPolicy, Qos, SecurityContext, TaintEffect, Toleration,
+    TolerationOperator,
+};
 pub use policy::{Retry, Timeout};
 pub use resources::ResourcesArgs;
 
@@ -51,7 +54,10 @@ pub(crate) struct Bad {
 
 impl Bad {
     pub(crate) fn new(message: impl Into<String>) -> Bad {
-        Bad { at: Vec::new(), message: message.into() }
+        Bad {
+            at: Vec::new(),
+            message: message.into(),
+        }
     }
 
     /// The same problem, one level further down a list or map.
@@ -65,7 +71,10 @@ pub(crate) type Checked<T> = Result<T, Bad>;
 
 /// "`key` expects X, found a boolean `true`".
 pub(crate) fn wrong_type(key: &str, value: &Value, expects: &str) -> Bad {
-    Bad::new(format!("`{key}` expects {expects}, found {} `{value}`", value.kind()))
+    Bad::new(format!(
+        "`{key}` expects {expects}, found {} `{value}`",
+        value.kind()
+    ))
 }
 
 /// "invalid `key` = value: rule".
@@ -84,8 +93,19 @@ pub(crate) fn to_bool(key: &str, v: &Value) -> Checked<bool> {
 pub(crate) fn to_uint(key: &str, v: &Value, expects: &str, max: u64) -> Checked<u64> {
     match v {
         Value::Int(n) if *n >= 0 && (*n as u64) <= max => Ok(*n as u64),
-        Value::Int(_) => Err(invalid(key, v, &format!("must be {expects} (at most {max})"))),
-        Value::Float(x) => Err(invalid(key, v, &format!("must be {expects}, not a fraction{}", if *x < 0.0 { " or negative" } else { "" }))),
+        Value::Int(_) => Err(invalid(
+            key,
+            v,
+            &format!("must be {expects} (at most {max})"),
+        )),
+        Value::Float(x) => Err(invalid(
+            key,
+            v,
+            &format!(
+                "must be {expects}, not a fraction{}",
+                if *x < 0.0 { " or negative" } else { "" }
+            ),
+        )),
         _ => Err(wrong_type(key, v, expects)),
     }
 }
@@ -100,14 +120,27 @@ pub(crate) fn to_str<'v>(key: &str, v: &'v Value, expects: &str) -> Checked<&'v 
 type Rule = fn(&str) -> Result<(), String>;
 
 /// A list of strings, each checked by `rule`, without duplicates.
-pub(crate) fn to_str_list(key: &str, v: &Value, expects: &str, what: &str, rule: Rule) -> Checked<Vec<String>> {
-    let Value::List(items) = v else { return Err(wrong_type(key, v, expects)) };
+pub(crate) fn to_str_list(
+    key: &str,
+    v: &Value,
+    expects: &str,
+    what: &str,
+    rule: Rule,
+) -> Checked<Vec<String>> {
+    let Value::List(items) = v else {
+        return Err(wrong_type(key, v, expects));
+    };
     let mut out: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let s = to_str(key, item, &format!("{what} strings")).map_err(|b| b.inside(At::Index(i)))?;
-        rule(s).map_err(|r| Bad::new(format!("invalid {what} {s:?} in `{key}`: must be {r}")).inside(At::Index(i)))?;
+        let s =
+            to_str(key, item, &format!("{what} strings")).map_err(|b| b.inside(At::Index(i)))?;
+        rule(s).map_err(|r| {
+            Bad::new(format!("invalid {what} {s:?} in `{key}`: must be {r}")).inside(At::Index(i))
+        })?;
         if out.iter().any(|o| o == s) {
-            return Err(Bad::new(format!("{what} {s:?} appears twice in `{key}`")).inside(At::Index(i)));
+            return Err(
+                Bad::new(format!("{what} {s:?} appears twice in `{key}`")).inside(At::Index(i))
+            );
         }
         out.push(s.to_string());
     }
@@ -122,13 +155,22 @@ pub(crate) fn to_str_map(
     (key_what, key_rule): (&str, Rule),
     (value_what, value_rule): (&str, Rule),
 ) -> Checked<BTreeMap<String, String>> {
-    let Value::Map(entries) = v else { return Err(wrong_type(key, v, expects)) };
+    let Value::Map(entries) = v else {
+        return Err(wrong_type(key, v, expects));
+    };
     let mut out = BTreeMap::new();
     for (i, (k, val)) in entries.iter().enumerate() {
-        key_rule(k).map_err(|r| Bad::new(format!("invalid {key_what} {k:?} in `{key}`: {r}")).inside(At::Key(i)))?;
-        let s = to_str(key, val, &format!("string values ({value_what})")).map_err(|b| b.inside(At::Value(i)))?;
-        value_rule(s)
-            .map_err(|r| Bad::new(format!("invalid {value_what} {s:?} for {k:?} in `{key}`: {r}")).inside(At::Value(i)))?;
+        key_rule(k).map_err(|r| {
+            Bad::new(format!("invalid {key_what} {k:?} in `{key}`: {r}")).inside(At::Key(i))
+        })?;
+        let s = to_str(key, val, &format!("string values ({value_what})"))
+            .map_err(|b| b.inside(At::Value(i)))?;
+        value_rule(s).map_err(|r| {
+            Bad::new(format!(
+                "invalid {value_what} {s:?} for {k:?} in `{key}`: {r}"
+            ))
+            .inside(At::Value(i))
+        })?;
         if out.insert(k.to_string(), s.to_string()).is_some() {
             return Err(Bad::new(format!("duplicate key {k:?} in `{key}`")).inside(At::Key(i)));
         }
@@ -164,15 +206,28 @@ pub(crate) fn parse_args<T: Default>(
     let mut seen = HashSet::new();
     for (i, arg) in args.iter().enumerate() {
         let key = arg.key.as_ref();
-        let error = |place, message| Error { decorator: kind, arg: Some(i), place, message };
+        let error = |place, message| Error {
+            decorator: kind,
+            arg: Some(i),
+            place,
+            message,
+        };
         if params::find(kind, key).is_none() {
-            let hint = params::suggest(kind, key).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
+            let hint = params::suggest(kind, key)
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
             errors.push(error(
                 Place::Key,
-                format!("unknown parameter `{key}` for #[{kind}]; {hint}allowed: {}", params::names(kind)),
+                format!(
+                    "unknown parameter `{key}` for #[{kind}]; {hint}allowed: {}",
+                    params::names(kind)
+                ),
             ));
         } else if !seen.insert(key) {
-            errors.push(error(Place::Key, format!("`{key}` is given twice in #[{kind}]")));
+            errors.push(error(
+                Place::Key,
+                format!("`{key}` is given twice in #[{kind}]"),
+            ));
         } else if let Err(bad) = set(&mut out, key, &arg.value) {
             errors.push(error(Place::Value(bad.at), bad.message));
         }
@@ -213,13 +268,20 @@ impl StepSpec {
                     decorator: d.kind,
                     arg: None,
                     place: Place::Decorator,
-                    message: format!("#[{}] is given twice on this step; merge the two into one", d.kind),
+                    message: format!(
+                        "#[{}] is given twice on this step; merge the two into one",
+                        d.kind
+                    ),
                 });
                 continue;
             }
             let result = match d.kind {
-                DecoratorKind::Kubernetes => KubernetesArgs::parse(&d.args).map(|k| spec.kubernetes = Some(k)),
-                DecoratorKind::Resources => ResourcesArgs::parse(&d.args).map(|r| spec.resources = Some(r)),
+                DecoratorKind::Kubernetes => {
+                    KubernetesArgs::parse(&d.args).map(|k| spec.kubernetes = Some(k))
+                }
+                DecoratorKind::Resources => {
+                    ResourcesArgs::parse(&d.args).map(|r| spec.resources = Some(r))
+                }
                 DecoratorKind::Retry => Retry::parse(&d.args).map(|r| spec.retry = Some(r)),
                 DecoratorKind::Timeout => Timeout::parse(&d.args).map(|t| spec.timeout = Some(t)),
             };
@@ -230,13 +292,24 @@ impl StepSpec {
         if errors.is_empty() {
             errors.extend(spec.check_across(decorators));
         }
-        if errors.is_empty() { Ok(spec) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(spec)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Rules that involve two decorators.
     fn check_across(&self, decorators: &[Decorator]) -> Vec<Error> {
-        let (Some(k), Some(r)) = (&self.kubernetes, &self.resources) else { return Vec::new() };
-        let Some(resources) = decorators.iter().find(|d| d.kind == DecoratorKind::Resources) else { return Vec::new() };
+        let (Some(k), Some(r)) = (&self.kubernetes, &self.resources) else {
+            return Vec::new();
+        };
+        let Some(resources) = decorators
+            .iter()
+            .find(|d| d.kind == DecoratorKind::Resources)
+        else {
+            return Vec::new();
+        };
         if k.qos != Some(Qos::BestEffort) {
             return Vec::new();
         }
@@ -262,15 +335,25 @@ mod tests {
 
     #[test]
     fn key_values() {
-        assert_eq!(parse_key_values("a=b, c=d").unwrap(), vec![("a".into(), "b".into()), ("c".into(), "d".into())]);
-        assert!(parse_key_values("a=b,c").unwrap_err().contains("`c` has no `=`"));
+        assert_eq!(
+            parse_key_values("a=b, c=d").unwrap(),
+            vec![("a".into(), "b".into()), ("c".into(), "d".into())]
+        );
+        assert!(
+            parse_key_values("a=b,c")
+                .unwrap_err()
+                .contains("`c` has no `=`")
+        );
         assert!(parse_key_values("a=b,a=c").unwrap_err().contains("twice"));
         assert_eq!(parse_key_values("").unwrap(), vec![]);
     }
 
     #[test]
     fn same_decorator_twice() {
-        let d = Decorator { kind: DecoratorKind::Retry, args: Cow::Borrowed(&[]) };
+        let d = Decorator {
+            kind: DecoratorKind::Retry,
+            args: Cow::Borrowed(&[]),
+        };
         let errors = StepSpec::from_decorators(&[d.clone(), d]).unwrap_err();
         assert!(errors[0].message.contains("#[retry] is given twice"));
     }

@@ -15,7 +15,10 @@ pub struct Retry {
 impl Default for Retry {
     /// Metaflow's defaults: 3 retries, 2 minutes apart.
     fn default() -> Retry {
-        Retry { times: 3, minutes_between_retries: 2.0 }
+        Retry {
+            times: 3,
+            minutes_between_retries: 2.0,
+        }
     }
 }
 
@@ -26,12 +29,18 @@ impl Retry {
     /// Every broken rule, each tied to its argument.
     pub fn parse(args: &[Arg]) -> Result<Retry, Vec<Error>> {
         let (r, errors) = parse_args(DecoratorKind::Retry, args, Retry::set);
-        if errors.is_empty() { Ok(r) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(r)
+        } else {
+            Err(errors)
+        }
     }
 
     fn set(&mut self, key: &str, v: &Value) -> Checked<()> {
         match key {
-            "times" => self.times = to_uint(key, v, "a whole number of retries, 0 or more", 1000)? as u32,
+            "times" => {
+                self.times = to_uint(key, v, "a whole number of retries, 0 or more", 1000)? as u32
+            }
             "minutes_between_retries" => {
                 let m = match v {
                     Value::Int(n) => *n as f64,
@@ -39,7 +48,11 @@ impl Retry {
                     _ => return Err(wrong_type(key, v, "a number of minutes, 0 or more")),
                 };
                 if !(0.0..=10_080.0).contains(&m) {
-                    return Err(invalid(key, v, "must be from 0 to 10080 minutes (one week)"));
+                    return Err(invalid(
+                        key,
+                        v,
+                        "must be from 0 to 10080 minutes (one week)",
+                    ));
                 }
                 self.minutes_between_retries = m;
             }
@@ -62,17 +75,20 @@ impl Timeout {
     /// # Errors
     /// Every broken rule; a total under one second is an error on the whole decorator.
     pub fn parse(args: &[Arg]) -> Result<Timeout, Vec<Error>> {
-        let (t, mut errors): (Timeout, _) = parse_args(DecoratorKind::Timeout, args, |t: &mut Timeout, key, v| {
-            let n = to_uint(key, v, "a whole number, 0 or more", 10_000_000)?;
-            let unit = match key {
-                "seconds" => 1,
-                "minutes" => 60,
-                "hours" => 3600,
-                other => unreachable!("parameter `{other}` is in the catalog but has no setter"),
-            };
-            t.seconds += n * unit;
-            Ok(())
-        });
+        let (t, mut errors): (Timeout, _) =
+            parse_args(DecoratorKind::Timeout, args, |t: &mut Timeout, key, v| {
+                let n = to_uint(key, v, "a whole number, 0 or more", 10_000_000)?;
+                let unit = match key {
+                    "seconds" => 1,
+                    "minutes" => 60,
+                    "hours" => 3600,
+                    other => {
+                        unreachable!("parameter `{other}` is in the catalog but has no setter")
+                    }
+                };
+                t.seconds += n * unit;
+                Ok(())
+            });
         if errors.is_empty() && t.seconds < 1 {
             errors.push(Error {
                 decorator: DecoratorKind::Timeout,
@@ -82,6 +98,10 @@ impl Timeout {
                     .into(),
             });
         }
-        if errors.is_empty() { Ok(t) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(t)
+        } else {
+            Err(errors)
+        }
     }
 }

@@ -27,12 +27,18 @@ impl ResourcesArgs {
     /// Every broken rule, each tied to its argument.
     pub fn parse(args: &[Arg]) -> Result<ResourcesArgs, Vec<Error>> {
         let (r, errors) = parse_args(DecoratorKind::Resources, args, ResourcesArgs::set);
-        if errors.is_empty() { Ok(r) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(r)
+        } else {
+            Err(errors)
+        }
     }
 
     fn set(&mut self, key: &str, v: &Value) -> Checked<()> {
         let size = |unit| match v {
-            Value::Int(_) | Value::Str(_) | Value::Float(_) => Size::from_value(v, unit).map_err(|r| invalid(key, v, &r)),
+            Value::Int(_) | Value::Str(_) | Value::Float(_) => {
+                Size::from_value(v, unit).map_err(|r| invalid(key, v, &r))
+            }
             _ => Err(wrong_type(key, v, "a size")),
         };
         match key {

@@ -1,0 +1,172 @@
+//! The command line every flow binary has, through `Flow::main()`.
+
+mod render;
+mod show;
+
+use crate::flow::Flow;
+use clap::{Parser, Subcommand};
+use kubestep_core::resolve::{self, Defaults, WithArg, with_arg};
+use std::io::Write;
+
+/// A kubestep flow. Each step is a Rust function; steps marked #[kubernetes] run as
+/// Kubernetes Jobs under `--with kubernetes`.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None, after_help = "Environment: KUBESTEP_KUBERNETES_<PARAM> sets a default for every step (CPU, MEMORY, NAMESPACE, ...); KUBESTEP_CONFIG names a JSON file of the same.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the flow's steps in order, and each step's settings with where each value comes from.
+    Show(WithArgs),
+    /// Print the Kubernetes Jobs that `run --with kubernetes` would create, as YAML. Needs no
+    /// cluster and no kubeconfig.
+    Render(render::Args),
+}
+
+/// `--with` options, shared by the commands that resolve settings.
+#[derive(Debug, clap::Args)]
+struct WithArgs {
+    /// Attach or override Kubernetes settings: `kubernetes[:k=v,...]` for every step,
+    /// `STEP/kubernetes:k=v,...` for one. Values are JSON, integers, floats or strings.
+    #[arg(long = "with", value_name = "SPEC", value_parser = parse_with)]
+    with: Vec<WithArg>,
+}
+
+fn parse_with(s: &str) -> Result<WithArg, String> {
+    with_arg::parse(s).map_err(|e| e.message)
+}
+
+/// A command failed; the message is the whole story, printed on one line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Resolve(#[from] resolve::Error),
+    /// The config file is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    /// The executable cannot run in a pod.
+    #[error(transparent)]
+    Binary(#[from] crate::binary::Error),
+    /// The flow itself is wrong (a step used twice, ...).
+    #[error("{0}")]
+    Flow(String),
+    /// A step named on the command line does not exist.
+    #[error("flow `{flow}` has no step `{step}`{}; its steps: {steps}", hint.as_ref().map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default())]
+    UnknownStep {
+        /// The flow.
+        flow: String,
+        /// The name given.
+        step: String,
+        /// The nearest step name.
+        hint: Option<String>,
+        /// Every step.
+        steps: String,
+    },
+    /// Writing the output failed.
+    #[error("cannot write the output")]
+    Output(#[from] std::io::Error),
+    /// YAML serialisation failed.
+    #[error("cannot print YAML: {0}")]
+    Yaml(String),
+}
+
+impl Error {
+    fn unknown_step(flow: &Flow, step: &str) -> Error {
+        Error::UnknownStep {
+            flow: flow.name().to_string(),
+            step: step.to_string(),
+            hint: kubestep_core::params::nearest(step, flow.steps().map(|d| d.name))
+                .map(str::to_string),
+            steps: flow.steps().map(|d| d.name).collect::<Vec<_>>().join(", "),
+        }
+    }
+}
+
+/// Every `STEP/kubernetes` override must name a step: an override is never silently ignored.
+fn check_overrides(flow: &Flow, with: &[WithArg]) -> Result<(), Error> {
+    for w in with {
+        if let Some(step) = &w.step {
+            if flow.step(step).is_none() {
+                return Err(Error::unknown_step(flow, step));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the command line `args` against `flow`, writing to `out`.
+///
+/// # Errors
+/// Any failure of the command, as one message.
+pub fn run(
+    flow: &Flow,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+    out: &mut dyn Write,
+) -> Result<(), CliOutcome> {
+    let cli = Cli::try_parse_from(args).map_err(CliOutcome::Usage)?;
+    let problems = flow.problems();
+    if !problems.is_empty() {
+        return Err(CliOutcome::Failed(Error::Flow(problems.join("; "))));
+    }
+    let result = (|| -> Result<(), Error> {
+        let defaults: Defaults = crate::config::defaults()?;
+        match cli.command {
+            Command::Show(w) => {
+                check_overrides(flow, &w.with)?;
+                show::show(flow, &defaults, &w.with, out)
+            }
+            Command::Render(a) => {
+                check_overrides(flow, &a.with.with)?;
+                render::render(flow, &defaults, &a, out)
+            }
+        }
+    })();
+    result.map_err(CliOutcome::Failed)
+}
+
+/// How a command ended other than successfully.
+#[derive(Debug)]
+pub enum CliOutcome {
+    /// Bad command line, `--help` or `--version` (clap prints these itself).
+    Usage(clap::Error),
+    /// The command failed.
+    Failed(Error),
+}
+
+/// `Flow::main()`: runs the process's command line and exits with its code.
+pub(crate) fn main(flow: Flow) -> ! {
+    let stdout = std::io::stdout();
+    let code = match run(&flow, std::env::args_os(), &mut stdout.lock()) {
+        Ok(()) => 0,
+        Err(CliOutcome::Usage(e)) => {
+            let _ = e.print();
+            e.exit_code()
+        }
+        Err(CliOutcome::Failed(e)) => {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                message.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("error: {message}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,154 @@
+//! `render [STEP] [--with ...] [--explain]`: the Jobs a Kubernetes run would create, offline.
+
+use super::{Error, WithArgs};
+use crate::binary;
+use crate::flow::{Flow, StageKind};
+use kubestep_core::StepDecl;
+use kubestep_core::render::{self, Binary, ParallelNode, Rendered, Task};
+use kubestep_core::resolve::{self, Defaults};
+use std::io::Write;
+
+/// Options of `render`.
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    /// Render only this step.
+    step: Option<String>,
+    #[command(flatten)]
+    pub(super) with: WithArgs,
+    /// Print every field taken from a setting, with the source of its value, instead of YAML.
+    #[arg(long)]
+    explain: bool,
+    /// The run id to render for.
+    #[arg(long, default_value = "preview")]
+    run_id: String,
+    /// The image already contains this binary at PATH: no init container fetches it.
+    #[arg(long, value_name = "PATH")]
+    binary_in_image: Option<String>,
+}
+
+/// The URL is presigned when a run uploads the binary; a preview has none to show.
+const URL_AT_LAUNCH: &str = "(presigned URL of the uploaded binary, made when the run starts)";
+
+fn tasks(
+    flow: &Flow,
+    decl: &'static StepDecl,
+    run_id: &str,
+    binary: &Binary,
+    arch: Option<&str>,
+) -> Vec<Task> {
+    let kind = flow
+        .stages()
+        .iter()
+        .find(|s| s.steps.iter().any(|d| d.name == decl.name))
+        .map(|s| s.kind);
+    let task = |parallel| {
+        let task_id = "1".to_string();
+        let args = [
+            "step",
+            decl.name,
+            "--run-id",
+            run_id,
+            "--task-id",
+            &task_id,
+            "--attempt",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
+        Task {
+            flow: flow.name().into(),
+            run_id: run_id.into(),
+            step: decl.name.into(),
+            task_id: task_id.clone(),
+            attempt: 0,
+            args,
+            env: Vec::new(),
+            binary: binary.clone(),
+            arch: arch.map(str::to_string),
+            parallel,
+        }
+    };
+    match kind {
+        Some(StageKind::Parallel(n)) => (0..n)
+            .map(|index| task(Some(ParallelNode { index, size: n })))
+            .collect(),
+        _ => vec![task(None)],
+    }
+}
+
+pub(super) fn render(
+    flow: &Flow,
+    defaults: &Defaults,
+    args: &Args,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let with = &args.with.with;
+    let steps: Vec<&'static StepDecl> = match &args.step {
+        Some(name) => vec![
+            flow.step(name)
+                .ok_or_else(|| Error::unknown_step(flow, name))?,
+        ],
+        None => flow
+            .steps()
+            .filter(|d| resolve::on_kubernetes(d, with))
+            .collect(),
+    };
+    let (binary, arch) = match &args.binary_in_image {
+        Some(path) => (Binary::InImage { path: path.clone() }, None),
+        None => {
+            let exe = binary::current()?;
+            (
+                Binary::Fetched {
+                    url: URL_AT_LAUNCH.into(),
+                    sha256: exe.sha256,
+                },
+                Some(exe.arch),
+            )
+        }
+    };
+    for decl in steps {
+        let resolved = resolve::resolve(decl, defaults, with)?;
+        let tasks = tasks(flow, decl, &args.run_id, &binary, arch);
+        let rendered: Vec<Rendered> = tasks.iter().map(|t| render::job(&resolved, t)).collect();
+        if args.explain {
+            for r in &rendered {
+                writeln!(
+                    out,
+                    "# step {}: Job {}",
+                    decl.name,
+                    r.job.metadata.name.as_deref().unwrap_or_default()
+                )?;
+                let width = r
+                    .explain
+                    .iter()
+                    .map(|e| e.field.len() + e.value.len())
+                    .max()
+                    .unwrap_or(0);
+                for e in &r.explain {
+                    let pad = width - e.field.len() - e.value.len();
+                    writeln!(
+                        out,
+                        "{} = {}{:pad$}   <- {}",
+                        e.field, e.value, "", e.source
+                    )?;
+                }
+                writeln!(out)?;
+            }
+            continue;
+        }
+        let yaml = |r: Result<String, _>| {
+            r.map_err(|e: kubestep_core::render::YamlError| Error::Yaml(e.to_string()))
+        };
+        if let (Some(first), true) = (tasks.first(), tasks.len() > 1) {
+            out.write_all(
+                yaml(render::to_yaml(&[render::parallel_service(
+                    &resolved, first,
+                )]))?
+                .as_bytes(),
+            )?;
+        }
+        let jobs: Vec<_> = rendered.into_iter().map(|r| r.job).collect();
+        out.write_all(yaml(render::to_yaml(&jobs))?.as_bytes())?;
+    }
+    Ok(())
+}

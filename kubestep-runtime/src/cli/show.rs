@@ -1,0 +1,76 @@
+//! `show`: the flow's stages, and each step's decorators and resolved settings with sources.
+
+use super::Error;
+use crate::flow::Flow;
+use kubestep_core::StepDecl;
+use kubestep_core::resolve::{self, Defaults, WithArg};
+use std::io::Write;
+
+fn decorator_line(d: &kubestep_core::Decorator) -> String {
+    let args: Vec<String> = d
+        .args
+        .iter()
+        .map(|a| format!("{} = {}", a.key, a.value))
+        .collect();
+    if args.is_empty() {
+        format!("#[{}]", d.kind)
+    } else {
+        format!("#[{}({})]", d.kind, args.join(", "))
+    }
+}
+
+fn signature(d: &StepDecl) -> String {
+    let asyncness = if d.is_async { "async " } else { "" };
+    format!(
+        "{asyncness}fn {}({}) -> {}",
+        d.name,
+        if d.input == "()" { "" } else { d.input },
+        d.output
+    )
+}
+
+pub(super) fn show(
+    flow: &Flow,
+    defaults: &Defaults,
+    with: &[WithArg],
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let graph: Vec<String> = flow.stages().iter().map(ToString::to_string).collect();
+    writeln!(out, "Flow {}\n\n    {}\n", flow.name(), graph.join(" -> "))?;
+    for d in flow.steps() {
+        writeln!(out, "Step {}", d.name)?;
+        writeln!(out, "    {}", signature(d))?;
+        if !d.doc.is_empty() {
+            for line in d.doc.lines() {
+                writeln!(out, "    /// {line}")?;
+            }
+        }
+        for dec in d.decorators {
+            writeln!(out, "    {}", decorator_line(dec))?;
+        }
+        if resolve::on_kubernetes(d, with) {
+            let r = resolve::resolve(d, defaults, with)?;
+            let width = r
+                .summary()
+                .iter()
+                .map(|(k, v, _)| k.len() + v.len())
+                .max()
+                .unwrap_or(0);
+            writeln!(out, "    on Kubernetes:")?;
+            for (key, value, source) in r.summary() {
+                let pad = width.saturating_sub(key.len() + value.len());
+                writeln!(out, "        {key} = {value}{:pad$}   ({source})", "")?;
+            }
+            if let Some(t) = r.timeout_seconds {
+                writeln!(out, "        timeout = {t}s")?;
+            }
+        } else {
+            writeln!(
+                out,
+                "    runs locally (add #[kubernetes] or --with kubernetes to run it as a Job)"
+            )?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

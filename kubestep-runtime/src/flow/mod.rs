@@ -1,0 +1,202 @@
+//! The flow builder: steps wired in order, with the types between them checked at compile time.
+//!
+//! Each builder state remembers what the last stage produces, so `.then(step)` only accepts a
+//! step whose input is that type, `.foreach(step)` needs a `Vec` of the step's input, and
+//! `.main()` is only there once every fan-out is joined.
+
+mod graph;
+
+pub use graph::{Stage, StageKind};
+
+use crate::step::Step;
+use kubestep_core::StepDecl;
+use std::marker::PhantomData;
+
+/// A complete flow: its name and its stages in order.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    name: String,
+    stages: Vec<Stage>,
+}
+
+/// A flow being built; `S` is the state of its last stage.
+#[must_use = "a flow does nothing until `.main()` runs it"]
+pub struct FlowBuilder<S> {
+    flow: Flow,
+    state: PhantomData<fn() -> S>,
+}
+
+/// State: no step yet.
+pub struct Empty;
+/// State: one task produces a `T`.
+pub struct Linear<T>(PhantomData<T>);
+/// State: a fan-out (foreach or parallel) whose tasks each produce a `T`; `.join` closes it.
+pub struct Each<T>(PhantomData<T>);
+/// State: branches that together produce the tuple `T`; `.join` closes them.
+pub struct Branched<T>(PhantomData<T>);
+
+impl Flow {
+    /// Starts a flow named `name` (the name groups its runs).
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(name: impl Into<String>) -> FlowBuilder<Empty> {
+        FlowBuilder {
+            flow: Flow {
+                name: name.into(),
+                stages: Vec::new(),
+            },
+            state: PhantomData,
+        }
+    }
+
+    /// The flow's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The stages in order.
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    /// Every step, in flow order.
+    pub fn steps(&self) -> impl Iterator<Item = &'static StepDecl> + '_ {
+        self.stages.iter().flat_map(|s| s.steps.iter().copied())
+    }
+
+    /// The step named `name`.
+    pub fn step(&self, name: &str) -> Option<&'static StepDecl> {
+        self.steps().find(|d| d.name == name)
+    }
+
+    /// Mistakes the types cannot catch: a step used twice, a parallel step on fewer than 2 nodes.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let names: Vec<&str> = self.steps().map(|d| d.name).collect();
+        for (i, n) in names.iter().enumerate() {
+            if names[..i].contains(n) {
+                problems.push(format!("step `{n}` appears twice in flow `{}`; each step runs under its own name, so use it once", self.name));
+            }
+        }
+        for s in &self.stages {
+            if let StageKind::Parallel(n) = s.kind {
+                if n < 2 {
+                    problems.push(format!(
+                        "`.parallel({}, {n})` needs at least 2 nodes",
+                        s.steps[0].name
+                    ));
+                }
+            }
+        }
+        problems
+    }
+}
+
+impl<S> FlowBuilder<S> {
+    fn push<T>(mut self, kind: StageKind, steps: Vec<&'static StepDecl>) -> FlowBuilder<T> {
+        self.flow.stages.push(Stage { kind, steps });
+        FlowBuilder {
+            flow: self.flow,
+            state: PhantomData,
+        }
+    }
+}
+
+impl FlowBuilder<Empty> {
+    /// The first step; it takes no input.
+    pub fn start<S: Step<Input = ()>>(self, _step: S) -> FlowBuilder<Linear<S::Output>> {
+        self.push(StageKind::Start, vec![S::DECL])
+    }
+}
+
+/// A previous output that `.foreach` can fan out over: a `Vec` of the step's input.
+#[diagnostic::on_unimplemented(
+    message = "`.foreach` needs the previous step to return a `Vec<{Item}>`, but it returns `{Self}`",
+    note = "return a Vec from the previous step; each item becomes one task"
+)]
+pub trait Items<Item> {}
+impl<T> Items<T> for Vec<T> {}
+
+/// Steps run side by side on the same input: a tuple of steps for `.branch`.
+pub trait Branches<In> {
+    /// The tuple of the branches' outputs, which `.join` receives.
+    type Output;
+    /// The branches' declarations, in order.
+    fn decls(&self) -> Vec<&'static StepDecl>;
+}
+
+macro_rules! branches {
+    ($($s:ident),+) => {
+        impl<In, $($s: Step<Input = In>),+> Branches<In> for ($($s,)+) {
+            type Output = ($($s::Output,)+);
+            fn decls(&self) -> Vec<&'static StepDecl> {
+                vec![$($s::DECL),+]
+            }
+        }
+    };
+}
+branches!(A, B);
+branches!(A, B, C);
+branches!(A, B, C, D);
+branches!(A, B, C, D, E);
+branches!(A, B, C, D, E, F);
+branches!(A, B, C, D, E, F, G);
+branches!(A, B, C, D, E, F, G, H);
+
+impl<T> FlowBuilder<Linear<T>> {
+    /// The next step, taking the previous output.
+    pub fn then<S: Step<Input = T>>(self, _step: S) -> FlowBuilder<Linear<S::Output>> {
+        self.push(StageKind::Then, vec![S::DECL])
+    }
+
+    /// One task per item of the previous output, which must be a `Vec`.
+    pub fn foreach<S: Step>(self, _step: S) -> FlowBuilder<Each<S::Output>>
+    where
+        T: Items<S::Input>,
+    {
+        self.push(StageKind::Foreach, vec![S::DECL])
+    }
+
+    /// Several steps on the same input; `.join` takes the tuple of their outputs.
+    pub fn branch<B: Branches<T>>(self, branches: B) -> FlowBuilder<Branched<B::Output>> {
+        let decls = branches.decls();
+        self.push(StageKind::Branch, decls)
+    }
+
+    /// One step on `nodes` nodes at once (multi-node training); `.join` takes their outputs.
+    pub fn parallel<S: Step<Input = T>>(
+        self,
+        _step: S,
+        nodes: u32,
+    ) -> FlowBuilder<Each<S::Output>> {
+        self.push(StageKind::Parallel(nodes), vec![S::DECL])
+    }
+
+    /// Parses the command line, runs the command, and exits with its code.
+    pub fn main(self) -> ! {
+        crate::cli::main(self.flow)
+    }
+
+    /// The finished flow, for programs that drive it themselves.
+    pub fn build(self) -> Flow {
+        self.flow
+    }
+}
+
+impl<T> FlowBuilder<Each<T>> {
+    /// Another step on each item's output, still one task per item.
+    pub fn then<S: Step<Input = T>>(self, _step: S) -> FlowBuilder<Each<S::Output>> {
+        self.push(StageKind::EachThen, vec![S::DECL])
+    }
+
+    /// Gathers every item's output, in item order.
+    pub fn join<S: Step<Input = Vec<T>>>(self, _step: S) -> FlowBuilder<Linear<S::Output>> {
+        self.push(StageKind::Join, vec![S::DECL])
+    }
+}
+
+impl<T> FlowBuilder<Branched<T>> {
+    /// Gathers the branches' outputs as a tuple.
+    pub fn join<S: Step<Input = T>>(self, _step: S) -> FlowBuilder<Linear<S::Output>> {
+        self.push(StageKind::Join, vec![S::DECL])
+    }
+}
