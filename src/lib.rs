@@ -98,7 +98,7 @@ pub mod prelude {
 pub mod __private {
     pub use kubestep_core::{Arg, Decorator, DecoratorKind, StepDecl, Value};
     pub use kubestep_runtime::Step;
-    pub use kubestep_runtime::step::{StepFuture, assert_input, assert_output, into_step_result};
+    pub use kubestep_runtime::step::{StepFuture, into_step_result};
     pub use std::borrow::Cow;
     pub use std::boxed::Box;
     pub use std::future::Future;

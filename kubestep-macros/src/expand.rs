@@ -6,8 +6,7 @@ use crate::signature::Signature;
 use kubestep_core::spec::{Place, StepSpec};
 use kubestep_core::{Arg, Decorator, DecoratorKind, Value};
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
-use syn::spanned::Spanned as _;
+use quote::{ToTokens, format_ident, quote};
 use syn::{Attribute, ItemFn, Meta};
 
 /// One kubestep attribute found on the function.
@@ -148,31 +147,36 @@ fn check_attributes(f: &ItemFn, found: &[Found], errors: &mut Vec<syn::Error>) {
                 ),
             ));
         }
-        if d.kind.is_none() {
-            if let Some(a) = d.args.0.first() {
-                errors.push(syn::Error::new_spanned(&a.key, "#[step] takes no arguments; settings go in #[kubernetes(...)], #[resources(...)], #[retry(...)] or #[timeout(...)]"));
-            }
+        if d.kind.is_none()
+            && let Some(a) = d.args.0.first()
+        {
+            errors.push(syn::Error::new_spanned(
+                &a.key,
+                "#[step] takes no arguments; settings go in #[kubernetes(...)], #[resources(...)], #[retry(...)] or #[timeout(...)]",
+            ));
         }
     }
     let is_step = found
         .iter()
         .any(|d| matches!(d.kind, None | Some(DecoratorKind::Kubernetes)));
-    if !is_step {
-        if let Some(d) = found.first() {
-            errors.push(d.error(None, &format!(
-                "#[{}] describes a step, but `{}` is not one: add #[step] or #[kubernetes(...)]",
-                d.name(),
-                f.sig.ident
-            )));
-        }
+    if !is_step && let Some(d) = found.first() {
+        let message = format!(
+            "#[{}] describes a step, but `{}` is not one: add #[step] or #[kubernetes(...)]",
+            d.name(),
+            f.sig.ident
+        );
+        errors.push(d.error(None, &message));
     }
 }
 
-/// The span-free decorators, in the order written, for kubestep-core's checks.
+/// The span-free decorators, in the order written, for kubestep-core's checks. A repeated
+/// decorator is left out: `check_attributes` has reported it at its own attribute.
 fn decorators(found: &[Found]) -> Vec<Decorator> {
     found
         .iter()
-        .filter_map(|d| {
+        .enumerate()
+        .filter(|(i, d)| !found[..*i].iter().any(|o| o.kind == d.kind))
+        .filter_map(|(_, d)| {
             let kind = d.kind?;
             let args: Vec<Arg> = d
                 .args
@@ -321,13 +325,6 @@ fn generate(f: &ItemFn, sig: &Signature, found: &[Found]) -> TokenStream {
             (quote!(fn(#(#args),*) -> #ret), quote!(#inner), quote!())
         }
     };
-    // Point trait errors at the user's types, not at the macro.
-    let input_check = sig
-        .input
-        .as_ref()
-        .map(|t| quote_spanned!(t.span()=> #p::assert_input::<#t>();));
-    let output_check = quote_spanned!(output.span()=> #p::assert_output::<#output>(););
-
     quote! {
         #(#docs)*
         #[allow(non_camel_case_types)]
@@ -340,14 +337,8 @@ fn generate(f: &ItemFn, sig: &Signature, found: &[Found]) -> TokenStream {
 
         #boxed
 
-        const _: () = {
-            #[allow(dead_code)]
-            fn __kubestep_check() {
-                #input_check
-                #output_check
-            }
-        };
-
+        // `Input` and `Output` keep the user's spans, so a type that is not Serialize is reported
+        // at the function's signature.
         impl #p::Step for #name {
             type Input = #input;
             type Output = #output;

@@ -39,11 +39,3 @@ pub trait Step: Copy + Send + Sync + 'static {
 pub fn into_step_result<T, E: Into<BoxError>>(r: Result<T, E>) -> Result<T, BoxError> {
     r.map_err(Into::into)
 }
-
-/// Called by generated code at the input type's span, so a missing trait points there.
-#[doc(hidden)]
-pub fn assert_input<T: Serialize + DeserializeOwned + Send + 'static>() {}
-
-/// Called by generated code at the output type's span, so a missing trait points there.
-#[doc(hidden)]
-pub fn assert_output<T: Serialize + DeserializeOwned + Send + 'static>() {}

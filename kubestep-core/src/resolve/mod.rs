@@ -162,7 +162,7 @@ pub enum Error {
         /// The step.
         step: String,
         /// What is wrong.
-        error: env::Error,
+        error: Box<env::Error>,
     },
     /// A `--with` value breaks a rule.
     #[error("step `{step}`: --with {text}: {message}")]
@@ -324,7 +324,7 @@ pub fn resolve(
     let mut p = Partial::default();
     for (layer, source) in defaults.layers().map_err(|error| Error::Default {
         step: step.clone(),
-        error,
+        error: Box::new(error),
     })? {
         p.apply(&layer, &source);
     }
@@ -354,7 +354,7 @@ pub fn resolve(
     }
     let settings = defaults.settings().map_err(|error| Error::Default {
         step: step.clone(),
-        error,
+        error: Box::new(error),
     })?;
     finish(step, p, spec, settings)
 }
@@ -385,15 +385,14 @@ fn finish(step: String, p: Partial, spec: StepSpec, settings: Settings) -> Resul
             }
         }
     }
-    if let Some(pool) = &p.compute_pool {
-        if let Some(sel) = p.node_selector.get(&settings.compute_pool_label) {
-            if sel.value != pool.value {
-                return Err(conflict(format!(
-                    "compute_pool {:?} (from {}) conflicts with node_selector {}={:?} (from {})",
-                    pool.value, pool.source, settings.compute_pool_label, sel.value, sel.source
-                )));
-            }
-        }
+    if let Some(pool) = &p.compute_pool
+        && let Some(sel) = p.node_selector.get(&settings.compute_pool_label)
+        && sel.value != pool.value
+    {
+        return Err(conflict(format!(
+            "compute_pool {:?} (from {}) conflicts with node_selector {}={:?} (from {})",
+            pool.value, pool.source, settings.compute_pool_label, sel.value, sel.source
+        )));
     }
     let memory = p.memory.unwrap_or_else(|| {
         Sourced::built_in(Size::from_number(4096, crate::quantity::Unit::Megabytes))
@@ -402,16 +401,13 @@ fn finish(step: String, p: Partial, spec: StepSpec, settings: Settings) -> Resul
         .use_tmpfs
         .as_ref()
         .map_or(p.tmpfs_size.is_some(), |u| u.value);
-    if p.use_tmpfs.as_ref().is_some_and(|u| !u.value) {
-        if let Some(size) = &p.tmpfs_size {
-            return Err(conflict(format!(
-                "tmpfs_size (from {}) is set but use_tmpfs = false (from {})",
-                size.source,
-                p.use_tmpfs
-                    .as_ref()
-                    .map_or(Source::BuiltIn, |u| u.source.clone())
-            )));
-        }
+    if let Some(use_tmpfs) = p.use_tmpfs.as_ref().filter(|u| !u.value)
+        && let Some(size) = &p.tmpfs_size
+    {
+        return Err(conflict(format!(
+            "tmpfs_size (from {}) is set but use_tmpfs = false (from {})",
+            size.source, use_tmpfs.source
+        )));
     }
     let tmpfs = tmpfs_on.then(|| Tmpfs {
         size: p.tmpfs_size.clone().unwrap_or_else(|| Sourced {

@@ -7,10 +7,10 @@ use std::borrow::Cow;
 
 /// Reads text as JSON, then as an integer, then as a float, else keeps the string.
 pub fn parse_text(s: &str) -> Value {
-    if let Ok(json) = serde_json::from_str::<serde_json::Value>(s) {
-        if let Some(v) = from_json(&json) {
-            return v;
-        }
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(s)
+        && let Some(v) = from_json(&json)
+    {
+        return v;
     }
     if let Ok(i) = s.parse::<i64>() {
         return Value::Int(i);

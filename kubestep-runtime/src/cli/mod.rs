@@ -89,10 +89,10 @@ impl Error {
 /// Every `STEP/kubernetes` override must name a step: an override is never silently ignored.
 fn check_overrides(flow: &Flow, with: &[WithArg]) -> Result<(), Error> {
     for w in with {
-        if let Some(step) = &w.step {
-            if flow.step(step).is_none() {
-                return Err(Error::unknown_step(flow, step));
-            }
+        if let Some(step) = &w.step
+            && flow.step(step).is_none()
+        {
+            return Err(Error::unknown_step(flow, step));
         }
     }
     Ok(())

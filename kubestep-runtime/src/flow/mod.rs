@@ -78,13 +78,13 @@ impl Flow {
             }
         }
         for s in &self.stages {
-            if let StageKind::Parallel(n) = s.kind {
-                if n < 2 {
-                    problems.push(format!(
-                        "`.parallel({}, {n})` needs at least 2 nodes",
-                        s.steps[0].name
-                    ));
-                }
+            if let StageKind::Parallel(n) = s.kind
+                && n < 2
+            {
+                problems.push(format!(
+                    "`.parallel({}, {n})` needs at least 2 nodes",
+                    s.steps[0].name
+                ));
             }
         }
         problems

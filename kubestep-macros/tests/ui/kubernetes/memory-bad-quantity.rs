@@ -1,0 +1,8 @@
+use kubestep::prelude::*;
+
+#[kubernetes(memory = "16GB")]
+fn train() -> u64 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use kubestep::prelude::*;
+
+#[kubernetes(memory = -4096)]
+fn train() -> u64 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use kubestep::prelude::*;
+
+#[kubernetes(cpus = 2)]
+fn train() -> u64 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use kubestep::prelude::*;
+
+#[step]
+fn id<T: Clone>(t: T) -> T {
+    t
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use kubestep::prelude::*;
+
+#[step]
+struct Train;
+
+fn main() {}

@@ -1,0 +1,10 @@
+use kubestep::prelude::*;
+
+struct Model;
+
+#[step]
+fn train() -> Model {
+    Model
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use kubestep::prelude::*;
+
+#[step]
+fn shout(s: &str) -> String {
+    s.to_uppercase()
+}
+
+fn main() {}
