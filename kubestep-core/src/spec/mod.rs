@@ -93,10 +93,13 @@ pub(crate) fn to_bool(key: &str, v: &Value) -> Checked<bool> {
 pub(crate) fn to_uint(key: &str, v: &Value, expects: &str, max: u64) -> Checked<u64> {
     match v {
         Value::Int(n) if *n >= 0 && (*n as u64) <= max => Ok(*n as u64),
+        Value::Int(n) if *n < 0 => {
+            Err(invalid(key, v, &format!("must be {expects}, not negative")))
+        }
         Value::Int(_) => Err(invalid(
             key,
             v,
-            &format!("must be {expects} (at most {max})"),
+            &format!("must be {expects}, at most {max}"),
         )),
         Value::Float(x) => Err(invalid(
             key,
