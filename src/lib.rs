@@ -83,6 +83,8 @@
 //! of libraries: the binary chooses one, for example
 //! `k8s-openapi = { version = "0.29", features = ["v1_33"] }` in the flow's `Cargo.toml`.
 
+#![warn(missing_docs)]
+
 pub use kubestep_core as core;
 pub use kubestep_macros::{kubernetes, resources, retry, step, timeout};
 pub use kubestep_runtime as runtime;

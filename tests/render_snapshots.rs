@@ -5,6 +5,8 @@
 //! After a deliberate change, regenerate the snapshots with
 //! `KUBESTEP_BLESS=1 cargo test --test render_snapshots` and review the diff.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -46,33 +48,8 @@ const CASES: &[(&str, &str, &[&str])] = &[
 /// Versions to validate against: the one the examples build with, and the newest.
 const SCHEMA_VERSIONS: [&str; 2] = ["1.33.0", "1.37.0"];
 
-/// `cargo test` builds the examples next to the test binaries: target/<profile>/examples.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join("examples");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing; `cargo test` builds the examples first",
-        path.display()
-    );
-    path
-}
-
-fn run(name: &str, args: &[&str]) -> String {
-    let mut cmd = Command::new(example(name));
-    cmd.args(args);
-    // The snapshots show built-in defaults, whatever this machine's environment says.
-    for (k, _) in std::env::vars()
-        .filter(|(k, _)| k.starts_with("KUBESTEP_KUBERNETES_") || k == "KUBESTEP_CONFIG")
-    {
-        cmd.env_remove(k);
-    }
-    let out = cmd.output().expect("run example");
+fn render(name: &str, args: &[&str]) -> String {
+    let out = common::run(name, args, &[]);
     assert!(
         out.status.success(),
         "{name} {args:?} failed: {}",
@@ -128,10 +105,10 @@ fn rendered_jobs_match_snapshots_and_the_kubernetes_schema() {
     let mut failures = Vec::new();
     let mut files = Vec::new();
     for (case, example, args) in CASES {
-        let rendered = run(example, args);
+        let rendered = render(example, args);
         assert_eq!(
             rendered,
-            run(example, args),
+            render(example, args),
             "{case}: the same input must print the same bytes"
         );
         let yaml = normalise(&rendered);

@@ -14,6 +14,8 @@
 //! k8s-openapi; the rules it checks at compile time are the ones `--with` overrides and
 //! environment defaults meet at run time.
 
+#![warn(missing_docs)]
+
 pub mod names;
 pub mod params;
 pub mod quantity;

@@ -308,3 +308,27 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn quantity_strings_never_panic(s in "[0-9.]{0,40}[a-zA-Z]{0,3}") {
+            let v = Value::string(&s);
+            let _ = Cpu::from_value(&v);
+            if let Ok(size) = Size::from_value(&v, Unit::Megabytes) {
+                prop_assert!(size.bytes() > 0);
+                prop_assert_eq!(size.quantity(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn whole_numbers_render_as_written(n in 1i64..i64::MAX / 2_000_000) {
+            let size = Size::from_value(&Value::Int(n), Unit::Megabytes).unwrap();
+            prop_assert_eq!(size.quantity(), format!("{n}M"));
+        }
+    }
+}

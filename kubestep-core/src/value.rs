@@ -168,3 +168,31 @@ pub enum At {
     /// The value of the n-th map entry.
     Value(usize),
 }
+
+/// Short constructors for tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Arg, Value};
+    use std::borrow::Cow;
+
+    pub(crate) fn arg(key: &'static str, value: Value) -> Arg {
+        Arg {
+            key: Cow::Borrowed(key),
+            value,
+        }
+    }
+
+    pub(crate) fn s(x: &str) -> Value {
+        Value::string(x)
+    }
+
+    pub(crate) fn map(entries: &[(&str, Value)]) -> Value {
+        Value::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (Cow::Owned(k.to_string()), v.clone()))
+                .collect::<Vec<_>>()
+                .into(),
+        )
+    }
+}

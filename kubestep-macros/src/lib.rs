@@ -6,6 +6,8 @@
 //! Every mistake is a compile error at its token. Use these through the `kubestep` crate, whose
 //! documentation is the manual.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 
 mod expand;

@@ -7,6 +7,8 @@
 //! run creates those Jobs, and each pod re-launches this same binary with
 //! `step <name> --run-id .. --task-id .. --attempt ..`.
 
+#![warn(missing_docs)]
+
 pub mod binary;
 pub mod cli;
 pub mod config;

@@ -3,30 +3,9 @@
 
 use super::*;
 use crate::resolve::{Defaults, env::Entry, env::Origin, resolve, with_arg};
+use crate::value::testing::{arg, map, s};
 use crate::value::{Arg, Decorator, DecoratorKind, StepDecl, Value};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
-use std::borrow::Cow;
-
-fn arg(key: &'static str, value: Value) -> Arg {
-    Arg {
-        key: Cow::Borrowed(key),
-        value,
-    }
-}
-
-fn s(x: &str) -> Value {
-    Value::string(x)
-}
-
-fn map(entries: &[(&str, Value)]) -> Value {
-    Value::Map(
-        entries
-            .iter()
-            .map(|(k, v)| (Cow::Owned(k.to_string()), v.clone()))
-            .collect::<Vec<_>>()
-            .into(),
-    )
-}
 
 fn decl(decorators: Vec<Decorator>) -> StepDecl {
     StepDecl {

@@ -688,28 +688,8 @@ impl KubernetesArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::testing::{arg, map, s};
     use std::borrow::Cow;
-
-    fn arg(key: &'static str, value: Value) -> Arg {
-        Arg {
-            key: Cow::Borrowed(key),
-            value,
-        }
-    }
-
-    fn s(x: &str) -> Value {
-        Value::string(x)
-    }
-
-    fn map(entries: &[(&str, Value)]) -> Value {
-        Value::Map(
-            entries
-                .iter()
-                .map(|(k, v)| (Cow::Owned(k.to_string()), v.clone()))
-                .collect::<Vec<_>>()
-                .into(),
-        )
-    }
 
     fn first_error(args: Vec<Arg>) -> Error {
         KubernetesArgs::parse(&args).unwrap_err().remove(0)

@@ -361,3 +361,53 @@ mod tests {
         assert!(errors[0].message.contains("#[retry] is given twice"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::params;
+    use proptest::prelude::*;
+    use std::borrow::Cow;
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            any::<f64>().prop_map(Value::Float),
+            ".{0,40}".prop_map(Value::string),
+            "[a-z0-9=,./:-]{0,40}".prop_map(Value::string),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(|v| Value::List(v.into())),
+                prop::collection::vec(("[a-z_./-]{0,20}", inner), 0..6).prop_map(|v| Value::Map(
+                    v.into_iter()
+                        .map(|(k, v)| (Cow::Owned(k), v))
+                        .collect::<Vec<_>>()
+                        .into()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        /// No value makes any parameter of any decorator panic; each is accepted or named.
+        #[test]
+        fn no_value_panics(v in value(), key_index in 0usize..64) {
+            for kind in DecoratorKind::ALL {
+                let ps = params::of(kind);
+                let key = ps[key_index % ps.len()].name;
+                let arg = Arg { key: Cow::Borrowed(key), value: v.clone() };
+                let d = Decorator { kind, args: vec![arg].into() };
+                if let Err(errors) = StepSpec::from_decorators(&[d]) {
+                    prop_assert!(errors.iter().all(|e| !e.message.is_empty()));
+                }
+            }
+        }
+
+        #[test]
+        fn key_value_strings_never_panic(s in ".{0,80}") {
+            let _ = parse_key_values(&s);
+        }
+    }
+}

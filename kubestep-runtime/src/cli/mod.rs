@@ -4,14 +4,15 @@ mod render;
 mod show;
 
 use crate::flow::Flow;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use kubestep_core::resolve::{self, Defaults, WithArg, with_arg};
 use std::io::Write;
 
-/// A kubestep flow. Each step is a Rust function; steps marked #[kubernetes] run as
-/// Kubernetes Jobs under `--with kubernetes`.
+/// The command line of a flow binary; its about text names the flow (set in `run`).
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None, after_help = "Environment: KUBESTEP_KUBERNETES_<PARAM> sets a default for every step (CPU, MEMORY, NAMESPACE, ...); KUBESTEP_CONFIG names a JSON file of the same.")]
+#[command(
+    after_help = "Environment: KUBESTEP_KUBERNETES_<PARAM> sets a default for every step (CPU, MEMORY, NAMESPACE, ...); KUBESTEP_CONFIG names a JSON file of the same."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,7 +108,15 @@ pub fn run(
     args: impl IntoIterator<Item = std::ffi::OsString>,
     out: &mut dyn Write,
 ) -> Result<(), CliOutcome> {
-    let cli = Cli::try_parse_from(args).map_err(CliOutcome::Usage)?;
+    let about = format!(
+        "The kubestep flow `{}`. Its steps are Rust functions; steps marked #[kubernetes] run as Kubernetes Jobs under --with kubernetes.",
+        flow.name()
+    );
+    let cli = Cli::command()
+        .about(about)
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .map_err(CliOutcome::Usage)?;
     let problems = flow.problems();
     if !problems.is_empty() {
         return Err(CliOutcome::Failed(Error::Flow(problems.join("; "))));
@@ -163,7 +172,6 @@ pub(crate) fn main(flow: Flow) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_well_formed() {

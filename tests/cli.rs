@@ -1,0 +1,232 @@
+//! The command line as a user meets it: `show`, `render --explain`, and every kind of bad input
+//! answered with one clear line and the right exit code.
+
+mod common;
+
+use common::run;
+use std::process::Output;
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn failure(o: &Output, code: i32) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn show_prints_the_graph_and_each_value_with_its_source() {
+    let out = stdout(&run(
+        "basic",
+        &["show"],
+        &[("KUBESTEP_KUBERNETES_NAMESPACE", "ml")],
+    ));
+    assert!(out.contains("start -> square (foreach) -> end"), "{out}");
+    assert!(out.contains("#[resources(memory = 8192)]"), "{out}");
+    assert!(
+        out.contains("memory = 8192M") && out.contains("(#[resources])"),
+        "{out}"
+    );
+    assert!(
+        out.contains("namespace = ml")
+            && out.contains("(environment KUBESTEP_KUBERNETES_NAMESPACE)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn explain_names_every_source() {
+    let out = stdout(&run(
+        "runtime_override",
+        &[
+            "render",
+            "train",
+            "--explain",
+            "--with",
+            "kubernetes:memory=16000",
+            "--with",
+            "train/kubernetes:gpu=2",
+        ],
+        &[("KUBESTEP_KUBERNETES_DISK", "30000")],
+    ));
+    let line = |field: &str| {
+        out.lines()
+            .find(|l| l.starts_with(field))
+            .unwrap_or_else(|| panic!("no {field} in\n{out}"))
+            .to_string()
+    };
+    assert!(
+        line("spec.template.spec.containers[0].resources.requests.cpu")
+            .ends_with("<- #[kubernetes]")
+    );
+    assert!(
+        line("spec.template.spec.containers[0].resources.requests.memory")
+            .ends_with("<- --with kubernetes:memory=16000")
+    );
+    assert!(
+        line("spec.template.spec.containers[0].resources.limits.nvidia.com/gpu")
+            .ends_with("<- --with train/kubernetes:gpu=2")
+    );
+    assert!(
+        line("spec.template.spec.containers[0].resources.requests.ephemeral-storage")
+            .ends_with("<- environment KUBESTEP_KUBERNETES_DISK")
+    );
+    assert!(line("metadata.namespace").ends_with("<- built-in default"));
+}
+
+#[test]
+fn render_needs_no_cluster_and_only_renders_kubernetes_steps() {
+    let out = stdout(&run(
+        "basic",
+        &["render"],
+        &[("KUBECONFIG", "/nonexistent")],
+    ));
+    assert_eq!(
+        out.matches("kind: Job").count(),
+        1,
+        "only `square` has #[kubernetes]"
+    );
+    let all = stdout(&run("basic", &["render", "--with", "kubernetes"], &[]));
+    assert_eq!(
+        all.matches("kind: Job").count(),
+        3,
+        "--with kubernetes sends every step"
+    );
+}
+
+#[test]
+fn a_bad_override_is_a_usage_error_with_a_suggestion() {
+    let err = failure(
+        &run("basic", &["render", "--with", "kubernetes:memroy=1"], &[]),
+        2,
+    );
+    assert!(
+        err.contains("unknown parameter `memroy`") && err.contains("did you mean `memory`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_override_value_names_step_flag_value_and_rule() {
+    let err = failure(
+        &run(
+            "basic",
+            &["render", "--with", "square/kubernetes:port=70000"],
+            &[],
+        ),
+        1,
+    );
+    assert_eq!(
+        err.trim(),
+        "error: step `square`: --with square/kubernetes:port=70000: invalid `port` = 70000: a port must be from 1 to 65535"
+    );
+}
+
+#[test]
+fn an_override_for_a_missing_step_is_never_ignored() {
+    let err = failure(
+        &run(
+            "basic",
+            &["render", "--with", "sqare/kubernetes:cpu=2"],
+            &[],
+        ),
+        1,
+    );
+    assert!(
+        err.contains("flow `squares` has no step `sqare` (did you mean `square`?)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_environment_default_names_the_variable() {
+    let err = failure(
+        &run(
+            "basic",
+            &["render"],
+            &[("KUBESTEP_KUBERNETES_MEMORY", "lots")],
+        ),
+        1,
+    );
+    assert!(
+        err.contains("step `square`")
+            && err.contains("KUBESTEP_KUBERNETES_MEMORY=\"lots\" (environment)"),
+        "{err}"
+    );
+    let err = failure(
+        &run(
+            "basic",
+            &["render"],
+            &[("KUBESTEP_KUBERNETES_NAMESPCE", "ml")],
+        ),
+        1,
+    );
+    assert!(
+        err.contains("did you mean KUBESTEP_KUBERNETES_NAMESPACE?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn conflicting_layers_name_both_sources() {
+    let err = failure(
+        &run(
+            "basic",
+            &["render", "--with", "kubernetes:qos=BestEffort"],
+            &[],
+        ),
+        1,
+    );
+    assert!(err.contains("qos BestEffort (from --with kubernetes:qos=BestEffort) conflicts with cpu (from #[kubernetes])"), "{err}");
+}
+
+#[test]
+fn the_config_file_is_below_the_environment() {
+    let dir = std::env::temp_dir().join(format!("kubestep-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.json");
+    std::fs::write(&file, r#"{"KUBESTEP_KUBERNETES_NAMESPACE": "from-file", "KUBESTEP_KUBERNETES_LABELS": {"team": "ml"}}"#).unwrap();
+    let file = file.to_str().unwrap();
+    let out = stdout(&run("basic", &["show"], &[("KUBESTEP_CONFIG", file)]));
+    assert!(
+        out.contains("namespace = from-file") && out.contains("labels = team=ml"),
+        "{out}"
+    );
+    let out = stdout(&run(
+        "basic",
+        &["show"],
+        &[
+            ("KUBESTEP_CONFIG", file),
+            ("KUBESTEP_KUBERNETES_NAMESPACE", "from-env"),
+        ],
+    ));
+    assert!(out.contains("namespace = from-env"), "{out}");
+    std::fs::write(dir.join("bad.json"), "[1]").unwrap();
+    let err = failure(
+        &run(
+            "basic",
+            &["show"],
+            &[("KUBESTEP_CONFIG", dir.join("bad.json").to_str().unwrap())],
+        ),
+        1,
+    );
+    assert!(err.contains("must be a JSON object"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = stdout(&run("basic", &["--help"], &[]));
+    assert!(out.contains("show") && out.contains("render"), "{out}");
+}
