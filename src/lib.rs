@@ -75,7 +75,9 @@
 //!
 //! `--with [STEP/]kubernetes:k=v,...` > the decorator in code (with `#[resources]` merged by
 //! maximum) > `KUBESTEP_KUBERNETES_<PARAM>` environment variables > the JSON file named by
-//! `KUBESTEP_CONFIG` > built-in defaults. `render --explain` shows the source of every field.
+//! `KUBESTEP_CONFIG` > built-in defaults. The highest layer that gives a value wins it whole;
+//! labels and annotations merge key by key, and secrets are a union. `render --explain` shows
+//! the source of every field.
 //!
 //! ## Feature flags and k8s-openapi
 //!

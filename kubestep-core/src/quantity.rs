@@ -6,6 +6,9 @@
 use crate::value::Value;
 use std::fmt;
 
+/// A million cores: far above any node, far below where quantities overflow.
+const MAX_MILLICORES: u64 = 1_000_000_000;
+
 /// A cpu request: `2`, `0.5` or `"500m"`, kept as written and as millicores for comparisons.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cpu {
@@ -16,7 +19,7 @@ pub struct Cpu {
 impl Cpu {
     /// Reads a cpu value; the error is the rule it breaks.
     pub fn from_value(value: &Value) -> Result<Cpu, String> {
-        const RULE: &str = "cpu must be greater than 0 and a multiple of 0.001 (1m), written as a number or a string such as \"500m\"";
+        const RULE: &str = "cpu must be greater than 0 and at most 1000000, a multiple of 0.001 (1m), written as a number or a string such as \"500m\"";
         let (millis, text) = match value {
             Value::Int(n) if *n > 0 => (
                 u64::try_from(*n).ok().and_then(|n| n.checked_mul(1000)),
@@ -25,13 +28,13 @@ impl Cpu {
             Value::Float(x) if *x > 0.0 && x.is_finite() => {
                 let m = x * 1000.0;
                 let exact = (m - m.round()).abs() < 1e-6 && m.round() >= 1.0;
-                (exact.then_some(m.round() as u64), format_float(*x))
+                (exact.then_some(m.round() as u64), x.to_string())
             }
             Value::Str(s) => (parse_cpu_str(s), s.to_string()),
             _ => (None, String::new()),
         };
         match millis {
-            Some(m) if m > 0 => Ok(Cpu { millis: m, text }),
+            Some(m) if m > 0 && m <= MAX_MILLICORES => Ok(Cpu { millis: m, text }),
             _ => Err(RULE.to_string()),
         }
     }
@@ -78,11 +81,6 @@ fn split_decimal(s: &str) -> Option<(&str, &str)> {
         Some((i, f)) => Some((digits(i)?, digits(f)?)),
         None => Some((digits(s)?, "")),
     }
-}
-
-fn format_float(x: f64) -> String {
-    // `{}` prints 0.5 as "0.5" and 2.0 as "2", both valid quantities.
-    format!("{x}")
 }
 
 /// What a bare number means for a size parameter.
@@ -177,11 +175,6 @@ impl Size {
     /// Size in bytes, for taking the maximum of two values.
     pub fn bytes(&self) -> u128 {
         self.bytes
-    }
-
-    /// The number as written, when the size was written as a bare number.
-    pub fn number(&self) -> Option<u64> {
-        self.number
     }
 
     /// The quantity string Kubernetes receives.

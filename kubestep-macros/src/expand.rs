@@ -49,10 +49,6 @@ fn ours(attr: &Attribute) -> Option<&'static str> {
     NAMES.iter().copied().find(|x| x == name)
 }
 
-fn kind_of(name: &str) -> Option<DecoratorKind> {
-    DecoratorKind::from_name(name)
-}
-
 /// Expands the first kubestep attribute on a function; it handles the others found there too.
 pub fn expand(invoked: &'static str, args: TokenStream, item: TokenStream) -> TokenStream {
     let mut f: ItemFn = match syn::parse2(item.clone()) {
@@ -68,14 +64,16 @@ pub fn expand(invoked: &'static str, args: TokenStream, item: TokenStream) -> To
     };
     let mut errors: Vec<syn::Error> = Vec::new();
     let mut found = Vec::new();
-    match syn::parse2::<Args>(args) {
-        Ok(a) => found.push(Found {
-            kind: kind_of(invoked),
-            span_tokens: None,
-            args: a,
-        }),
-        Err(e) => errors.push(e),
-    }
+    // A parse error is reported; the attribute still counts, so no second error follows.
+    let args = syn::parse2::<Args>(args).unwrap_or_else(|e| {
+        errors.push(e);
+        Args(Vec::new())
+    });
+    found.push(Found {
+        kind: DecoratorKind::from_name(invoked),
+        span_tokens: None,
+        args,
+    });
     let mut kept = Vec::new();
     for attr in std::mem::take(&mut f.attrs) {
         let Some(name) = ours(&attr) else {
@@ -92,7 +90,7 @@ pub fn expand(invoked: &'static str, args: TokenStream, item: TokenStream) -> To
         };
         match args {
             Ok(a) => found.push(Found {
-                kind: kind_of(name),
+                kind: DecoratorKind::from_name(name),
                 span_tokens: Some(attr.to_token_stream()),
                 args: a,
             }),

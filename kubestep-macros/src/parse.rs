@@ -8,6 +8,7 @@ use kubestep_core::{At, Value};
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use std::borrow::Cow;
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, Lit, LitStr, Token, braced, bracketed};
 
@@ -33,11 +34,13 @@ pub struct Arg {
 /// The arguments of one attribute.
 pub struct Args(pub Vec<Arg>);
 
+// Keys are read with `parse_any`, so a keyword key (`type = 1`) gets "unknown parameter" rather
+// than a parse error.
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Args> {
         let mut args = Vec::new();
         while !input.is_empty() {
-            let key = input.call(Ident::parse_any_ident)?;
+            let key = input.call(Ident::parse_any)?;
             let eq: Option<Token![=]> = input.parse()?;
             if eq.is_none() {
                 return Err(syn::Error::new_spanned(
@@ -53,18 +56,6 @@ impl Parse for Args {
             input.parse::<Token![,]>()?;
         }
         Ok(Args(args))
-    }
-}
-
-trait AnyIdent {
-    fn parse_any_ident(input: ParseStream) -> syn::Result<Ident>;
-}
-
-impl AnyIdent for Ident {
-    /// Accepts keywords too, so `type = 1` gets "unknown parameter" rather than a parse error.
-    fn parse_any_ident(input: ParseStream) -> syn::Result<Ident> {
-        use syn::ext::IdentExt;
-        Ident::parse_any(input)
     }
 }
 
@@ -85,7 +76,7 @@ impl Parse for Spanned {
                     let s: LitStr = content.parse()?;
                     (s.value(), s.to_token_stream())
                 } else {
-                    let i = content.call(Ident::parse_any_ident)?;
+                    let i = content.call(Ident::parse_any)?;
                     (i.to_string(), i.to_token_stream())
                 };
                 content.parse::<Token![:]>()?;

@@ -53,6 +53,49 @@ say "unpacking $orig"
 mkdir -p src
 tar -xf "$orig" -C src --strip-components=1
 grep -q "gitVersion.*v$version\|$version" src/CHANGELOG/CHANGELOG-1.20.md 2>/dev/null || say "note: source tree is not obviously v$version"
+# The vendored modern-go/reflect2 v1.0.1 calls reflect.mapiterinit with its pre-Go-1.18
+# signature; built with Debian's Go 1.19 the API server then crashes ("unexpected fault
+# address" in aeshashbody) the first time it encodes a map. Apply reflect2 v1.0.2's fix.
+say "patching vendored modern-go/reflect2 for Go >= 1.18"
+r2=src/vendor/github.com/modern-go/reflect2
+python3 - "$r2" <<'PY'
+import sys, pathlib
+d = pathlib.Path(sys.argv[1])
+link = d / "unsafe_link.go"
+s = link.read_text()
+s = s.replace("func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer) *hiter",
+              "func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer, it *hiter)")
+old_hiter = s[s.index("type hiter struct {"):]
+old_hiter = old_hiter[:old_hiter.index("}\n") + 2]
+s = s.replace(old_hiter, """type hiter struct {
+	key         unsafe.Pointer
+	value       unsafe.Pointer
+	t           unsafe.Pointer
+	h           unsafe.Pointer
+	buckets     unsafe.Pointer
+	bptr        unsafe.Pointer
+	overflow    *[]unsafe.Pointer
+	oldoverflow *[]unsafe.Pointer
+	startBucket uintptr
+	offset      uint8
+	wrapped     bool
+	B           uint8
+	i           uint8
+	bucket      uintptr
+	checkBucket uintptr
+}
+""")
+link.write_text(s)
+m = d / "unsafe_map.go"
+s = m.read_text()
+s = s.replace("""	return &UnsafeMapIterator{
+		hiter:      mapiterinit(type2.rtype, *(*unsafe.Pointer)(obj)),""", """	var it hiter
+	mapiterinit(type2.rtype, *(*unsafe.Pointer)(obj), &it)
+	return &UnsafeMapIterator{
+		hiter:      &it,""")
+m.write_text(s)
+assert "&it" in s and "it *hiter)" in link.read_text(), "reflect2 patch did not apply"
+PY
 mkdir -p gopath/src/k8s.io
 ln -sfn "$work/src" gopath/src/k8s.io/kubernetes
 say "building kube-apiserver, kube-controller-manager, kube-scheduler (about 9 minutes on 2 cores)"

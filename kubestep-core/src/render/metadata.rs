@@ -21,19 +21,30 @@ pub fn system_labels(task: &Task) -> BTreeMap<String, String> {
     l
 }
 
-pub(super) fn object_meta(step: &Resolved, task: &Task, notes: &mut Notes) -> ObjectMeta {
-    let mut labels = BTreeMap::new();
+/// Notes where the user's labels and annotations came from.
+pub(super) fn explain(step: &Resolved, notes: &mut Notes) {
     for (k, v) in &step.labels {
         notes.note(format!("metadata.labels.{k}"), &v.value, &v.source);
-        labels.insert(k.clone(), v.value.clone());
     }
-    // The spec rejects user keys under kubestep's prefixes, so nothing here overwrites theirs.
-    labels.extend(system_labels(task));
-    let mut annotations = BTreeMap::new();
     for (k, v) in &step.annotations {
         notes.note(format!("metadata.annotations.{k}"), &v.value, &v.source);
-        annotations.insert(k.clone(), v.value.clone());
     }
+}
+
+/// The user's labels and annotations plus kubestep's own.
+pub(super) fn object_meta(step: &Resolved, task: &Task) -> ObjectMeta {
+    let mut labels: BTreeMap<String, String> = step
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.value.clone()))
+        .collect();
+    // The spec rejects user keys under kubestep's prefixes, so nothing here overwrites theirs.
+    labels.extend(system_labels(task));
+    let mut annotations: BTreeMap<String, String> = step
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), v.value.clone()))
+        .collect();
     // Label values may be sanitised; the annotations keep the exact names.
     for (k, v) in [
         ("flow", &task.flow),

@@ -134,20 +134,14 @@ pub fn job(step: &Resolved, task: &Task) -> Rendered {
         &step.namespace.value,
         &step.namespace.source,
     );
-    let meta = metadata::object_meta(step, task, &mut notes);
+    metadata::explain(step, &mut notes);
+    let meta = metadata::object_meta(step, task);
     let pod_spec = pod::pod_spec(step, task, &mut notes);
     if let Some(t) = step.timeout_seconds {
-        notes.note(
-            format!("{POD}.activeDeadlineSeconds"),
-            t,
-            &Source::Decorator,
-        );
+        notes.note(format!("{POD}.activeDeadlineSeconds"), t, &Source::Timeout);
     }
-    notes.note(
-        "spec.ttlSecondsAfterFinished",
-        step.settings.job_ttl_seconds,
-        &Source::BuiltIn,
-    );
+    let ttl = &step.settings.job_ttl_seconds;
+    notes.note("spec.ttlSecondsAfterFinished", ttl.value, &ttl.source);
     let job = Job {
         metadata: ObjectMeta {
             name: Some(name),
@@ -159,7 +153,7 @@ pub fn job(step: &Resolved, task: &Task) -> Rendered {
             backoff_limit: Some(0),
             completions: Some(1),
             parallelism: Some(1),
-            ttl_seconds_after_finished: Some(step.settings.job_ttl_seconds),
+            ttl_seconds_after_finished: Some(ttl.value),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     namespace: None,
@@ -180,10 +174,13 @@ pub fn job(step: &Resolved, task: &Task) -> Rendered {
 /// The headless Service that lets the nodes of a multi-node step find each other by name
 /// (`<job>.<service>`), as a JobSet's does.
 pub fn parallel_service(step: &Resolved, task: &Task) -> Service {
-    let mut notes = Notes::default();
-    let meta = metadata::object_meta(step, task, &mut notes);
+    // Every node of this attempt, not just the one `task` describes.
+    let mut meta = metadata::object_meta(step, task);
+    if let Some(labels) = meta.labels.as_mut() {
+        labels.remove("kubestep.io/node-index");
+    }
     let mut selector = metadata::system_labels(task);
-    selector.remove("kubestep.io/attempt");
+    selector.remove("kubestep.io/node-index");
     Service {
         metadata: ObjectMeta {
             name: Some(task.service_name()),

@@ -277,7 +277,7 @@ fn node_selector(step: &Resolved, task: &Task, notes: &mut Notes) -> BTreeMap<St
 fn toleration(t: &crate::spec::Toleration) -> Toleration {
     Toleration {
         key: t.key.clone(),
-        operator: t.operator.map(|o| format!("{o:?}")),
+        operator: t.operator.map(|o| o.name().to_string()),
         value: t.value.clone(),
         effect: t.effect.map(|e| e.name().to_string()),
         toleration_seconds: t.toleration_seconds,

@@ -16,8 +16,8 @@ const MAIN: &str = "spec.template.spec.containers[0].resources";
 ///
 /// Burstable: requests for cpu, memory and ephemeral-storage, and a memory limit equal to the
 /// request, so an overrun is a clean OOMKilled of this container rather than a node-pressure
-/// eviction. Guaranteed: limits equal requests. BestEffort: no cpu or memory at all; disk only
-/// when given explicitly, since ephemeral-storage does not change the QoS class.
+/// eviction. Guaranteed: limits equal requests. BestEffort: no cpu, memory or disk at all
+/// (resolve rejects an explicit one).
 pub(super) fn requirements(step: &Resolved, notes: &mut Notes) -> ResourceRequirements {
     let mut requests = BTreeMap::new();
     let mut limits = BTreeMap::new();
@@ -31,7 +31,6 @@ pub(super) fn requirements(step: &Resolved, notes: &mut Notes) -> ResourceRequir
         notes.note(format!("{MAIN}.{which}.{name}"), value, source);
         map.insert(name.to_string(), Quantity(value.to_string()));
     };
-    let disk_explicit = !matches!(step.disk.source, Source::BuiltIn);
     let cpu = (step.cpu.value.quantity(), &step.cpu.source);
     let memory = (step.memory.value.quantity(), &step.memory.source);
     let disk = (step.disk.value.quantity(), &step.disk.source);
@@ -50,13 +49,6 @@ pub(super) fn requirements(step: &Resolved, notes: &mut Notes) -> ResourceRequir
                 put(&mut limits, "limits", "ephemeral-storage", disk.0, disk.1);
             }
         }
-        Qos::BestEffort if disk_explicit => put(
-            &mut requests,
-            "requests",
-            "ephemeral-storage",
-            disk.0,
-            disk.1,
-        ),
         Qos::BestEffort => {}
     }
     if let Some(gpu) = step.gpu.as_ref().filter(|g| g.value > 0) {

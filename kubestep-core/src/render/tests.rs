@@ -156,20 +156,160 @@ fn guaranteed_sets_limits_equal_to_requests() {
 }
 
 #[test]
-fn best_effort_has_no_cpu_or_memory() {
+fn best_effort_has_no_cpu_memory_or_disk() {
     // Metaflow documents BestEffort but rejects it.
     let r = render(vec![arg("qos", s("BestEffort"))]);
     assert_eq!(main(&r).resources.as_ref().unwrap().requests, None);
     assert_eq!(main(&r).resources.as_ref().unwrap().limits, None);
-    let r = render(vec![
-        arg("qos", s("besteffort")),
-        arg("disk", Value::Int(2048)),
-    ]);
-    assert_eq!(
-        quantity(&r, "requests", "ephemeral-storage").as_deref(),
-        Some("2048M")
+    // An environment default is a default: it does not apply to a BestEffort step.
+    let r = render_with(
+        vec![k8s(vec![arg("qos", s("besteffort"))])],
+        &[("KUBESTEP_KUBERNETES_DISK", "2048")],
+        &[],
     );
-    assert_eq!(quantity(&r, "requests", "cpu"), None);
+    assert_eq!(quantity(&r, "requests", "ephemeral-storage"), None);
+    // An explicit one would be silently dropped, so it is an error.
+    let w = with_arg::parse("kubernetes:disk=2048").unwrap();
+    let e = resolve(
+        &decl(vec![k8s(vec![arg("qos", s("BestEffort"))])]),
+        &Defaults::default(),
+        &[w],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("conflicts with disk (from --with kubernetes:disk=2048)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_higher_layer_replaces_node_selector_and_tolerations_whole() {
+    let env = [
+        ("KUBESTEP_KUBERNETES_NODE_SELECTOR", "pool=cpu,zone=a"),
+        (
+            "KUBESTEP_KUBERNETES_TOLERATIONS",
+            r#"[{"key":"spot","operator":"Exists"}]"#,
+        ),
+    ];
+    let r = render_with(
+        vec![k8s(vec![arg("node_selector", s("pool=gpu"))])],
+        &env,
+        &[],
+    );
+    let sel = pod(&r).node_selector.as_ref().unwrap();
+    assert_eq!(sel.get("pool").map(String::as_str), Some("gpu"));
+    assert_eq!(
+        sel.get("zone"),
+        None,
+        "the decorator's selector replaces the environment's"
+    );
+    assert_eq!(
+        pod(&r).tolerations.as_ref().unwrap().len(),
+        1,
+        "no decorator tolerations: the environment's apply"
+    );
+}
+
+#[test]
+fn compute_pool_beats_a_lower_layer_node_selector_on_its_label() {
+    let env = [(
+        "KUBESTEP_KUBERNETES_NODE_SELECTOR",
+        "kubestep.io/compute-pool=cpu",
+    )];
+    let r = render_with(vec![k8s(vec![arg("compute_pool", s("a100"))])], &env, &[]);
+    assert_eq!(
+        pod(&r).node_selector.as_ref().unwrap()["kubestep.io/compute-pool"],
+        "a100"
+    );
+    let w =
+        with_arg::parse("kubernetes:node_selector=kubestep.io/compute-pool=cpu,compute_pool=a100")
+            .unwrap();
+    let e = resolve(&decl(vec![]), &Defaults::default(), &[w])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("compute_pool \"a100\""), "{e}");
+}
+
+#[test]
+fn tmpfs_settings_without_a_tmpfs_are_errors() {
+    let w = with_arg::parse("kubernetes:tmpfs_path=/fast").unwrap();
+    let e = resolve(&decl(vec![]), &Defaults::default(), &[w])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "tmpfs_path (from --with kubernetes:tmpfs_path=/fast) has no effect without a tmpfs"
+        ),
+        "{e}"
+    );
+    // An override may lean on the decorator's tmpfs.
+    let w = with_arg::parse("kubernetes:tmpfs_path=/fast").unwrap();
+    let step = resolve(
+        &decl(vec![k8s(vec![arg("use_tmpfs", Value::Bool(true))])]),
+        &Defaults::default(),
+        &[w],
+    )
+    .unwrap();
+    assert_eq!(step.tmpfs.unwrap().path.value, "/fast");
+}
+
+#[test]
+fn explain_names_timeout_and_ttl_sources() {
+    let timeout = Decorator {
+        kind: DecoratorKind::Timeout,
+        args: vec![arg("seconds", Value::Int(90))].into(),
+    };
+    let r = render_with(
+        vec![k8s(vec![]), timeout],
+        &[("KUBESTEP_KUBERNETES_JOB_TTL_SECONDS_AFTER_FINISHED", "60")],
+        &[],
+    );
+    let source = |field: &str| {
+        r.explain
+            .iter()
+            .find(|e| e.field.ends_with(field))
+            .map(|e| e.source.to_string())
+            .unwrap()
+    };
+    assert_eq!(source("activeDeadlineSeconds"), "#[timeout]");
+    assert_eq!(
+        source("ttlSecondsAfterFinished"),
+        "environment KUBESTEP_KUBERNETES_JOB_TTL_SECONDS_AFTER_FINISHED"
+    );
+    assert_eq!(
+        r.job.spec.as_ref().unwrap().ttl_seconds_after_finished,
+        Some(60)
+    );
+}
+
+#[test]
+fn parallel_service_selects_every_node_of_the_attempt() {
+    let mut t = task();
+    t.parallel = Some(ParallelNode { index: 0, size: 4 });
+    let step = resolve(
+        &decl(vec![k8s(vec![arg("port", Value::Int(29500))])]),
+        &Defaults::default(),
+        &[],
+    )
+    .unwrap();
+    let svc = parallel_service(&step, &t);
+    let selector = svc.spec.as_ref().unwrap().selector.as_ref().unwrap();
+    assert!(!selector.contains_key("kubestep.io/node-index"));
+    assert_eq!(selector["kubestep.io/attempt"], "0");
+    assert!(
+        !svc.metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .contains_key("kubestep.io/node-index")
+    );
+    let job = job(&step, &t).job;
+    let pod = job.spec.unwrap().template.spec.unwrap();
+    assert_eq!(
+        pod.subdomain.as_deref(),
+        Some(svc.metadata.name.as_deref().unwrap())
+    );
 }
 
 #[test]
@@ -526,7 +666,7 @@ fn bad_override_names_step_flag_value_and_rule() {
         .to_string();
     assert_eq!(
         e,
-        "step `train`: --with kubernetes:cpu=-1: invalid `cpu` = -1: cpu must be greater than 0 and a multiple of 0.001 (1m), written as a number or a string such as \"500m\""
+        "step `train`: --with kubernetes:cpu=-1: invalid `cpu` = -1: cpu must be greater than 0 and at most 1000000, a multiple of 0.001 (1m), written as a number or a string such as \"500m\""
     );
 }
 

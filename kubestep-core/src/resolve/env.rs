@@ -3,8 +3,8 @@
 //! The runtime reads the process environment and the config file into [`Defaults`]; this module
 //! only interprets them, so it stays free of I/O.
 
-use super::Source;
-use super::text::{coerce, parse_text};
+use super::text::read;
+use super::{Source, Sourced};
 use crate::params::KUBERNETES;
 use crate::spec::{self, KubernetesArgs};
 use crate::value::Arg;
@@ -100,6 +100,18 @@ pub enum Error {
     },
 }
 
+impl Entry {
+    fn source(&self) -> Source {
+        match &self.origin {
+            Origin::Env => Source::Env(self.var.clone()),
+            Origin::ConfigFile(file) => Source::Config {
+                file: file.clone(),
+                key: self.var.clone(),
+            },
+        }
+    }
+}
+
 impl Origin {
     fn describe(&self) -> String {
         match self {
@@ -110,14 +122,14 @@ impl Origin {
 }
 
 /// Non-parameter settings, resolved.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     /// Node label for compute pools.
     pub compute_pool_label: String,
     /// Node label marking GPU nodes, if set explicitly.
     pub gpu_node_label: Option<String>,
     /// `ttlSecondsAfterFinished` of every Job.
-    pub job_ttl_seconds: i32,
+    pub job_ttl_seconds: Sourced<i32>,
     /// Image of the binary-fetching init container.
     pub fetch_image: String,
 }
@@ -125,9 +137,12 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            compute_pool_label: "kubestep.io/compute-pool".into(),
+            compute_pool_label: crate::spec::DEFAULT_COMPUTE_POOL_LABEL.into(),
             gpu_node_label: None,
-            job_ttl_seconds: 604_800,
+            job_ttl_seconds: Sourced {
+                value: 604_800,
+                source: Source::BuiltIn,
+            },
             fetch_image: "curlimages/curl:8.11.1".into(),
         }
     }
@@ -163,20 +178,19 @@ impl Defaults {
                     known: known.join(", "),
                 });
             };
+            let value = read(param.name, e.value.trim()).map_err(|message| Error::Invalid {
+                var: e.var.clone(),
+                value: e.value.clone(),
+                origin: e.origin.describe(),
+                message,
+            })?;
             let arg = Arg {
                 key: Cow::Borrowed(param.name),
-                value: coerce(param.name, parse_text(e.value.trim())),
+                value,
             };
             let args = KubernetesArgs::parse(std::slice::from_ref(&arg))
                 .map_err(|errors| self.invalid(e, &errors))?;
-            let source = match &e.origin {
-                Origin::Env => Source::Env(e.var.clone()),
-                Origin::ConfigFile(path) => Source::Config {
-                    file: path.clone(),
-                    key: e.var.clone(),
-                },
-            };
-            layers.push((args, source));
+            layers.push((args, e.source()));
         }
         Ok(layers)
     }
@@ -220,13 +234,17 @@ impl Defaults {
                     s.gpu_node_label = Some(label_key(&e.value)?)
                 }
                 "KUBESTEP_KUBERNETES_JOB_TTL_SECONDS_AFTER_FINISHED" => {
-                    s.job_ttl_seconds = e
+                    let value = e
                         .value
                         .trim()
                         .parse()
                         .ok()
                         .filter(|n| *n >= 0)
                         .ok_or_else(|| bad("must be a whole number of seconds, 0 or more"))?;
+                    s.job_ttl_seconds = Sourced {
+                        value,
+                        source: e.source(),
+                    };
                 }
                 "KUBESTEP_KUBERNETES_FETCH_IMAGE" => {
                     if e.value.trim().is_empty() || e.value.contains(char::is_whitespace) {

@@ -1,9 +1,9 @@
 //! Precedence: `--with` override > decorator in code > environment/config default > built-in,
 //! with the source of every value recorded for `render --explain`.
 //!
-//! Scalars take the highest layer's value. Maps (labels, annotations, node_selector,
-//! persistent_volume_claims) merge key by key, the higher layer winning a key. Lists of names
-//! (secrets, image_pull_secrets) and tolerations are unions. `#[resources]` merges with
+//! Scalars, node_selector, persistent_volume_claims, image_pull_secrets and tolerations take
+//! the highest layer's value whole. Labels and annotations merge key by key, the higher layer
+//! winning a key. Secrets are a union, as the design asks. `#[resources]` merges with
 //! `#[kubernetes]` by taking the maximum of cpu, memory, disk, gpu and shared_memory.
 
 pub mod env;
@@ -11,12 +11,12 @@ mod text;
 pub mod with_arg;
 
 pub use env::{Defaults, Settings};
-pub use text::parse_text;
+pub use text::{parse_text, read};
 pub use with_arg::WithArg;
 
 use crate::quantity::{Cpu, Size};
 use crate::spec::{
-    GpuVendor, KubernetesArgs, PullPolicy, Qos, ResourcesArgs, SecurityContext, StepSpec,
+    self, GpuVendor, KubernetesArgs, PullPolicy, Qos, ResourcesArgs, SecurityContext, StepSpec,
     Toleration,
 };
 use crate::value::{DecoratorKind, StepDecl};
@@ -43,8 +43,31 @@ pub enum Source {
     Resources,
     /// A `--with` option.
     Override(String),
+    /// `#[timeout(...)]` on the step.
+    Timeout,
     /// Derived by kubestep from other values (named), such as the tmpfs size from memory.
     Derived(&'static str),
+}
+
+impl Source {
+    /// Precedence: a higher rank beats a lower one.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Source::BuiltIn | Source::Derived(_) => 0,
+            Source::Config { .. } => 1,
+            Source::Env(_) => 2,
+            Source::Decorator | Source::Resources | Source::Timeout => 3,
+            Source::Override(text)
+                if text
+                    .split(':')
+                    .next()
+                    .is_some_and(|head| head.contains('/')) =>
+            {
+                5
+            }
+            Source::Override(_) => 4,
+        }
+    }
 }
 
 impl fmt::Display for Source {
@@ -56,6 +79,7 @@ impl fmt::Display for Source {
             Source::Decorator => f.write_str("#[kubernetes]"),
             Source::Resources => f.write_str("#[resources]"),
             Source::Override(text) => write!(f, "--with {text}"),
+            Source::Timeout => f.write_str("#[timeout]"),
             Source::Derived(why) => write!(f, "derived: {why}"),
         }
     }
@@ -269,7 +293,21 @@ impl Partial {
             security_context,
             hostname_resolution_timeout
         );
-        merge_map!(node_selector, labels, annotations, persistent_volume_claims);
+        macro_rules! replace_all {
+            ($($field:ident),*) => {$(
+                if k.$field.is_some() {
+                    self.$field = Default::default();
+                }
+            )*};
+        }
+        // A layer that gives a whole-value field drops the lower layers' entries first.
+        replace_all!(
+            node_selector,
+            persistent_volume_claims,
+            image_pull_secrets,
+            tolerations
+        );
+        merge_map!(labels, annotations, node_selector, persistent_volume_claims);
         union!(secrets, image_pull_secrets, tolerations);
     }
 
@@ -366,33 +404,50 @@ fn explicit(source: &Source) -> bool {
     )
 }
 
-fn finish(step: String, p: Partial, spec: StepSpec, settings: Settings) -> Result<Resolved, Error> {
+fn finish(
+    step: String,
+    mut p: Partial,
+    spec: StepSpec,
+    settings: Settings,
+) -> Result<Resolved, Error> {
     let conflict = |message: String| Error::Conflict {
         step: step.clone(),
         message,
     };
-    let qos = p.qos.unwrap_or_else(|| Sourced::built_in(Qos::Burstable));
+    let qos = p
+        .qos
+        .clone()
+        .unwrap_or_else(|| Sourced::built_in(Qos::Burstable));
     if qos.value == Qos::BestEffort {
         for (key, source) in [
             ("cpu", p.cpu.as_ref().map(|c| &c.source)),
             ("memory", p.memory.as_ref().map(|m| &m.source)),
+            ("disk", p.disk.as_ref().map(|d| &d.source)),
         ] {
             if let Some(source) = source.filter(|s| explicit(s)) {
                 return Err(conflict(format!(
-                    "qos BestEffort (from {}) conflicts with {key} (from {source}): a BestEffort pod has no cpu or memory requests",
+                    "qos BestEffort (from {}) conflicts with {key} (from {source}): a BestEffort pod has no cpu, memory or disk requests",
                     qos.source
                 )));
             }
         }
     }
+    // The higher layer wins; within one layer the two settings contradict each other.
     if let Some(pool) = &p.compute_pool
         && let Some(sel) = p.node_selector.get(&settings.compute_pool_label)
         && sel.value != pool.value
     {
-        return Err(conflict(format!(
-            "compute_pool {:?} (from {}) conflicts with node_selector {}={:?} (from {})",
-            pool.value, pool.source, settings.compute_pool_label, sel.value, sel.source
-        )));
+        if sel.source.rank() == pool.source.rank() {
+            return Err(conflict(format!(
+                "compute_pool {:?} (from {}) conflicts with node_selector {}={:?} (from {})",
+                pool.value, pool.source, settings.compute_pool_label, sel.value, sel.source
+            )));
+        }
+        if sel.source.rank() > pool.source.rank() {
+            p.compute_pool = None;
+        } else {
+            p.node_selector.remove(&settings.compute_pool_label);
+        }
     }
     let memory = p.memory.unwrap_or_else(|| {
         Sourced::built_in(Size::from_number(4096, crate::quantity::Unit::Megabytes))
@@ -409,6 +464,17 @@ fn finish(step: String, p: Partial, spec: StepSpec, settings: Settings) -> Resul
             size.source, use_tmpfs.source
         )));
     }
+    // An override is never silently ignored: tmpfs settings need a tmpfs.
+    for (key, source) in [
+        ("tmpfs_path", p.tmpfs_path.as_ref().map(|t| &t.source)),
+        ("tmpfs_tempdir", p.tmpfs_tempdir.as_ref().map(|t| &t.source)),
+    ] {
+        if let Some(source) = source.filter(|_| !tmpfs_on) {
+            return Err(conflict(format!(
+                "{key} (from {source}) has no effect without a tmpfs; set use_tmpfs = true or tmpfs_size"
+            )));
+        }
+    }
     let tmpfs = tmpfs_on.then(|| Tmpfs {
         size: p.tmpfs_size.clone().unwrap_or_else(|| Sourced {
             value: memory.value.half_as_mebibytes(),
@@ -423,29 +489,20 @@ fn finish(step: String, p: Partial, spec: StepSpec, settings: Settings) -> Resul
             .clone()
             .unwrap_or_else(|| Sourced::built_in(true)),
     });
-    let mount_paths = p.persistent_volume_claims.iter().map(|(c, m)| {
+    let claims = p.persistent_volume_claims.iter().map(|(c, m)| {
         (
-            format!("persistent_volume_claims {c:?}"),
-            &m.value,
-            &m.source,
+            format!("persistent_volume_claims {c:?} (from {})", m.source),
+            m.value.as_str(),
         )
     });
-    let fixed = tmpfs
-        .iter()
-        .map(|t| ("tmpfs_path".to_string(), &t.path.value, &t.path.source));
-    let mut seen: Vec<(String, &String, &Source)> = Vec::new();
-    for (what, path, source) in mount_paths.chain(fixed) {
-        if path == "/dev/shm" || path.starts_with("/kubestep/") || path == "/kubestep" {
-            return Err(conflict(format!(
-                "{what} mounts at {path:?} (from {source}), a path kubestep uses itself"
-            )));
-        }
-        if let Some((other, _, other_source)) = seen.iter().find(|(_, p, _)| *p == path) {
-            return Err(conflict(format!(
-                "{what} (from {source}) and {other} (from {other_source}) both mount at {path:?}"
-            )));
-        }
-        seen.push((what, path, source));
+    let tmpfs_mount = tmpfs.iter().map(|t| {
+        (
+            format!("tmpfs_path (from {})", t.path.source),
+            t.path.value.as_str(),
+        )
+    });
+    if let Some(message) = spec::mount_conflict(claims.chain(tmpfs_mount)) {
+        return Err(conflict(message));
     }
     Ok(Resolved {
         cpu: p.cpu.unwrap_or_else(|| {

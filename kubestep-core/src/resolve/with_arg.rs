@@ -4,7 +4,7 @@
 //! split between parameters only happens before a known parameter name, so
 //! `node_selector=a=b,c=d` keeps both pairs (Metaflow rejects it).
 
-use super::text::{coerce, parse_text};
+use super::text::{holds_pairs, read};
 use crate::params;
 use crate::value::{Arg, Decorator, DecoratorKind};
 use std::borrow::Cow;
@@ -82,7 +82,8 @@ pub fn parse(text: &str) -> Result<WithArg, Error> {
         }
         args.push(Arg {
             key: Cow::Borrowed(param.name),
-            value: coerce(param.name, parse_text(raw.trim())),
+            value: read(param.name, raw.trim())
+                .map_err(|m| err(format!("invalid `{key}` = {raw:?}: {m}")))?,
         });
     }
     Ok(WithArg {
@@ -93,14 +94,6 @@ pub fn parse(text: &str) -> Result<WithArg, Error> {
         },
         text: text.to_string(),
     })
-}
-
-/// Parameters whose string form itself holds `k=v,k2=v2` pairs.
-fn holds_pairs(key: &str) -> bool {
-    matches!(
-        key,
-        "node_selector" | "labels" | "annotations" | "persistent_volume_claims"
-    )
 }
 
 /// Splits `a=1,b=[1,2],c={"x":1}` into items: at top-level commas (outside brackets and quotes)

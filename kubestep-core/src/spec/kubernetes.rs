@@ -82,6 +82,16 @@ pub enum TolerationOperator {
     Exists,
 }
 
+impl TolerationOperator {
+    /// The Kubernetes spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            TolerationOperator::Equal => "Equal",
+            TolerationOperator::Exists => "Exists",
+        }
+    }
+}
+
 /// A taint effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaintEffect {
@@ -218,7 +228,7 @@ fn one_of<T: Copy>(key: &str, v: &Value, options: &[(&str, T)], ignore_case: boo
         .ok_or_else(|| invalid(key, v, &format!("must be {}", expects(key))))
 }
 
-fn size(key: &str, v: &Value, unit: Unit) -> Checked<Size> {
+pub(super) fn size(key: &str, v: &Value, unit: Unit) -> Checked<Size> {
     match v {
         Value::Int(_) | Value::Str(_) | Value::Float(_) => {
             Size::from_value(v, unit).map_err(|r| invalid(key, v, &r))
@@ -667,22 +677,106 @@ impl KubernetesArgs {
             for (key, given) in [
                 ("cpu", self.cpu.is_some()),
                 ("memory", self.memory.is_some()),
+                ("disk", self.disk.is_some()),
             ] {
                 if given {
-                    errors.push(at(key, format!(
-                        "`{key}` conflicts with qos = \"BestEffort\": a BestEffort pod has no cpu or memory requests; remove `{key}` or choose qos \"Burstable\""
-                    )));
+                    errors.push(at(key, best_effort_conflict(key, "")));
                 }
             }
         }
+        let tmpfs_on = self.use_tmpfs.unwrap_or(self.tmpfs_size.is_some());
         if self.use_tmpfs == Some(false) && self.tmpfs_size.is_some() {
             errors.push(at(
                 "tmpfs_size",
                 "`tmpfs_size` is given but use_tmpfs = false; remove one of them".into(),
             ));
         }
+        let tmpfs_path = self
+            .tmpfs_path
+            .as_deref()
+            .filter(|_| tmpfs_on)
+            .map(|p| ("tmpfs_path".to_string(), p));
+        let claims = self
+            .persistent_volume_claims
+            .iter()
+            .flatten()
+            .map(|(c, p)| (format!("persistent_volume_claims {c:?}"), p.as_str()));
+        if let Some(message) = mount_conflict(claims.chain(tmpfs_path)) {
+            let key = if message.starts_with("tmpfs_path") {
+                "tmpfs_path"
+            } else {
+                "persistent_volume_claims"
+            };
+            errors.push(at(key, message));
+        }
+        if let (Some(pool), Some(sel)) = (&self.compute_pool, &self.node_selector)
+            && let Some(v) = sel.get(DEFAULT_COMPUTE_POOL_LABEL).filter(|v| *v != pool)
+        {
+            errors.push(at(
+                "compute_pool",
+                format!("compute_pool {pool:?} conflicts with node_selector {DEFAULT_COMPUTE_POOL_LABEL}={v:?}; give the pool once"),
+            ));
+        }
         errors
     }
+}
+
+impl KubernetesArgs {
+    /// Rules for a whole decorator, which must stand on its own (an override layer may lean on
+    /// the layers below it; resolve checks the result).
+    pub(crate) fn check_complete(&self, args: &[Arg]) -> Vec<Error> {
+        let tmpfs_on = self.use_tmpfs.unwrap_or(self.tmpfs_size.is_some());
+        ["tmpfs_path", "tmpfs_tempdir"]
+            .into_iter()
+            .filter(|key| !tmpfs_on && arg_index(args, key).is_some())
+            .map(|key| Error {
+                decorator: DecoratorKind::Kubernetes,
+                arg: arg_index(args, key),
+                place: Place::Key,
+                message: format!(
+                    "`{key}` has no effect without a tmpfs; add use_tmpfs = true or tmpfs_size"
+                ),
+            })
+            .collect()
+    }
+}
+
+/// The node label `compute_pool` selects on unless KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL says
+/// otherwise.
+pub const DEFAULT_COMPUTE_POOL_LABEL: &str = "kubestep.io/compute-pool";
+
+/// Why `key` cannot go with qos BestEffort; `from` names where the key was given, if elsewhere.
+pub(crate) fn best_effort_conflict(key: &str, from: &str) -> String {
+    format!(
+        "`{key}`{from} conflicts with qos = \"BestEffort\": a BestEffort pod has no cpu, memory or disk requests; remove `{key}` or choose qos \"Burstable\""
+    )
+}
+
+/// The first mount that collides with another or with a path kubestep mounts itself.
+/// `mounts` are (what, path) pairs, what naming the parameter for the message.
+pub(crate) fn mount_conflict<'a>(
+    mounts: impl IntoIterator<Item = (String, &'a str)>,
+) -> Option<String> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for (what, path) in mounts {
+        let path_norm = path.trim_end_matches('/');
+        if path_norm == "/dev/shm"
+            || path_norm == "/kubestep"
+            || path_norm.starts_with("/kubestep/")
+        {
+            return Some(format!(
+                "{what} mounts at {path:?}, a path kubestep uses itself (/dev/shm, /kubestep)"
+            ));
+        }
+        if let Some((other, _)) = seen
+            .iter()
+            .find(|(_, p)| p.trim_end_matches('/') == path_norm)
+        {
+            return Some(format!("{what} and {other} both mount at {path:?}"));
+        }
+        seen.push((what, path));
+    }
+    None
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ mod kubernetes;
 mod policy;
 mod resources;
 
+pub(crate) use kubernetes::mount_conflict;
 pub use kubernetes::{
-    GpuVendor, KubernetesArgs, PullPolicy, Qos, SecurityContext, TaintEffect, Toleration,
-    TolerationOperator,
+    DEFAULT_COMPUTE_POOL_LABEL, GpuVendor, KubernetesArgs, PullPolicy, Qos, SecurityContext,
+    TaintEffect, Toleration, TolerationOperator,
 };
 pub use policy::{Retry, Timeout};
 pub use resources::ResourcesArgs;
@@ -279,9 +280,15 @@ impl StepSpec {
                 continue;
             }
             let result = match d.kind {
-                DecoratorKind::Kubernetes => {
-                    KubernetesArgs::parse(&d.args).map(|k| spec.kubernetes = Some(k))
-                }
+                DecoratorKind::Kubernetes => KubernetesArgs::parse(&d.args).and_then(|k| {
+                    let errors = k.check_complete(&d.args);
+                    spec.kubernetes = Some(k);
+                    if errors.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(errors)
+                    }
+                }),
                 DecoratorKind::Resources => {
                     ResourcesArgs::parse(&d.args).map(|r| spec.resources = Some(r))
                 }
@@ -316,18 +323,20 @@ impl StepSpec {
         if k.qos != Some(Qos::BestEffort) {
             return Vec::new();
         }
-        [("cpu", r.cpu.is_some()), ("memory", r.memory.is_some())]
-            .into_iter()
-            .filter(|(_, given)| *given)
-            .map(|(key, _)| Error {
-                decorator: DecoratorKind::Resources,
-                arg: arg_index(&resources.args, key),
-                place: Place::Key,
-                message: format!(
-                    "`{key}` in #[resources] conflicts with qos = \"BestEffort\" in #[kubernetes]: a BestEffort pod has no cpu or memory requests; remove `{key}` or choose qos \"Burstable\""
-                ),
-            })
-            .collect()
+        [
+            ("cpu", r.cpu.is_some()),
+            ("memory", r.memory.is_some()),
+            ("disk", r.disk.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, given)| *given)
+        .map(|(key, _)| Error {
+            decorator: DecoratorKind::Resources,
+            arg: arg_index(&resources.args, key),
+            place: Place::Key,
+            message: kubernetes::best_effort_conflict(key, " in #[resources]"),
+        })
+        .collect()
     }
 }
 

@@ -1,7 +1,7 @@
 //! `#[resources(...)]`: what a step needs wherever it runs, merged with `#[kubernetes]` by maximum.
 
-use super::kubernetes::{cpu, gpu};
-use super::{Checked, Error, invalid, parse_args, wrong_type};
+use super::kubernetes::{cpu, gpu, size};
+use super::{Checked, Error, parse_args};
 use crate::quantity::{Cpu, Size, Unit};
 use crate::value::{Arg, DecoratorKind, Value};
 
@@ -35,18 +35,12 @@ impl ResourcesArgs {
     }
 
     fn set(&mut self, key: &str, v: &Value) -> Checked<()> {
-        let size = |unit| match v {
-            Value::Int(_) | Value::Str(_) | Value::Float(_) => {
-                Size::from_value(v, unit).map_err(|r| invalid(key, v, &r))
-            }
-            _ => Err(wrong_type(key, v, "a size")),
-        };
         match key {
             "cpu" => self.cpu = Some(cpu(key, v)?),
-            "memory" => self.memory = Some(size(Unit::Megabytes)?),
-            "disk" => self.disk = Some(size(Unit::Megabytes)?),
+            "memory" => self.memory = Some(size(key, v, Unit::Megabytes)?),
+            "disk" => self.disk = Some(size(key, v, Unit::Megabytes)?),
             "gpu" => self.gpu = Some(gpu(key, v)?),
-            "shared_memory" => self.shared_memory = Some(size(Unit::Mebibytes)?),
+            "shared_memory" => self.shared_memory = Some(size(key, v, Unit::Mebibytes)?),
             other => unreachable!("parameter `{other}` is in the catalog but has no setter"),
         }
         Ok(())

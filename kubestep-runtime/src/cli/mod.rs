@@ -10,9 +10,6 @@ use std::io::Write;
 
 /// The command line of a flow binary; its about text names the flow (set in `run`).
 #[derive(Debug, Parser)]
-#[command(
-    after_help = "Environment: KUBESTEP_KUBERNETES_<PARAM> sets a default for every step (CPU, MEMORY, NAMESPACE, ...); KUBESTEP_CONFIG names a JSON file of the same."
-)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,6 +35,24 @@ struct WithArgs {
 
 fn parse_with(s: &str) -> Result<WithArg, String> {
     with_arg::parse(s).map_err(|e| e.message)
+}
+
+/// `--help`'s list of the parameters `--with` takes and the environment that sets defaults.
+fn settings_help() -> String {
+    use kubestep_core::params::KUBERNETES;
+    use kubestep_core::resolve::env::SETTINGS;
+    let mut out = String::from(
+        "Kubernetes parameters, for --with kubernetes:k=v and as KUBESTEP_KUBERNETES_<PARAM> defaults:\n",
+    );
+    for p in KUBERNETES {
+        let env = p.env.map(|e| format!(" [{e}]")).unwrap_or_default();
+        out.push_str(&format!("  {:<28} {}{env}\n", p.name, p.doc));
+    }
+    out.push_str("\nOther settings:\n");
+    for (var, doc) in SETTINGS {
+        out.push_str(&format!("  {var:<52} {doc}\n"));
+    }
+    out
 }
 
 /// A command failed; the message is the whole story, printed on one line.
@@ -114,6 +129,7 @@ pub fn run(
     );
     let cli = Cli::command()
         .about(about)
+        .after_long_help(settings_help())
         .try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m))
         .map_err(CliOutcome::Usage)?;
