@@ -1,0 +1,236 @@
+//! etcd, kube-apiserver, kube-controller-manager and kube-scheduler v1.20.2 on loopback.
+
+use crate::pki::Pki;
+use crate::{Error, spawn};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tokio::process::Child;
+
+/// The static bearer tokens of the API server.
+pub const ADMIN_TOKEN: &str = "kubestep-testenv-admin";
+/// A user with no rights until an RBAC binding grants some: for least-privilege tests.
+pub const RESTRICTED_TOKEN: &str = "kubestep-testenv-restricted";
+/// The restricted user's name, for RoleBindings.
+pub const RESTRICTED_USER: &str = "kubestep-restricted";
+
+/// The running control plane.
+pub struct ControlPlane {
+    /// API server URL.
+    pub server: String,
+    /// Admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// Kubeconfig of the restricted user.
+    pub restricted_kubeconfig: PathBuf,
+    dir: PathBuf,
+    bin: PathBuf,
+    pki: Pki,
+    etcd_url: String,
+    port: u16,
+    etcd: Option<Child>,
+    apiserver: Option<Child>,
+    others: Vec<Child>,
+}
+
+/// A free loopback port (closed again; a tiny race is acceptable for tests).
+pub fn free_port() -> Result<u16, Error> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::Setup(format!("no free port: {e}")))?;
+    Ok(l.local_addr()
+        .map_err(|e| Error::Setup(e.to_string()))?
+        .port())
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<Stdio, Error> {
+    let path = dir.join(format!("{name}.log"));
+    let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+    Ok(Stdio::from(f))
+}
+
+fn start(dir: &Path, name: &str, program: &Path, args: &[String]) -> Result<Child, Error> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(log_file(dir, name)?)
+        .stderr(log_file(dir, &format!("{name}.err"))?);
+    spawn::spawn(cmd).map_err(|e| Error::Setup(format!("cannot start {}: {e}", program.display())))
+}
+
+fn kubeconfig(path: &Path, server: &str, ca: &Path, token: &str) -> Result<(), Error> {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: user\n  user:\n    token: {token}\ncontexts:\n- name: testenv\n  context:\n    cluster: testenv\n    user: user\n    namespace: default\ncurrent-context: testenv\n",
+        ca = ca.display()
+    );
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+impl ControlPlane {
+    /// Starts everything and waits until the API server is ready and the default
+    /// ServiceAccount exists (pods cannot be created before).
+    pub async fn start(dir: &Path, bin: &Path, pki: Pki) -> Result<ControlPlane, Error> {
+        let tokens = dir.join("tokens.csv");
+        std::fs::write(&tokens, format!("{ADMIN_TOKEN},admin,admin,\"system:masters\"\n{RESTRICTED_TOKEN},{RESTRICTED_USER},{RESTRICTED_USER}\n"))
+            .map_err(|e| Error::io(&tokens, e))?;
+        let (etcd_port, peer_port, port) = (free_port()?, free_port()?, free_port()?);
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let server = format!("https://127.0.0.1:{port}");
+        let mut cp = ControlPlane {
+            server: server.clone(),
+            kubeconfig: dir.join("kubeconfig"),
+            restricted_kubeconfig: dir.join("kubeconfig-restricted"),
+            dir: dir.to_path_buf(),
+            bin: bin.to_path_buf(),
+            pki,
+            etcd_url: etcd_url.clone(),
+            port,
+            etcd: None,
+            apiserver: None,
+            others: Vec::new(),
+        };
+        kubeconfig(&cp.kubeconfig, &server, &cp.pki.ca_cert, ADMIN_TOKEN)?;
+        kubeconfig(
+            &cp.restricted_kubeconfig,
+            &server,
+            &cp.pki.ca_cert,
+            RESTRICTED_TOKEN,
+        )?;
+        let etcd_args: Vec<String> = [
+            "--data-dir".into(),
+            dir.join("etcd").display().to_string(),
+            "--listen-client-urls".into(),
+            etcd_url.clone(),
+            "--advertise-client-urls".into(),
+            etcd_url.clone(),
+            "--listen-peer-urls".into(),
+            format!("http://127.0.0.1:{peer_port}"),
+            "--initial-advertise-peer-urls".into(),
+            format!("http://127.0.0.1:{peer_port}"),
+            "--initial-cluster".into(),
+            format!("default=http://127.0.0.1:{peer_port}"),
+        ]
+        .into();
+        cp.etcd = Some(start(dir, "etcd", Path::new("etcd"), &etcd_args)?);
+        cp.start_apiserver().await?;
+        let kc = cp.kubeconfig.display().to_string();
+        let sa_key = cp.pki.sa_key.display().to_string();
+        let ca = cp.pki.ca_cert.display().to_string();
+        let cm = [
+            format!("--kubeconfig={kc}"),
+            "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle".into(),
+            "--leader-elect=false".into(),
+            "--port=0".into(),
+            "--secure-port=0".into(),
+            format!("--service-account-private-key-file={sa_key}"),
+            format!("--root-ca-file={ca}"),
+            "--feature-gates=TTLAfterFinished=true".into(),
+            // Finished Jobs and their pods are cleaned quickly in tests.
+            "--concurrent-ttl-after-finished-syncs=5".into(),
+        ];
+        cp.others.push(start(
+            dir,
+            "kube-controller-manager",
+            &bin.join("kube-controller-manager"),
+            &cm,
+        )?);
+        let sched = [
+            format!("--kubeconfig={kc}"),
+            "--leader-elect=false".into(),
+            "--port=0".into(),
+            "--secure-port=0".into(),
+        ];
+        cp.others.push(start(
+            dir,
+            "kube-scheduler",
+            &bin.join("kube-scheduler"),
+            &sched,
+        )?);
+        Ok(cp)
+    }
+
+    async fn start_apiserver(&mut self) -> Result<(), Error> {
+        let p = &self.pki;
+        let args: Vec<String> = vec![
+            format!("--etcd-servers={}", self.etcd_url),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={}", self.port),
+            "--insecure-port=0".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--cert-dir={}", self.dir.join("apiserver-certs").display()),
+            format!("--tls-cert-file={}", p.server_cert.display()),
+            format!("--tls-private-key-file={}", p.server_key.display()),
+            format!("--client-ca-file={}", p.ca_cert.display()),
+            format!(
+                "--token-auth-file={}",
+                self.dir.join("tokens.csv").display()
+            ),
+            "--authorization-mode=Node,RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", p.sa_pub.display()),
+            format!("--service-account-signing-key-file={}", p.sa_key.display()),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--feature-gates=TTLAfterFinished=true".into(),
+            "--allow-privileged=true".into(),
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            // A loopback advertise address cannot be an Endpoints address.
+            "--endpoint-reconciler-type=none".into(),
+        ];
+        self.apiserver = Some(start(
+            &self.dir,
+            "kube-apiserver",
+            &self.bin.join("kube-apiserver"),
+            &args,
+        )?);
+        self.wait_ready().await
+    }
+
+    /// Polls `/readyz` until it answers `ok`, for at most 90 seconds.
+    async fn wait_ready(&mut self) -> Result<(), Error> {
+        let url = format!("{}/readyz", self.server);
+        for _ in 0..900 {
+            if let Some(status) = self
+                .apiserver
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                return Err(Error::Setup(format!(
+                    "kube-apiserver exited with {status}; see {}",
+                    self.dir.join("kube-apiserver.err.log").display()
+                )));
+            }
+            let out = Command::new("curl")
+                .args(["-s", "--max-time", "2", "--cacert"])
+                .arg(&self.pki.ca_cert)
+                .args(["-H", &format!("Authorization: Bearer {ADMIN_TOKEN}"), &url])
+                .output();
+            if out.is_ok_and(|o| o.stdout == b"ok") {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::Setup(format!(
+            "kube-apiserver not ready after 90 s; see {}",
+            self.dir.join("kube-apiserver.err.log").display()
+        )))
+    }
+
+    /// Kills the API server and starts it again on the same port and data: a fault for tests.
+    pub async fn restart_apiserver(&mut self) -> Result<(), Error> {
+        if let Some(mut c) = self.apiserver.take() {
+            let _ = c.kill().await;
+        }
+        self.start_apiserver().await
+    }
+
+    /// Stops every process, API server last but one and etcd last.
+    pub async fn stop(&mut self) {
+        for mut c in self.others.drain(..) {
+            let _ = c.kill().await;
+        }
+        if let Some(mut c) = self.apiserver.take() {
+            let _ = c.kill().await;
+        }
+        if let Some(mut c) = self.etcd.take() {
+            let _ = c.kill().await;
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The test cluster against its own promises: real API server, scheduler and Job controller;
+//! our agent running the pods. Each test works in a namespace of its own.
+
+use futures::{AsyncBufReadExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use kube::Client;
+use kube::api::{Api, LogParams, PostParams};
+use serde_json::json;
+use std::time::Duration;
+
+async fn setup(ns: &str) -> Client {
+    let env = kubestep_testenv::shared();
+    let client = env.client().await;
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let _ = nss
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await;
+    // Pods need the namespace's default ServiceAccount and its token, which controllers create.
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
+    for _ in 0..300 {
+        if sas
+            .get_opt("default")
+            .await
+            .unwrap()
+            .is_some_and(|sa| sa.secrets.is_some_and(|s| !s.is_empty()))
+        {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("namespace {ns} has no default ServiceAccount token after 30 s")
+}
+
+async fn create<K>(api: &Api<K>, value: serde_json::Value) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(value).unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Polls `name` until `done` holds; fails the test with the last state after `secs`.
+async fn wait_for<K>(api: &Api<K>, name: &str, secs: u64, done: impl Fn(&K) -> bool) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut last = None;
+    for _ in 0..secs * 10 {
+        if let Some(obj) = api.get_opt(name).await.unwrap() {
+            if done(&obj) {
+                return obj;
+            }
+            last = Some(obj);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} did not reach the expected state in {secs} s; last: {last:#?}");
+}
+
+fn pod(name: &str, container: serde_json::Value) -> serde_json::Value {
+    json!({"metadata": {"name": name}, "spec": {"restartPolicy": "Never", "containers": [container]}})
+}
+
+fn state(p: &Pod) -> serde_json::Value {
+    serde_json::to_value(
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .and_then(|c| c.state.clone()),
+    )
+    .unwrap()
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn a_job_runs_and_its_log_streams_through_the_api_server() {
+    let client = setup("t-echo").await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "t-echo");
+    create(&jobs, json!({"metadata": {"name": "echo"}, "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "main", "image": "debian:bookworm-slim", "command": ["sh", "-c", "echo first; sleep 1; echo from $POD_NAME"],
+            "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}}}))
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "t-echo");
+    let pod_name = loop {
+        let list = pods.list(&Default::default()).await.unwrap();
+        if let Some(p) = list.items.into_iter().find(|p| phase(p) == "Running") {
+            break p.metadata.name.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Follow from while it runs: the stream ends when the container does.
+    let stream = pods
+        .log_stream(
+            &pod_name,
+            &LogParams {
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let lines: Vec<String> = stream.lines().try_collect().await.unwrap();
+    assert_eq!(lines, vec!["first".to_string(), format!("from {pod_name}")]);
+    wait_for(&jobs, "echo", 30, |j| {
+        j.status.as_ref().and_then(|s| s.succeeded) == Some(1)
+    })
+    .await;
+    let tail = pods
+        .logs(
+            &pod_name,
+            &LogParams {
+                tail_lines: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tail, format!("from {pod_name}\n"));
+}
+
+#[tokio::test]
+async fn memory_overrun_is_oomkilled_with_137() {
+    let client = setup("t-oom").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-oom");
+    create(
+        &pods,
+        pod(
+            "hog",
+            json!({"name": "main", "image": "debian:bookworm-slim",
+        "command": ["python3", "-c", "x = bytearray(300 * 1024 * 1024)"],
+        "resources": {"limits": {"memory": "64Mi"}, "requests": {"memory": "64Mi"}}}),
+        ),
+    )
+    .await;
+    let p = wait_for(&pods, "hog", 60, |p| phase(p) == "Failed").await;
+    assert_eq!(state(&p)["terminated"]["reason"], "OOMKilled");
+    assert_eq!(state(&p)["terminated"]["exitCode"], 137);
+}
+
+#[tokio::test]
+async fn an_unknown_image_backs_off() {
+    let client = setup("t-image").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-image");
+    create(
+        &pods,
+        pod(
+            "bad",
+            json!({"name": "main", "image": "registry.invalid/nope:1"}),
+        ),
+    )
+    .await;
+    let p = wait_for(&pods, "bad", 30, |p| {
+        state(p)["waiting"]["reason"] == "ImagePullBackOff"
+    })
+    .await;
+    assert!(
+        state(&p)["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("registry.invalid/nope:1")
+    );
+    assert_eq!(phase(&p), "Pending");
+}
+
+#[tokio::test]
+async fn active_deadline_ends_the_pod_as_deadline_exceeded() {
+    let client = setup("t-deadline").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-deadline");
+    let mut spec = pod(
+        "slow",
+        json!({"name": "main", "image": "busybox", "command": ["sleep", "60"]}),
+    );
+    spec["spec"]["activeDeadlineSeconds"] = json!(2);
+    create(&pods, spec).await;
+    let p = wait_for(&pods, "slow", 30, |p| phase(p) == "Failed").await;
+    assert_eq!(
+        p.status.as_ref().unwrap().reason.as_deref(),
+        Some("DeadlineExceeded")
+    );
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_a_container_config_error() {
+    let client = setup("t-secret").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-secret");
+    create(&pods, pod("needy", json!({"name": "main", "image": "busybox", "command": ["true"], "envFrom": [{"secretRef": {"name": "absent"}}]}))).await;
+    let p = wait_for(&pods, "needy", 30, |p| {
+        state(p)["waiting"]["reason"] == "CreateContainerConfigError"
+    })
+    .await;
+    assert_eq!(
+        state(&p)["waiting"]["message"],
+        "secret \"absent\" not found"
+    );
+}
+
+#[tokio::test]
+async fn empty_dir_tmpfs_and_claim_are_mounted_at_their_paths() {
+    let client = setup("t-volumes").await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "t-volumes");
+    create(&claims, json!({"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})).await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-volumes");
+    let script = "echo x > /scratch/a && echo y > /data/b && grep ' /fast ' /proc/mounts | cut -d' ' -f3 && cat /scratch/a /data/b";
+    create(&pods, json!({"metadata": {"name": "mounts"}, "spec": {"restartPolicy": "Never",
+        "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "fast", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                    {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+        "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", script],
+            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}, {"name": "fast", "mountPath": "/fast"}, {"name": "data", "mountPath": "/data"}]}]}}))
+    .await;
+    wait_for(&pods, "mounts", 60, |p| phase(p) == "Succeeded").await;
+    let log = pods.logs("mounts", &LogParams::default()).await.unwrap();
+    assert_eq!(log, "tmpfs\nx\ny\n");
+}
+
+#[tokio::test]
+async fn a_job_without_retries_fails_when_its_pod_exits_3() {
+    let client = setup("t-fail").await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "t-fail");
+    create(&jobs, json!({"metadata": {"name": "three"}, "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", "exit 3"]}]}}}}))
+    .await;
+    let j = wait_for(&jobs, "three", 60, |j| {
+        j.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Failed" && c.status == "True"))
+    })
+    .await;
+    assert_eq!(j.status.unwrap().failed, Some(1));
+    let pods: Api<Pod> = Api::namespaced(client, "t-fail");
+    let list = pods.list(&Default::default()).await.unwrap();
+    assert_eq!(state(&list.items[0])["terminated"]["exitCode"], 3);
+}
+
+#[tokio::test]
+async fn a_gpu_request_beyond_every_node_stays_pending_with_the_scheduler_message() {
+    let client = setup("t-gpu").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-gpu");
+    create(&pods, json!({"metadata": {"name": "greedy"}, "spec": {"restartPolicy": "Never",
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [{"name": "main", "image": "busybox", "command": ["true"], "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}))
+    .await;
+    let p = wait_for(&pods, "greedy", 30, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter().any(|c| {
+                    c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable")
+                })
+            })
+    })
+    .await;
+    let cond = p
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "PodScheduled")
+        .unwrap();
+    assert!(
+        cond.message
+            .unwrap()
+            .contains("Insufficient nvidia.com/gpu")
+    );
+}
+
+#[tokio::test]
+async fn tolerations_and_node_selectors_steer_pods() {
+    let client = setup("t-steer").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-steer");
+    create(
+        &pods,
+        json!({"metadata": {"name": "on-gpu"}, "spec": {"restartPolicy": "Never",
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}),
+    )
+    .await;
+    create(
+        &pods,
+        pod(
+            "plain",
+            json!({"name": "main", "image": "busybox", "command": ["true"]}),
+        ),
+    )
+    .await;
+    create(&pods, json!({"metadata": {"name": "untolerated"}, "spec": {"restartPolicy": "Never",
+        "nodeSelector": {"nvidia.com/gpu.present": "true"}, "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}))
+    .await;
+    let node = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        node(&wait_for(&pods, "on-gpu", 30, |p| phase(p) == "Succeeded").await),
+        "gpu-node"
+    );
+    assert_eq!(
+        node(&wait_for(&pods, "plain", 30, |p| phase(p) == "Succeeded").await),
+        "node-a"
+    );
+    let p = wait_for(&pods, "untolerated", 30, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.reason.as_deref() == Some("Unschedulable"))
+            })
+    })
+    .await;
+    assert_eq!(node(&p), "");
+}
+
+#[tokio::test]
+async fn pods_with_hostname_and_subdomain_resolve_each_other() {
+    let client = setup("t-hosts").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-hosts");
+    for (name, cmd) in [
+        ("main-0", "sleep 3"),
+        ("worker-1", "sleep 1; grep -c 'main-0.train' /etc/hosts"),
+    ] {
+        create(&pods, json!({"metadata": {"name": name}, "spec": {"restartPolicy": "Never", "hostname": name, "subdomain": "train",
+            "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", cmd]}]}}))
+        .await;
+    }
+    wait_for(&pods, "worker-1", 30, |p| phase(p) == "Succeeded").await;
+    assert_eq!(
+        pods.logs("worker-1", &LogParams::default()).await.unwrap(),
+        "1\n"
+    );
+}
+
+#[tokio::test]
+async fn faults_evict_and_hold() {
+    let env = kubestep_testenv::shared();
+    let client = setup("t-faults").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-faults");
+    env.hold_pending("t-faults", "held");
+    create(
+        &pods,
+        pod(
+            "held",
+            json!({"name": "main", "image": "busybox", "command": ["true"]}),
+        ),
+    )
+    .await;
+    create(
+        &pods,
+        pod(
+            "victim",
+            json!({"name": "main", "image": "busybox", "command": ["sleep", "60"]}),
+        ),
+    )
+    .await;
+    wait_for(&pods, "victim", 30, |p| phase(p) == "Running").await;
+    assert!(env.evict("t-faults", "victim").await);
+    let p = wait_for(&pods, "victim", 30, |p| phase(p) == "Failed").await;
+    let status = p.status.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("Evicted"));
+    assert!(
+        status
+            .conditions
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "DisruptionTarget")
+    );
+    assert_eq!(phase(&pods.get("held").await.unwrap()), "Pending");
+    env.release("t-faults", "held");
+    wait_for(&pods, "held", 30, |p| phase(p) == "Succeeded").await;
+}
