@@ -36,6 +36,20 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2
 fi
 
+# Datastore emulators: moto (S3) and gcp-storage-emulator (GCS) from PyPI in a virtualenv, the
+# Azure SDK to create Azurite's container, and Azurite (Azure Blob) from npm.
+emu="$cache/emulators"
+if [ ! -x "$emu/py/bin/moto_server" ] || [ ! -x "$emu/py/bin/gcp-storage-emulator" ] || [ ! -x "$emu/py/bin/python" ]; then
+  say "installing moto[server], gcp-storage-emulator and azure-storage-blob into $emu/py"
+  python3 -m venv "$emu/py"
+  "$emu/py/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5' 'gcp-storage-emulator==2026.7.19' 'azure-storage-blob==12.*' >&2
+fi
+if [ ! -x "$emu/npm/node_modules/.bin/azurite-blob" ]; then
+  say "installing azurite into $emu/npm"
+  mkdir -p "$emu/npm"
+  npm install --silent --no-audit --no-fund --prefix "$emu/npm" azurite@3.37.0 >&2
+fi
+
 if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/kube-scheduler" ]; then
   say "control plane v$version cached in $bin"
   echo "$bin"
@@ -52,7 +66,6 @@ orig=$(ls kubernetes_*.orig.tar.* | head -n1)
 say "unpacking $orig"
 mkdir -p src
 tar -xf "$orig" -C src --strip-components=1
-grep -q "gitVersion.*v$version\|$version" src/CHANGELOG/CHANGELOG-1.20.md 2>/dev/null || say "note: source tree is not obviously v$version"
 # The vendored modern-go/reflect2 v1.0.1 calls reflect.mapiterinit with its pre-Go-1.18
 # signature; built with Debian's Go 1.19 the API server then crashes ("unexpected fault
 # address" in aeshashbody) the first time it encodes a map. Apply reflect2 v1.0.2's fix.

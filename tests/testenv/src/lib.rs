@@ -12,6 +12,7 @@
 
 pub mod agent;
 mod control_plane;
+pub mod emulators;
 mod pki;
 mod spawn;
 
@@ -109,8 +110,13 @@ pub fn control_plane_bin() -> Result<PathBuf, Error> {
 
 struct Inner {
     control_plane: tokio::sync::Mutex<control_plane::ControlPlane>,
+    emulators: tokio::sync::Mutex<emulators::Emulators>,
     agent: Arc<agent::Agent>,
 }
+
+/// The Secret, in namespace `default`, that carries the S3 credentials for pods; exported as
+/// `KUBESTEP_KUBERNETES_SECRETS`.
+pub const S3_SECRET_NAME: &str = "kubestep-testenv-s3";
 
 /// A running environment. Its processes end when [`TestEnv::stop`] runs or the process exits.
 pub struct TestEnv {
@@ -120,6 +126,7 @@ pub struct TestEnv {
     pub restricted_kubeconfig: PathBuf,
     /// State directory: logs of every component, pod logs and volumes.
     pub dir: PathBuf,
+    exports: Vec<(String, String)>,
     inner: Arc<Inner>,
     runtime: tokio::runtime::Handle,
 }
@@ -151,8 +158,9 @@ impl TestEnv {
         let (cert, key) = (pki.server_cert.clone(), pki.server_key.clone());
         let cp = control_plane::ControlPlane::start(&dir, &bin, pki).await?;
         let client = client_for(&cp.kubeconfig).await?;
+        let emulators = emulators::Emulators::start(&dir, &emulators::root(&bin)).await?;
         let agent = agent::Agent::start(
-            client,
+            client.clone(),
             options.nodes,
             dir.clone(),
             options.images,
@@ -160,12 +168,34 @@ impl TestEnv {
             key,
         )
         .await?;
+        let mut exports = vec![(
+            "KUBECONFIG".to_string(),
+            cp.kubeconfig.display().to_string(),
+        )];
+        exports.extend(emulators.exports());
+        // Pods get the S3 credentials only through a Secret, as kubestep's `secrets` asks.
+        let s3: std::collections::BTreeMap<String, String> = exports
+            .iter()
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .cloned()
+            .collect();
+        let secret = serde_json::json!({"metadata": {"name": S3_SECRET_NAME}, "stringData": s3});
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(client, "default");
+        let secret = serde_json::from_value(secret).map_err(|e| Error::Setup(e.to_string()))?;
+        secrets
+            .create(&kube::api::PostParams::default(), &secret)
+            .await
+            .map_err(|e| Error::Kube(format!("create Secret {S3_SECRET_NAME}: {e}")))?;
+        exports.push(("KUBESTEP_KUBERNETES_SECRETS".into(), S3_SECRET_NAME.into()));
         Ok(TestEnv {
             kubeconfig: cp.kubeconfig.clone(),
             restricted_kubeconfig: cp.restricted_kubeconfig.clone(),
             dir,
+            exports,
             inner: Arc::new(Inner {
                 control_plane: tokio::sync::Mutex::new(cp),
+                emulators: tokio::sync::Mutex::new(emulators),
                 agent,
             }),
             runtime: tokio::runtime::Handle::current(),
@@ -179,9 +209,10 @@ impl TestEnv {
             .expect("testenv kubeconfig is valid")
     }
 
-    /// `export NAME=value` pairs a shell or a child process needs.
-    pub fn exports(&self) -> Vec<(String, String)> {
-        vec![("KUBECONFIG".into(), self.kubeconfig.display().to_string())]
+    /// `export NAME=value` pairs a shell or a child process needs: KUBECONFIG, the emulators'
+    /// endpoints, credentials and roots, and KUBESTEP_KUBERNETES_SECRETS.
+    pub fn exports(&self) -> &[(String, String)] {
+        &self.exports
     }
 
     async fn on_env<T: Send + 'static>(
@@ -228,8 +259,11 @@ impl TestEnv {
     /// Stops every process of the environment.
     pub async fn stop(&self) {
         let inner = self.inner.clone();
-        self.on_env(async move { inner.control_plane.lock().await.stop().await })
-            .await;
+        self.on_env(async move {
+            inner.emulators.lock().await.stop().await;
+            inner.control_plane.lock().await.stop().await;
+        })
+        .await;
     }
 }
 

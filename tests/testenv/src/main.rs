@@ -150,7 +150,7 @@ fn serve(dir: PathBuf) -> Result<(), String> {
         let exports: String = env
             .exports()
             .iter()
-            .map(|(k, v)| format!("export {k}={v}\n"))
+            .map(|(k, v)| format!("export {k}='{v}'\n"))
             .collect();
         std::fs::write(dir.join("exports"), exports).map_err(|e| e.to_string())?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -388,3 +388,42 @@ async fn faults_evict_and_hold() {
     env.release("t-faults", "held");
     wait_for(&pods, "held", 30, |p| phase(p) == "Succeeded").await;
 }
+
+#[tokio::test]
+async fn deletion_sends_sigterm_then_sigkill_after_the_grace_period() {
+    let client = setup("t-delete").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-delete");
+    create(&pods, pod("polite", json!({"name": "main", "image": "busybox", "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]}))).await;
+    create(&pods, pod("stubborn", json!({"name": "main", "image": "busybox", "command": ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]}))).await;
+    wait_for(&pods, "polite", 30, |p| phase(p) == "Running").await;
+    wait_for(&pods, "stubborn", 30, |p| phase(p) == "Running").await;
+    let grace = kube::api::DeleteParams {
+        grace_period_seconds: Some(3),
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    pods.delete("polite", &grace).await.unwrap();
+    pods.delete("stubborn", &grace).await.unwrap();
+    let gone = |name: &'static str| {
+        let pods = pods.clone();
+        async move {
+            while pods.get_opt(name).await.unwrap().is_some() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            start.elapsed()
+        }
+    };
+    let (polite, stubborn) = tokio::join!(gone("polite"), gone("stubborn"));
+    assert!(
+        polite < Duration::from_secs(2),
+        "a process that exits on SIGTERM goes at once: {polite:?}"
+    );
+    assert!(
+        stubborn >= Duration::from_secs(3),
+        "one that ignores SIGTERM lives out its grace period: {stubborn:?}"
+    );
+    assert!(
+        stubborn < Duration::from_secs(8),
+        "and is then killed: {stubborn:?}"
+    );
+}

@@ -392,23 +392,23 @@ impl Life {
         self.set_container(c, running(c, &id, &started), init);
         self.publish().await;
         let grace = self.spec().termination_grace_period_seconds.unwrap_or(30);
+        let cgroup = sandbox::cgroup_of(&id);
+        let sandbox_pid = running_container.sandbox_pid();
         let wait = running_container.wait();
         tokio::pin!(wait);
         let mut why = None;
         let sleep_until = deadline
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365));
         let signal = |sig| {
-            let cg = std::path::Path::new("/sys/fs/cgroup/memory/kubestep-testenv").join(&id);
-            for pid in std::fs::read_to_string(cg.join("cgroup.procs"))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.trim().parse::<i32>().ok())
-            {
-                // SAFETY: kill has no memory-safety preconditions.
-                unsafe {
-                    libc::kill(pid, sig);
-                }
-            }
+            sandbox::signal_cgroup(
+                &cgroup,
+                sig,
+                if sig == libc::SIGKILL {
+                    None
+                } else {
+                    sandbox_pid
+                },
+            )
         };
         let exit = loop {
             tokio::select! {
@@ -426,14 +426,10 @@ impl Life {
                             why = Some("Deleted");
                             signal(libc::SIGTERM);
                             let g = if g > 0 { g } else { grace };
-                            let cg = id.clone();
+                            let cg = cgroup.clone();
                             tokio::spawn(async move {
                                 tokio::time::sleep(Duration::from_secs(g.max(0) as u64)).await;
-                                let path = std::path::Path::new("/sys/fs/cgroup/memory/kubestep-testenv").join(&cg);
-                                for pid in std::fs::read_to_string(path.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                                    // SAFETY: kill has no memory-safety preconditions.
-                                    unsafe { libc::kill(pid, libc::SIGKILL); }
-                                }
+                                sandbox::signal_cgroup(&cg, libc::SIGKILL, None);
                             });
                         }
                         Stop::Evict => { why = Some("Evicted"); signal(libc::SIGKILL); }

@@ -164,7 +164,7 @@ impl Spec {
 
 /// Starts a container; its processes live in their own memory cgroup.
 pub async fn start(spec: &Spec) -> std::io::Result<Running> {
-    let cgroup = Path::new(CGROUP_ROOT).join(&spec.id);
+    let cgroup = cgroup_of(&spec.id);
     tokio::fs::create_dir_all(&cgroup).await?;
     if let Some(limit) = spec.memory_limit {
         tokio::fs::write(cgroup.join("memory.limit_in_bytes"), limit.to_string()).await?;
@@ -213,6 +213,21 @@ fn pids(cgroup: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Sends `signal` to every process of a container's cgroup but `except`.
+pub fn signal_cgroup(cgroup: &Path, signal: i32, except: Option<i32>) {
+    for pid in pids(cgroup).into_iter().filter(|p| Some(*p) != except) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// The cgroup of container `id`.
+pub fn cgroup_of(id: &str) -> PathBuf {
+    Path::new(CGROUP_ROOT).join(id)
+}
+
 fn oom_kills(cgroup: &Path) -> u64 {
     let text = std::fs::read_to_string(cgroup.join("memory.oom_control")).unwrap_or_default();
     text.lines()
@@ -222,21 +237,17 @@ fn oom_kills(cgroup: &Path) -> u64 {
 }
 
 impl Running {
-    /// Signals every process of the container.
-    pub fn signal(&self, signal: i32) {
-        for pid in pids(&self.cgroup) {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe {
-                libc::kill(pid, signal);
-            }
-        }
+    /// The sandbox's own process (bubblewrap), which must not get the container's signals:
+    /// it would die at once and take the container down before its grace period.
+    pub fn sandbox_pid(&self) -> Option<i32> {
+        self.child.id().map(|p| p as i32)
     }
 
     /// Waits for the container to end, then for its output to be written, and removes its cgroup.
     pub async fn wait(mut self) -> Exit {
         let status = self.child.wait().await;
         // Stragglers (daemons the step left behind) end with the container, as in a pod.
-        self.signal(libc::SIGKILL);
+        signal_cgroup(&self.cgroup, libc::SIGKILL, None);
         for task in self.outputs.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }

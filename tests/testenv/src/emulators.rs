@@ -1,0 +1,218 @@
+//! Datastore emulators on loopback: moto (S3), Azurite (Azure Blob) and gcp-storage-emulator
+//! (GCS), each with a ready bucket or container named [`BUCKET`].
+
+use crate::control_plane::free_port;
+use crate::{Error, spawn};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tokio::process::Child;
+
+/// The bucket (S3, GCS) and container (Azure) every emulator starts with.
+pub const BUCKET: &str = "kubestep";
+/// Credentials moto accepts (it checks none).
+pub const S3_KEY_ID: &str = "testenv";
+/// See [`S3_KEY_ID`].
+pub const S3_SECRET: &str = "testenv-secret";
+/// Azurite's well-known development account.
+pub const AZURE_ACCOUNT: &str = "devstoreaccount1";
+/// Azurite's well-known development key.
+pub const AZURE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// The running emulators and how to reach them.
+pub struct Emulators {
+    /// S3 endpoint (`http://127.0.0.1:<port>`).
+    pub s3_endpoint: String,
+    /// Azure Blob endpoint of the development account (`http://127.0.0.1:<port>/devstoreaccount1`).
+    pub azure_endpoint: String,
+    /// GCS endpoint (`http://127.0.0.1:<port>`).
+    pub gcs_endpoint: String,
+    /// A service-account file pointing object_store's GCS client at the emulator, without OAuth.
+    pub gcs_service_account: PathBuf,
+    children: Vec<Child>,
+}
+
+/// Where `install.sh` put the emulators: `KUBESTEP_TESTENV_EMULATORS`, or beside the control
+/// plane's binaries in the cache.
+pub fn root(control_plane_bin: &Path) -> PathBuf {
+    std::env::var_os("KUBESTEP_TESTENV_EMULATORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            control_plane_bin
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("."))
+                .join("emulators")
+        })
+}
+
+fn start(dir: &Path, name: &str, cmd: &mut Command) -> Result<Child, Error> {
+    let log = dir.join(format!("{name}.log"));
+    let f = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
+    let f2 = f.try_clone().map_err(|e| Error::io(&log, e))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(f))
+        .stderr(Stdio::from(f2));
+    let cmd = std::mem::replace(cmd, Command::new("true"));
+    spawn::spawn(cmd).map_err(|e| Error::Setup(format!("cannot start {name}: {e}")))
+}
+
+async fn wait_port(port: u16, name: &str, log: &Path) -> Result<(), Error> {
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(Error::Setup(format!(
+        "{name} did not listen on port {port} within 30 s; see {}",
+        log.display()
+    )))
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result<(), Error> {
+    let out = cmd
+        .output()
+        .map_err(|e| Error::Setup(format!("{what}: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Setup(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
+}
+
+impl Emulators {
+    /// Starts the three emulators and creates their bucket and container.
+    pub async fn start(dir: &Path, root: &Path) -> Result<Emulators, Error> {
+        let dir = dir.join("emulators");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let py = root.join("py/bin");
+        for tool in ["moto_server", "gcp-storage-emulator", "python"] {
+            if !py.join(tool).exists() {
+                return Err(Error::Setup(format!(
+                    "{} is missing; run tests/testenv/install.sh",
+                    py.join(tool).display()
+                )));
+            }
+        }
+        let (s3, azure, gcs) = (free_port()?, free_port()?, free_port()?);
+        let mut children = Vec::new();
+        children.push(start(
+            &dir,
+            "moto",
+            Command::new(py.join("moto_server")).args(["-H", "127.0.0.1", "-p", &s3.to_string()]),
+        )?);
+        let azurite_dir = dir.join("azurite");
+        std::fs::create_dir_all(&azurite_dir).map_err(|e| Error::io(&azurite_dir, e))?;
+        children.push(start(
+            &dir,
+            "azurite",
+            Command::new(root.join("npm/node_modules/.bin/azurite-blob"))
+                .args([
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    &azure.to_string(),
+                    "--silent",
+                    "--skipApiVersionCheck",
+                    "--loose",
+                    "--location",
+                ])
+                .arg(&azurite_dir),
+        )?);
+        children.push(start(
+            &dir,
+            "gcs",
+            Command::new(py.join("gcp-storage-emulator")).args([
+                "start",
+                "-H",
+                "127.0.0.1",
+                "--port",
+                &gcs.to_string(),
+                "--default-bucket",
+                BUCKET,
+                "--in-memory",
+            ]),
+        )?);
+        wait_port(s3, "moto", &dir.join("moto.log")).await?;
+        wait_port(azure, "azurite", &dir.join("azurite.log")).await?;
+        wait_port(gcs, "gcp-storage-emulator", &dir.join("gcs.log")).await?;
+        let s3_endpoint = format!("http://127.0.0.1:{s3}");
+        run(
+            "creating the S3 bucket",
+            Command::new("curl").args(["-sf", "-X", "PUT", &format!("{s3_endpoint}/{BUCKET}")]),
+        )?;
+        let azure_endpoint = format!("http://127.0.0.1:{azure}/{AZURE_ACCOUNT}");
+        let connection = format!(
+            "DefaultEndpointsProtocol=http;AccountName={AZURE_ACCOUNT};AccountKey={AZURE_KEY};BlobEndpoint={azure_endpoint};"
+        );
+        run(
+            "creating the Azure container",
+            Command::new(py.join("python")).args([
+                "-c",
+                "import sys; from azure.storage.blob import BlobServiceClient as C; C.from_connection_string(sys.argv[1]).create_container(sys.argv[2])",
+                &connection,
+                BUCKET,
+            ]),
+        )?;
+        let gcs_endpoint = format!("http://127.0.0.1:{gcs}");
+        let gcs_service_account = dir.join("gcs-service-account.json");
+        let account = serde_json::json!({"disable_oauth": true, "client_email": "testenv@kubestep.invalid", "private_key": "", "private_key_id": "", "gcs_base_url": gcs_endpoint});
+        std::fs::write(&gcs_service_account, account.to_string())
+            .map_err(|e| Error::io(&gcs_service_account, e))?;
+        Ok(Emulators {
+            s3_endpoint,
+            azure_endpoint,
+            gcs_endpoint,
+            gcs_service_account,
+            children,
+        })
+    }
+
+    /// The variables object_store (and kubestep's datastore) read to reach the emulators.
+    pub fn exports(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT", self.s3_endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", S3_KEY_ID.into()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+            ("KUBESTEP_S3_ROOT", format!("s3://{BUCKET}/")),
+            ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
+            (
+                "AZURITE_BLOB_STORAGE_URL",
+                self.azure_endpoint
+                    .trim_end_matches(&format!("/{AZURE_ACCOUNT}"))
+                    .to_string(),
+            ),
+            ("AZURE_STORAGE_ENDPOINT", self.azure_endpoint.clone()),
+            ("AZURE_ALLOW_HTTP", "true".into()),
+            ("AZURE_STORAGE_ACCOUNT_NAME", AZURE_ACCOUNT.into()),
+            ("AZURE_STORAGE_ACCOUNT_KEY", AZURE_KEY.into()),
+            ("KUBESTEP_AZURE_ROOT", format!("az://{BUCKET}/")),
+            (
+                "GOOGLE_SERVICE_ACCOUNT",
+                self.gcs_service_account.display().to_string(),
+            ),
+            ("KUBESTEP_GCS_ROOT", format!("gs://{BUCKET}/")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Stops the emulators.
+    pub async fn stop(&mut self) {
+        for mut c in self.children.drain(..) {
+            let _ = c.kill().await;
+        }
+    }
+}
