@@ -427,3 +427,54 @@ async fn deletion_sends_sigterm_then_sigkill_after_the_grace_period() {
         "and is then killed: {stubborn:?}"
     );
 }
+
+#[tokio::test]
+async fn env_comes_from_the_downward_api_secrets_and_config_maps() {
+    let client = setup("t-env").await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), "t-env");
+    create(
+        &secrets,
+        json!({"metadata": {"name": "creds"}, "stringData": {"TOKEN": "s3cr3t", "USER": "ana"}}),
+    )
+    .await;
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "t-env");
+    create(
+        &maps,
+        json!({"metadata": {"name": "settings"}, "data": {"MODE": "fast"}}),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-env");
+    let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
+    create(&pods, json!({"metadata": {"name": "env"}, "spec": {"restartPolicy": "Never", "serviceAccountName": "default", "containers": [{
+        "name": "main", "image": "busybox", "command": ["sh", "-c", "echo $NAME $NS $NODE $SA $HOST_IP $TOKEN $USER $MODE $ALSO_MODE; test -n \"$UID_\" && test -n \"$POD_IP\""],
+        "env": [field("NAME", "metadata.name"), field("NS", "metadata.namespace"), field("UID_", "metadata.uid"), field("NODE", "spec.nodeName"),
+                field("SA", "spec.serviceAccountName"), field("HOST_IP", "status.hostIP"), field("POD_IP", "status.podIP"),
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "TOKEN"}}},
+                {"name": "ALSO_MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "MODE"}}}],
+        "envFrom": [{"secretRef": {"name": "creds"}}, {"configMapRef": {"name": "settings"}}]}]}}))
+    .await;
+    wait_for(&pods, "env", 30, |p| phase(p) == "Succeeded").await;
+    assert_eq!(
+        pods.logs("env", &LogParams::default()).await.unwrap(),
+        "env t-env node-a default 127.0.0.1 s3cr3t ana fast fast\n"
+    );
+}
+
+#[tokio::test]
+async fn faults_kill_a_container() {
+    let env = kubestep_testenv::shared();
+    let client = setup("t-kill").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-kill");
+    create(
+        &pods,
+        pod(
+            "target",
+            json!({"name": "main", "image": "busybox", "command": ["sleep", "60"]}),
+        ),
+    )
+    .await;
+    wait_for(&pods, "target", 30, |p| phase(p) == "Running").await;
+    assert!(env.kill_container("t-kill", "target", "main").await);
+    let p = wait_for(&pods, "target", 30, |p| phase(p) == "Failed").await;
+    assert_eq!(state(&p)["terminated"]["exitCode"], 137);
+}

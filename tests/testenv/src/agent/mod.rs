@@ -207,21 +207,9 @@ impl Agent {
             Err(kube::Error::Api(s)) if s.code == 409 => {}
             Err(e) => return Err(Error::Kube(format!("register node {}: {e}", n.name))),
         }
+        // The node lifecycle controller is off, so the agent reports the node Ready and lifts the
+        // `not-ready` taint the API server put on it, keeping the configured taints.
         self.set_ready(&n.name, true).await?;
-        // The node lifecycle controller is off, so the agent lifts `not-ready` itself and puts
-        // the configured taints in its place.
-        let taints: Vec<_> = n
-            .taints
-            .iter()
-            .map(|(k, v, e)| json!({"key": k, "value": v, "effect": e}))
-            .collect();
-        api.patch(
-            &n.name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"taints": taints}})),
-        )
-        .await
-        .map_err(|e| Error::Kube(format!("taints of node {}: {e}", n.name)))?;
         Ok(())
     }
 
@@ -250,12 +238,22 @@ impl Agent {
         api.patch_status(node, &PatchParams::default(), &Patch::Merge(status))
             .await
             .map_err(|e| Error::Kube(format!("status of node {node}: {e}")))?;
+        // NotReady adds the `not-ready` taint; Ready puts back the node's own taints.
+        let mut taints: Vec<_> = n
+            .taints
+            .iter()
+            .map(|(k, v, e)| json!({"key": k, "value": v, "effect": e}))
+            .collect();
         if !ready {
-            let taint = json!({"spec": {"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]}});
-            api.patch(node, &PatchParams::default(), &Patch::Merge(taint))
-                .await
-                .map_err(|e| Error::Kube(e.to_string()))?;
+            taints.push(json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}));
         }
+        api.patch(
+            node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"taints": taints}})),
+        )
+        .await
+        .map_err(|e| Error::Kube(format!("taints of node {node}: {e}")))?;
         Ok(())
     }
 

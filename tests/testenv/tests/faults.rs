@@ -1,5 +1,5 @@
-//! The API server restarts under the agent (its own environment: the restart would break the
-//! other tests' connections).
+//! Faults that disturb the whole environment, so they get one of their own: the API server
+//! restarting under the agent, and a node going NotReady.
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Client;
@@ -74,7 +74,6 @@ fn phase(p: &Pod) -> &str {
         .unwrap_or("")
 }
 
-#[tokio::test]
 async fn watches_survive_an_api_server_restart() {
     let env = kubestep_testenv::shared();
     let client = setup("t-restart").await;
@@ -92,4 +91,55 @@ async fn watches_survive_an_api_server_restart() {
     )
     .await;
     wait_for(&pods_after, "after", 60, |p| phase(p) == "Succeeded").await;
+}
+
+async fn a_not_ready_node_is_tainted_and_pods_wait() {
+    let env = kubestep_testenv::shared();
+    let client = setup("t-notready").await;
+    env.set_node_ready("gpu-node", false).await.unwrap();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let n = wait_for(&nodes, "gpu-node", 10, |n| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|t| t.iter().any(|t| t.key == "node.kubernetes.io/not-ready"))
+    })
+    .await;
+    let ready = n
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "False");
+    let pods: Api<Pod> = Api::namespaced(client, "t-notready");
+    create(
+        &pods,
+        json!({"metadata": {"name": "gpu-bound"}, "spec": {"restartPolicy": "Never",
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}),
+    )
+    .await;
+    wait_for(&pods, "gpu-bound", 30, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.reason.as_deref() == Some("Unschedulable"))
+            })
+    })
+    .await;
+    env.set_node_ready("gpu-node", true).await.unwrap();
+    wait_for(&pods, "gpu-bound", 60, |p| phase(p) == "Succeeded").await;
+}
+
+/// In sequence: a restarting API server would break the other fault's calls.
+#[tokio::test]
+async fn faults_that_disturb_the_whole_environment() {
+    a_not_ready_node_is_tainted_and_pods_wait().await;
+    watches_survive_an_api_server_restart().await;
 }
