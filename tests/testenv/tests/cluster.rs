@@ -1,91 +1,15 @@
 //! The test cluster against its own promises: real API server, scheduler and Job controller;
 //! our agent running the pods. Each test works in a namespace of its own.
 
+mod common;
+
+use common::{create, phase, pod, setup, state, wait_for};
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
-use kube::Client;
-use kube::api::{Api, LogParams, PostParams};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, LogParams};
 use serde_json::json;
 use std::time::Duration;
-
-async fn setup(ns: &str) -> Client {
-    let env = kubestep_testenv::shared();
-    let client = env.client().await;
-    let nss: Api<Namespace> = Api::all(client.clone());
-    let _ = nss
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await;
-    // Pods need the namespace's default ServiceAccount and its token, which controllers create.
-    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
-    for _ in 0..300 {
-        if sas
-            .get_opt("default")
-            .await
-            .unwrap()
-            .is_some_and(|sa| sa.secrets.is_some_and(|s| !s.is_empty()))
-        {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("namespace {ns} has no default ServiceAccount token after 30 s")
-}
-
-async fn create<K>(api: &Api<K>, value: serde_json::Value) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    api.create(
-        &PostParams::default(),
-        &serde_json::from_value(value).unwrap(),
-    )
-    .await
-    .unwrap()
-}
-
-/// Polls `name` until `done` holds; fails the test with the last state after `secs`.
-async fn wait_for<K>(api: &Api<K>, name: &str, secs: u64, done: impl Fn(&K) -> bool) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut last = None;
-    for _ in 0..secs * 10 {
-        if let Some(obj) = api.get_opt(name).await.unwrap() {
-            if done(&obj) {
-                return obj;
-            }
-            last = Some(obj);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{name} did not reach the expected state in {secs} s; last: {last:#?}");
-}
-
-fn pod(name: &str, container: serde_json::Value) -> serde_json::Value {
-    json!({"metadata": {"name": name}, "spec": {"restartPolicy": "Never", "containers": [container]}})
-}
-
-fn state(p: &Pod) -> serde_json::Value {
-    serde_json::to_value(
-        p.status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .and_then(|c| c.first())
-            .and_then(|c| c.state.clone()),
-    )
-    .unwrap()
-}
-
-fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
 
 #[tokio::test]
 async fn a_job_runs_and_its_log_streams_through_the_api_server() {

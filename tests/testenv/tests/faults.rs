@@ -1,78 +1,12 @@
 //! Faults that disturb the whole environment, so they get one of their own: the API server
 //! restarting under the agent, and a node going NotReady.
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::Client;
-use kube::api::{Api, PostParams};
+mod common;
+
+use common::{create, phase, pod, setup, wait_for};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
 use serde_json::json;
-use std::time::Duration;
-
-async fn setup(ns: &str) -> Client {
-    let env = kubestep_testenv::shared();
-    let client = env.client().await;
-    let nss: Api<Namespace> = Api::all(client.clone());
-    let _ = nss
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await;
-    // Pods need the namespace's default ServiceAccount and its token, which controllers create.
-    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), ns);
-    for _ in 0..300 {
-        if sas
-            .get_opt("default")
-            .await
-            .unwrap()
-            .is_some_and(|sa| sa.secrets.is_some_and(|s| !s.is_empty()))
-        {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("namespace {ns} has no default ServiceAccount token after 30 s")
-}
-
-async fn create<K>(api: &Api<K>, value: serde_json::Value) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    api.create(
-        &PostParams::default(),
-        &serde_json::from_value(value).unwrap(),
-    )
-    .await
-    .unwrap()
-}
-
-/// Polls `name` until `done` holds; fails the test with the last state after `secs`.
-async fn wait_for<K>(api: &Api<K>, name: &str, secs: u64, done: impl Fn(&K) -> bool) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut last = None;
-    for _ in 0..secs * 10 {
-        if let Some(obj) = api.get_opt(name).await.unwrap() {
-            if done(&obj) {
-                return obj;
-            }
-            last = Some(obj);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{name} did not reach the expected state in {secs} s; last: {last:#?}");
-}
-
-fn pod(name: &str, container: serde_json::Value) -> serde_json::Value {
-    json!({"metadata": {"name": name}, "spec": {"restartPolicy": "Never", "containers": [container]}})
-}
-
-fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
 
 async fn watches_survive_an_api_server_restart() {
     let env = kubestep_testenv::shared();

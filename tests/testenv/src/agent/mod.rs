@@ -316,17 +316,8 @@ impl Agent {
             if pod.metadata.deletion_timestamp.is_some() {
                 let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30);
                 if !self.stop(&ns, &name, Stop::Delete(grace)) {
-                    // Not running here (finished, or never started): confirm the deletion.
-                    let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-                    let _ = api
-                        .delete(
-                            &name,
-                            &DeleteParams {
-                                grace_period_seconds: Some(0),
-                                ..DeleteParams::default()
-                            },
-                        )
-                        .await;
+                    // Never started here: nothing to stop, only the deletion to confirm.
+                    self.forget(&ns, &name).await;
                 }
                 continue;
             }
@@ -377,6 +368,27 @@ impl Agent {
                 let _ = volumes.create(&PostParams::default(), &pv).await;
             }
         }
+    }
+
+    /// Confirms a pod's deletion, as a kubelet does once its containers are gone (grace period
+    /// 0), and drops it from the registry and from the other pods' /etc/hosts.
+    async fn forget(&self, ns: &str, name: &str) {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let _ = api
+            .delete(
+                name,
+                &DeleteParams {
+                    grace_period_seconds: Some(0),
+                    ..DeleteParams::default()
+                },
+            )
+            .await;
+        self.registry
+            .pods
+            .lock()
+            .expect("registry lock")
+            .remove(&(ns.to_string(), name.to_string()));
+        self.registry.refresh_hosts();
     }
 
     fn next_ip(&self) -> String {

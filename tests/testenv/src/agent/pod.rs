@@ -5,7 +5,7 @@ use super::sandbox::{self, Exit, Mount, Spec};
 use super::{Agent, PodEntry, Stop};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kubestep_core::Value;
 use kubestep_core::quantity::{Size, Unit};
 use serde_json::{Value as Json, json};
@@ -530,7 +530,7 @@ pub async fn run(agent: Arc<Agent>, pod: Pod) {
     let api: Api<Pod> = Api::namespaced(agent.client.clone(), &ns);
     let mut life = Life {
         agent: agent.clone(),
-        api: api.clone(),
+        api,
         pod,
         ns: ns.clone(),
         name: name.clone(),
@@ -556,49 +556,17 @@ pub async fn run(agent: Arc<Agent>, pod: Pod) {
             .arg(dir.join("volumes").join(&v.name))
             .output();
     }
-    if outcome == Outcome::Deleted {
-        let _ = api
-            .delete(
-                &name,
-                &DeleteParams {
-                    grace_period_seconds: Some(0),
-                    ..DeleteParams::default()
-                },
-            )
-            .await;
-        agent
-            .registry
-            .pods
-            .lock()
-            .expect("registry lock")
-            .remove(&(ns, name));
-        agent.registry.refresh_hosts();
-        return;
-    }
-    life.publish().await;
-    // Wait for the deletion (by the Job's TTL, garbage collector or a user), then confirm it.
-    let mut stop = life.stop.clone();
-    while stop.changed().await.is_ok() {
-        if matches!(*stop.borrow(), Stop::Delete(_)) {
-            break;
+    if outcome == Outcome::Finished {
+        life.publish().await;
+        // Wait for the deletion (by the Job's TTL, the garbage collector or a user).
+        let mut stop = life.stop.clone();
+        while stop.changed().await.is_ok() {
+            if matches!(*stop.borrow(), Stop::Delete(_)) {
+                break;
+            }
         }
     }
-    let _ = api
-        .delete(
-            &name,
-            &DeleteParams {
-                grace_period_seconds: Some(0),
-                ..DeleteParams::default()
-            },
-        )
-        .await;
-    agent
-        .registry
-        .pods
-        .lock()
-        .expect("registry lock")
-        .remove(&(ns, name));
-    agent.registry.refresh_hosts();
+    agent.forget(&ns, &name).await;
 }
 
 #[derive(Debug, PartialEq, Eq)]
