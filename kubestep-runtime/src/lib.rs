@@ -11,8 +11,12 @@
 
 pub mod binary;
 pub mod cli;
+pub mod codec;
 pub mod config;
+pub mod datastore;
+pub mod executor;
 pub mod flow;
+pub mod orchestrator;
 pub mod step;
 
 pub use flow::{Flow, FlowBuilder};

@@ -22,7 +22,7 @@ pub type StepFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send
     label = "not a step",
     note = "mark the function with #[step] or #[kubernetes(...)]"
 )]
-pub trait Step: Copy + Send + Sync + 'static {
+pub trait Step: Copy + Default + Send + Sync + 'static {
     /// The input: the previous step's output (`()` for a first step).
     type Input: Serialize + DeserializeOwned + Send + 'static;
     /// The output: `T` of a step that returns `T` or `Result<T, E>`.
@@ -38,4 +38,47 @@ pub trait Step: Copy + Send + Sync + 'static {
 #[doc(hidden)]
 pub fn into_step_result<T, E: Into<BoxError>>(r: Result<T, E>) -> Result<T, BoxError> {
     r.map_err(Into::into)
+}
+
+/// Why a task's step did not produce an output.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The input in the datastore is not the step's input type.
+    #[error("the input is not a `{expected}`: {source}")]
+    Input {
+        /// The step's input type.
+        expected: &'static str,
+        /// The decoding error.
+        source: crate::codec::Error,
+    },
+    /// The step returned an error.
+    #[error("{0}")]
+    Step(BoxError),
+    /// The output could not be encoded.
+    #[error("the output cannot be encoded: {0}")]
+    Output(crate::codec::Error),
+}
+
+/// A step with its types erased: encoded input in, encoded output out. What a task runs.
+pub type RunFn = fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, TaskError>> + Send>>;
+
+/// Splits an encoded `Vec<I>` into its items' encodings, for a foreach.
+pub type SplitFn = fn(&[u8]) -> Result<Vec<Vec<u8>>, crate::codec::Error>;
+
+/// The type-erased runner of `S`.
+pub fn runner<S: Step>() -> RunFn {
+    run_encoded::<S>
+}
+
+fn run_encoded<S: Step>(
+    input: Vec<u8>,
+) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, TaskError>> + Send>> {
+    Box::pin(async move {
+        let input: S::Input = crate::codec::decode(&input).map_err(|source| TaskError::Input {
+            expected: S::DECL.input,
+            source,
+        })?;
+        let output = S::default().call(input).await.map_err(TaskError::Step)?;
+        crate::codec::encode(&output).map_err(TaskError::Output)
+    })
 }

@@ -1,6 +1,7 @@
 //! The command line every flow binary has, through `Flow::main()`.
 
 mod render;
+mod run;
 mod show;
 
 use crate::flow::Flow;
@@ -22,6 +23,11 @@ enum Command {
     /// Print the Kubernetes Jobs that `run --with kubernetes` would create, as YAML. Needs no
     /// cluster and no kubeconfig.
     Render(render::Args),
+    /// Run the flow: every step's tasks as processes of this binary, outputs in the datastore.
+    Run(run::Args),
+    /// Run one task (what `run` starts for each task, and what a pod runs).
+    #[command(hide = true)]
+    Step(run::StepArgs),
 }
 
 /// `--with` options, shared by the commands that resolve settings.
@@ -88,6 +94,36 @@ pub enum Error {
     /// YAML serialisation failed.
     #[error("cannot print YAML: {0}")]
     Yaml(String),
+    /// The datastore failed.
+    #[error(transparent)]
+    Datastore(#[from] crate::datastore::Error),
+    /// The run failed.
+    #[error("run {run_id} failed: {source}")]
+    Run {
+        /// The run.
+        run_id: String,
+        /// Why.
+        source: crate::orchestrator::Error,
+    },
+    /// Ctrl-C.
+    #[error("run {run_id} interrupted")]
+    Interrupted {
+        /// The run.
+        run_id: String,
+    },
+    /// A task failed inside its process.
+    #[error("step `{step}` task {task}: {message}")]
+    Step {
+        /// The step.
+        step: String,
+        /// The task.
+        task: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Something this build does not do yet.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl Error {
@@ -148,9 +184,21 @@ pub fn run(
                 check_overrides(flow, &a.with.with)?;
                 render::render(flow, &defaults, &a, out)
             }
+            Command::Run(a) => {
+                check_overrides(flow, &a.with.with)?;
+                runtime()?.block_on(run::run(flow, &a, out))
+            }
+            Command::Step(a) => runtime()?.block_on(run::step(flow, &a)),
         }
     })();
     result.map_err(CliOutcome::Failed)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Unsupported(format!("cannot start the async runtime: {e}")))
 }
 
 /// How a command ended other than successfully.
@@ -170,6 +218,10 @@ pub(crate) fn main(flow: Flow) -> ! {
         Err(CliOutcome::Usage(e)) => {
             let _ = e.print();
             e.exit_code()
+        }
+        Err(CliOutcome::Failed(e @ Error::Interrupted { .. })) => {
+            eprintln!("error: {e}");
+            130
         }
         Err(CliOutcome::Failed(e)) => {
             let mut message = e.to_string();

@@ -1,5 +1,6 @@
 //! The flow graph: stages in order, each one or more steps.
 
+use crate::step::{RunFn, SplitFn};
 use kubestep_core::StepDecl;
 use std::fmt;
 
@@ -29,6 +30,10 @@ pub struct Stage {
     pub kind: StageKind,
     /// Its steps (several only for a branch).
     pub steps: Vec<&'static StepDecl>,
+    /// Each step's type-erased runner, in the same order.
+    pub runners: Vec<RunFn>,
+    /// For a foreach: how to split the previous output into items.
+    pub split: Option<SplitFn>,
 }
 
 impl fmt::Display for Stage {

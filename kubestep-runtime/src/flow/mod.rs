@@ -8,7 +8,8 @@ mod graph;
 
 pub use graph::{Stage, StageKind};
 
-use crate::step::Step;
+use crate::codec;
+use crate::step::{RunFn, SplitFn, Step, runner};
 use kubestep_core::StepDecl;
 use std::marker::PhantomData;
 
@@ -92,8 +93,19 @@ impl Flow {
 }
 
 impl<S> FlowBuilder<S> {
-    fn push<T>(mut self, kind: StageKind, steps: Vec<&'static StepDecl>) -> FlowBuilder<T> {
-        self.flow.stages.push(Stage { kind, steps });
+    fn push<T>(
+        mut self,
+        kind: StageKind,
+        steps: Vec<(&'static StepDecl, RunFn)>,
+        split: Option<SplitFn>,
+    ) -> FlowBuilder<T> {
+        let (steps, runners) = steps.into_iter().unzip();
+        self.flow.stages.push(Stage {
+            kind,
+            steps,
+            runners,
+            split,
+        });
         FlowBuilder {
             flow: self.flow,
             state: PhantomData,
@@ -104,7 +116,7 @@ impl<S> FlowBuilder<S> {
 impl FlowBuilder<Empty> {
     /// The first step; it takes no input.
     pub fn start<S: Step<Input = ()>>(self, _step: S) -> FlowBuilder<Linear<S::Output>> {
-        self.push(StageKind::Start, vec![S::DECL])
+        self.push(StageKind::Start, vec![(S::DECL, runner::<S>())], None)
     }
 }
 
@@ -120,16 +132,16 @@ impl<T> Items<T> for Vec<T> {}
 pub trait Branches<In> {
     /// The tuple of the branches' outputs, which `.join` receives.
     type Output;
-    /// The branches' declarations, in order.
-    fn decls(&self) -> Vec<&'static StepDecl>;
+    /// The branches' declarations and runners, in order.
+    fn decls(&self) -> Vec<(&'static StepDecl, RunFn)>;
 }
 
 macro_rules! branches {
     ($($s:ident),+) => {
         impl<In, $($s: Step<Input = In>),+> Branches<In> for ($($s,)+) {
             type Output = ($($s::Output,)+);
-            fn decls(&self) -> Vec<&'static StepDecl> {
-                vec![$($s::DECL),+]
+            fn decls(&self) -> Vec<(&'static StepDecl, RunFn)> {
+                vec![$(($s::DECL, runner::<$s>())),+]
             }
         }
     };
@@ -145,7 +157,7 @@ branches!(A, B, C, D, E, F, G, H);
 impl<T> FlowBuilder<Linear<T>> {
     /// The next step, taking the previous output.
     pub fn then<S: Step<Input = T>>(self, _step: S) -> FlowBuilder<Linear<S::Output>> {
-        self.push(StageKind::Then, vec![S::DECL])
+        self.push(StageKind::Then, vec![(S::DECL, runner::<S>())], None)
     }
 
     /// One task per item of the previous output, which must be a `Vec`.
@@ -153,13 +165,17 @@ impl<T> FlowBuilder<Linear<T>> {
     where
         T: Items<S::Input>,
     {
-        self.push(StageKind::Foreach, vec![S::DECL])
+        self.push(
+            StageKind::Foreach,
+            vec![(S::DECL, runner::<S>())],
+            Some(codec::split::<S::Input>),
+        )
     }
 
     /// Several steps on the same input; `.join` takes the tuple of their outputs.
     pub fn branch<B: Branches<T>>(self, branches: B) -> FlowBuilder<Branched<B::Output>> {
         let decls = branches.decls();
-        self.push(StageKind::Branch, decls)
+        self.push(StageKind::Branch, decls, None)
     }
 
     /// One step on `nodes` nodes at once (multi-node training); `.join` takes their outputs.
@@ -168,7 +184,11 @@ impl<T> FlowBuilder<Linear<T>> {
         _step: S,
         nodes: u32,
     ) -> FlowBuilder<Each<S::Output>> {
-        self.push(StageKind::Parallel(nodes), vec![S::DECL])
+        self.push(
+            StageKind::Parallel(nodes),
+            vec![(S::DECL, runner::<S>())],
+            None,
+        )
     }
 
     /// Parses the command line, runs the command, and exits with its code.
@@ -185,18 +205,18 @@ impl<T> FlowBuilder<Linear<T>> {
 impl<T> FlowBuilder<Each<T>> {
     /// Another step on each item's output, still one task per item.
     pub fn then<S: Step<Input = T>>(self, _step: S) -> FlowBuilder<Each<S::Output>> {
-        self.push(StageKind::EachThen, vec![S::DECL])
+        self.push(StageKind::EachThen, vec![(S::DECL, runner::<S>())], None)
     }
 
     /// Gathers every item's output, in item order.
     pub fn join<S: Step<Input = Vec<T>>>(self, _step: S) -> FlowBuilder<Linear<S::Output>> {
-        self.push(StageKind::Join, vec![S::DECL])
+        self.push(StageKind::Join, vec![(S::DECL, runner::<S>())], None)
     }
 }
 
 impl<T> FlowBuilder<Branched<T>> {
     /// Gathers the branches' outputs as a tuple.
     pub fn join<S: Step<Input = T>>(self, _step: S) -> FlowBuilder<Linear<S::Output>> {
-        self.push(StageKind::Join, vec![S::DECL])
+        self.push(StageKind::Join, vec![(S::DECL, runner::<S>())], None)
     }
 }

@@ -1,0 +1,149 @@
+//! `run`: the whole flow, locally, each task a child process of this binary.
+
+use super::Error;
+use crate::datastore::Datastore;
+use crate::executor::local::LocalExecutor;
+use crate::flow::Flow;
+use crate::orchestrator;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Where outputs go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum DatastoreKind {
+    /// A local directory (`--datastore-root`, default `.kubestep`).
+    Local,
+    /// S3 or an S3-compatible store.
+    S3,
+    /// Azure Blob Storage.
+    Azure,
+    /// Google Cloud Storage.
+    Gs,
+}
+
+/// Options of `run` (and of `step`, which pods and local task processes run).
+#[derive(Debug, clap::Args)]
+pub(super) struct DatastoreArgs {
+    /// Which datastore holds the outputs.
+    #[arg(long, value_enum, default_value = "local")]
+    datastore: DatastoreKind,
+    /// Its root: a directory for `local`.
+    #[arg(long, value_name = "PATH", default_value = ".kubestep")]
+    datastore_root: PathBuf,
+}
+
+impl DatastoreArgs {
+    pub(super) fn open(&self, flow: &Flow) -> Result<Datastore, Error> {
+        match self.datastore {
+            DatastoreKind::Local => Ok(Datastore::local(&self.datastore_root, flow.name())?),
+            other => Err(Error::Unsupported(format!(
+                "--datastore {} is not available yet in this build; use --datastore local",
+                format!("{other:?}").to_lowercase()
+            ))),
+        }
+    }
+}
+
+/// Options of `run`.
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    #[command(flatten)]
+    store: DatastoreArgs,
+    /// Most tasks at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_workers: u32,
+    /// Write the run id to this file as soon as the run starts.
+    #[arg(long, value_name = "FILE")]
+    run_id_file: Option<PathBuf>,
+    /// Print only errors, not the tasks' output.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    pub(super) with: super::WithArgs,
+}
+
+/// A run id: milliseconds since the epoch, so ids sort by start time.
+fn new_run_id() -> String {
+    crate::datastore::now_ms().to_string()
+}
+
+pub(super) async fn run(flow: &Flow, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    if !args.with.with.is_empty() {
+        return Err(Error::Unsupported("run --with kubernetes is not available yet in this build; `render` shows the Jobs it will create".into()));
+    }
+    let datastore = args.store.open(flow)?;
+    let run_id = new_run_id();
+    if let Some(file) = &args.run_id_file {
+        std::fs::write(file, &run_id).map_err(|e| {
+            Error::Unsupported(format!(
+                "cannot write --run-id-file {}: {e}",
+                file.display()
+            ))
+        })?;
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Unsupported(format!("cannot find this executable: {e}")))?;
+    let exec = LocalExecutor {
+        exe,
+        datastore,
+        run_id: run_id.clone(),
+        echo: !args.quiet,
+    };
+    let started = Instant::now();
+    let options = orchestrator::Options {
+        max_workers: args.max_workers as usize,
+    };
+    tokio::select! {
+        result = orchestrator::run(flow, &exec, &options) => {
+            result.map_err(|e| Error::Run { run_id: run_id.clone(), source: e })?;
+        }
+        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted { run_id }),
+    }
+    if !args.quiet {
+        writeln!(
+            out,
+            "run {run_id} of flow `{}` succeeded in {:.2} s",
+            flow.name(),
+            started.elapsed().as_secs_f64()
+        )?;
+    }
+    Ok(())
+}
+
+/// Options of the hidden `step` command.
+#[derive(Debug, clap::Args)]
+pub(super) struct StepArgs {
+    /// The step.
+    step: String,
+    #[arg(long)]
+    run_id: String,
+    #[arg(long)]
+    task_id: String,
+    #[arg(long, default_value_t = 0)]
+    attempt: u32,
+    /// The input artifact.
+    #[arg(long)]
+    input: String,
+    #[command(flatten)]
+    store: DatastoreArgs,
+}
+
+pub(super) async fn step(flow: &Flow, args: &StepArgs) -> Result<(), Error> {
+    let ds = args.store.open(flow)?;
+    orchestrator::run_step(
+        flow,
+        &ds,
+        &args.step,
+        &args.run_id,
+        &args.task_id,
+        args.attempt,
+        &args.input,
+    )
+    .await
+    .map_err(|message| Error::Step {
+        step: args.step.clone(),
+        task: args.task_id.clone(),
+        message,
+    })
+}

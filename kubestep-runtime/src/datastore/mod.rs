@@ -1,0 +1,269 @@
+//! The datastore: step outputs as content-addressed artifacts, and run, task and log records
+//! beside them, on local disk or (later) object storage, all through `object_store`.
+//!
+//! Layout under the root:
+//! ```text
+//! <flow>/data/<hh>/<hash>                          artifacts (immutable, create-if-absent)
+//! <flow>/runs/<run>/run.json                       the run's record
+//! <flow>/runs/<run>/<step>/<task>/task.json        the task's record (attempts, output)
+//! <flow>/runs/<run>/<step>/<task>/<attempt>.json   what one attempt produced
+//! <flow>/runs/<run>/<step>/<task>/<attempt>.log    its stdout and stderr
+//! ```
+//! Every write is atomic (object_store stages local files and renames them), so a killed task
+//! never leaves a visible partial output.
+
+pub mod artifact;
+
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A datastore operation failed; every variant names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The root cannot be used.
+    #[error("datastore root {root}: {message}")]
+    Root {
+        /// The root.
+        root: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Storage failed.
+    #[error("datastore {key}: {source}")]
+    Store {
+        /// The key.
+        key: String,
+        /// Why.
+        source: object_store::Error,
+    },
+    /// An artifact does not match its address.
+    #[error("artifact {key} is corrupt: {source}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// How.
+        source: artifact::Error,
+    },
+    /// A record is not valid JSON of its kind.
+    #[error("record {key} is unreadable: {source}")]
+    Record {
+        /// The key.
+        key: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
+/// How a task or run ended, or that it has not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Started, not ended.
+    Running,
+    /// Ended with an output.
+    Succeeded,
+    /// Ended without one.
+    Failed,
+}
+
+/// One attempt of a task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Attempt number, from 0.
+    pub attempt: u32,
+    /// Start, in milliseconds since the epoch.
+    pub started_ms: u64,
+    /// End, in milliseconds since the epoch.
+    pub finished_ms: Option<u64>,
+    /// Why it failed, when it did.
+    pub cause: Option<String>,
+}
+
+/// The record of one task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// The step.
+    pub step: String,
+    /// The task id within the step.
+    pub task_id: String,
+    /// Its status.
+    pub status: Status,
+    /// The input artifact.
+    pub input: String,
+    /// The output artifact, once it succeeded.
+    pub output: Option<String>,
+    /// Every attempt so far.
+    pub attempts: Vec<Attempt>,
+}
+
+/// The record of one run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The flow.
+    pub flow: String,
+    /// The run id.
+    pub run_id: String,
+    /// Its status.
+    pub status: Status,
+    /// Start, in milliseconds since the epoch.
+    pub started_ms: u64,
+    /// End, in milliseconds since the epoch.
+    pub finished_ms: Option<u64>,
+    /// Why it failed, when it did.
+    pub cause: Option<String>,
+}
+
+/// What a successful attempt wrote: the address of its output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptResult {
+    /// The output artifact.
+    pub output: String,
+}
+
+/// A flow's datastore.
+#[derive(Clone, Debug)]
+pub struct Datastore {
+    store: Arc<dyn ObjectStore>,
+    flow: String,
+    root: String,
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Datastore {
+    /// A datastore in a local directory (created if missing).
+    pub fn local(root: &Path, flow: &str) -> Result<Datastore, Error> {
+        let fail = |message: String| Error::Root {
+            root: root.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(root).map_err(|e| fail(e.to_string()))?;
+        let abs: PathBuf = std::fs::canonicalize(root).map_err(|e| fail(e.to_string()))?;
+        let store = LocalFileSystem::new_with_prefix(&abs).map_err(|e| fail(e.to_string()))?;
+        Ok(Datastore {
+            store: Arc::new(store),
+            flow: flow.to_string(),
+            root: abs.display().to_string(),
+        })
+    }
+
+    /// Where it is, for messages and for task processes.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    fn key(&self, rest: &str) -> StorePath {
+        StorePath::from(format!("{}/{rest}", self.flow))
+    }
+
+    fn store_error(key: &StorePath) -> impl FnOnce(object_store::Error) -> Error + '_ {
+        move |source| Error::Store {
+            key: key.to_string(),
+            source,
+        }
+    }
+
+    /// Stores a payload once, under its content address, and returns the address.
+    pub async fn put_artifact(&self, payload: &[u8]) -> Result<String, Error> {
+        let (id, sealed) = artifact::seal(payload);
+        let key = self.key(&format!("data/{}/{id}", &id[..2]));
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&key, PutPayload::from(sealed), opts)
+            .await
+        {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(id),
+            Err(e) => Err(Self::store_error(&key)(e)),
+        }
+    }
+
+    /// Reads an artifact and checks it against its address.
+    pub async fn get_artifact(&self, id: &str) -> Result<Vec<u8>, Error> {
+        let key = self.key(&format!("data/{}/{id}", id.get(..2).unwrap_or("")));
+        let stored = self
+            .store
+            .get(&key)
+            .await
+            .map_err(Self::store_error(&key))?
+            .bytes()
+            .await
+            .map_err(Self::store_error(&key))?;
+        artifact::open(&stored, id).map_err(|source| Error::Corrupt {
+            key: key.to_string(),
+            source,
+        })
+    }
+
+    /// Writes a record (replacing the previous one).
+    pub async fn put_record<T: Serialize>(&self, rest: &str, value: &T) -> Result<(), Error> {
+        let key = self.key(rest);
+        let json = serde_json::to_vec_pretty(value).map_err(|source| Error::Record {
+            key: key.to_string(),
+            source,
+        })?;
+        self.store
+            .put(&key, PutPayload::from(json))
+            .await
+            .map_err(Self::store_error(&key))?;
+        Ok(())
+    }
+
+    /// Reads a record, if there is one.
+    pub async fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        rest: &str,
+    ) -> Result<Option<T>, Error> {
+        let key = self.key(rest);
+        let bytes = match self.store.get(&key).await {
+            Ok(r) => r.bytes().await.map_err(Self::store_error(&key))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(Self::store_error(&key)(e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::Record {
+                key: key.to_string(),
+                source,
+            })
+    }
+
+    /// Writes raw bytes (logs).
+    pub async fn put_bytes(&self, rest: &str, bytes: Vec<u8>) -> Result<(), Error> {
+        let key = self.key(rest);
+        self.store
+            .put(&key, PutPayload::from(bytes))
+            .await
+            .map_err(Self::store_error(&key))?;
+        Ok(())
+    }
+
+    /// Reads raw bytes (logs), if present.
+    pub async fn get_bytes(&self, rest: &str) -> Result<Option<Vec<u8>>, Error> {
+        let key = self.key(rest);
+        match self.store.get(&key).await {
+            Ok(r) => Ok(Some(
+                r.bytes().await.map_err(Self::store_error(&key))?.to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Self::store_error(&key)(e)),
+        }
+    }
+}
+
+/// Record keys of one task.
+pub fn task_key(run: &str, step: &str, task: &str) -> String {
+    format!("runs/{run}/{step}/{task}")
+}

@@ -1,0 +1,136 @@
+//! The local executor: each task attempt is a child process of this same binary running the
+//! hidden `step` command, exactly what a pod runs. A crash or panic fails the task, never the
+//! orchestrator. Output lines are streamed live with a `[step/task]` prefix and saved.
+
+use super::{Outcome, TaskSpec};
+use crate::datastore::{AttemptResult, Datastore, task_key};
+use std::path::PathBuf;
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::Mutex;
+
+/// Runs tasks as local processes.
+#[derive(Clone, Debug)]
+pub struct LocalExecutor {
+    /// This binary.
+    pub exe: PathBuf,
+    /// Where tasks read and write.
+    pub datastore: Datastore,
+    /// The run.
+    pub run_id: String,
+    /// Print task output live.
+    pub echo: bool,
+}
+
+async fn pump(
+    stream: impl AsyncRead + Unpin,
+    prefix: String,
+    echo: bool,
+    to_stderr: bool,
+    log: &Mutex<Vec<u8>>,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if echo {
+            if to_stderr {
+                eprintln!("{prefix}{line}");
+            } else {
+                println!("{prefix}{line}");
+            }
+        }
+        let mut log = log.lock().await;
+        log.extend_from_slice(line.as_bytes());
+        log.push(b'\n');
+    }
+}
+
+impl LocalExecutor {
+    /// Runs one attempt to its end.
+    pub async fn run(&self, task: &TaskSpec) -> Outcome {
+        let key = task_key(&self.run_id, task.step.name, &task.task_id);
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.args([
+            "step",
+            task.step.name,
+            "--run-id",
+            &self.run_id,
+            "--task-id",
+            &task.task_id,
+        ])
+        .args([
+            "--attempt",
+            &task.attempt.to_string(),
+            "--input",
+            &task.input,
+            "--datastore-root",
+            self.datastore.root(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Outcome::Failed(format!("cannot start {}: {e}", self.exe.display())),
+        };
+        let prefix = format!("[{}/{}] ", task.step.name, task.task_id);
+        let log = Mutex::new(Vec::new());
+        let out = child.stdout.take().expect("piped stdout");
+        let err = child.stderr.take().expect("piped stderr");
+        let wait = async {
+            let (status, _, _) = tokio::join!(
+                child.wait(),
+                pump(out, prefix.clone(), self.echo, false, &log),
+                pump(err, prefix.clone(), self.echo, true, &log)
+            );
+            status
+        };
+        let status = match task.timeout {
+            Some(t) => tokio::time::timeout(t, wait).await.ok(),
+            None => Some(wait.await),
+        };
+        let log = log.into_inner();
+        let last_line = String::from_utf8_lossy(&log)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(str::to_string);
+        let _ = self
+            .datastore
+            .put_bytes(&format!("{key}/{}.log", task.attempt), log)
+            .await;
+        let status = match status {
+            None => {
+                return Outcome::Failed(format!(
+                    "timed out after {} s (#[timeout])",
+                    task.timeout.map_or(0, |t| t.as_secs())
+                ));
+            }
+            Some(Err(e)) => {
+                return Outcome::Failed(format!("cannot wait for the task process: {e}"));
+            }
+            Some(Ok(s)) => s,
+        };
+        if status.success() {
+            return match self
+                .datastore
+                .get_record::<AttemptResult>(&format!("{key}/{}.json", task.attempt))
+                .await
+            {
+                Ok(Some(r)) => Outcome::Succeeded(r.output),
+                Ok(None) => Outcome::Failed("the task exited 0 without writing its output".into()),
+                Err(e) => Outcome::Failed(e.to_string()),
+            };
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let how = match (status.code(), status.signal()) {
+            (Some(c), _) => format!("exit code {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            _ => "ended abnormally".into(),
+        };
+        Outcome::Failed(match last_line {
+            Some(l) => format!("{how}: {l}"),
+            None => how,
+        })
+    }
+}

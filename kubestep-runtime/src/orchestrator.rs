@@ -1,0 +1,306 @@
+//! The orchestrator: walks the flow's stages, fans tasks out and in, retries failed attempts,
+//! and hands every attempt to an executor. It moves values between steps as encoded bytes
+//! (see `codec`) without knowing their types.
+
+use crate::codec;
+use crate::datastore::{Attempt, Datastore, RunRecord, Status, TaskRecord, now_ms, task_key};
+use crate::executor::local::LocalExecutor;
+use crate::executor::{Outcome, TaskSpec};
+use crate::flow::{Flow, StageKind};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use kubestep_core::StepDecl;
+use kubestep_core::spec::StepSpec;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A task failed after its last attempt.
+    #[error("step `{step}` task {task} failed after {attempts} attempt(s): {cause}")]
+    Task {
+        /// The step.
+        step: String,
+        /// The task.
+        task: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's cause.
+        cause: String,
+    },
+    /// The datastore failed.
+    #[error(transparent)]
+    Datastore(#[from] crate::datastore::Error),
+    /// A value could not be split or joined (a bug or a corrupted artifact).
+    #[error("step `{step}`: {message}")]
+    Values {
+        /// The step.
+        step: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Most tasks at once.
+    pub max_workers: usize,
+}
+
+/// What the previous stage left: one output per task, and how a join combines them.
+struct Produced {
+    outputs: Vec<String>,
+    branches: bool,
+}
+
+/// A step's retry policy and timeout, from its decorators (checked at compile time).
+fn policy(decl: &StepDecl) -> (u32, Duration, Option<Duration>) {
+    let spec = StepSpec::from_decorators(decl.decorators).unwrap_or_default();
+    let retry = spec.retry.map_or((0, Duration::ZERO), |r| {
+        (
+            r.times,
+            Duration::from_secs_f64(r.minutes_between_retries * 60.0),
+        )
+    });
+    (
+        retry.0,
+        retry.1,
+        spec.timeout.map(|t| Duration::from_secs(t.seconds)),
+    )
+}
+
+/// Runs one task through its attempts; records each in the datastore.
+async fn run_task(
+    exec: &LocalExecutor,
+    slots: &Semaphore,
+    decl: &'static StepDecl,
+    task_id: String,
+    input: String,
+) -> Result<String, Error> {
+    let (retries, pause, timeout) = policy(decl);
+    let key = task_key(&exec.run_id, decl.name, &task_id);
+    let mut record = TaskRecord {
+        step: decl.name.into(),
+        task_id: task_id.clone(),
+        status: Status::Running,
+        input: input.clone(),
+        output: None,
+        attempts: Vec::new(),
+    };
+    for attempt in 0..=retries {
+        if attempt > 0 && !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        let _slot = slots.acquire().await.expect("semaphore is never closed");
+        record.attempts.push(Attempt {
+            attempt,
+            started_ms: now_ms(),
+            finished_ms: None,
+            cause: None,
+        });
+        exec.datastore
+            .put_record(&format!("{key}/task.json"), &record)
+            .await?;
+        let spec = TaskSpec {
+            step: decl,
+            task_id: task_id.clone(),
+            attempt,
+            input: input.clone(),
+            timeout,
+        };
+        let outcome = exec.run(&spec).await;
+        let last = record.attempts.last_mut().expect("pushed above");
+        last.finished_ms = Some(now_ms());
+        match outcome {
+            Outcome::Succeeded(output) => {
+                record.status = Status::Succeeded;
+                record.output = Some(output.clone());
+                exec.datastore
+                    .put_record(&format!("{key}/task.json"), &record)
+                    .await?;
+                return Ok(output);
+            }
+            Outcome::Failed(cause) => {
+                last.cause = Some(cause.clone());
+                if attempt == retries {
+                    record.status = Status::Failed;
+                    exec.datastore
+                        .put_record(&format!("{key}/task.json"), &record)
+                        .await?;
+                    return Err(Error::Task {
+                        step: decl.name.into(),
+                        task: task_id,
+                        attempts: attempt + 1,
+                        cause,
+                    });
+                }
+                if exec.echo {
+                    eprintln!(
+                        "[{}/{}] attempt {attempt} failed: {cause}; retrying ({} left)",
+                        decl.name,
+                        task_id,
+                        retries - attempt
+                    );
+                }
+            }
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Runs tasks (step, task id, input) concurrently within the worker limit; the first failure
+/// ends the stage (the other processes are killed as their futures drop).
+async fn run_all(
+    exec: &LocalExecutor,
+    slots: &Semaphore,
+    tasks: Vec<(&'static StepDecl, String, String)>,
+) -> Result<Vec<String>, Error> {
+    let mut outputs = vec![String::new(); tasks.len()];
+    let mut running: FuturesUnordered<_> =
+        tasks
+            .into_iter()
+            .enumerate()
+            .map(|(i, (decl, id, input))| async move {
+                (i, run_task(exec, slots, decl, id, input).await)
+            })
+            .collect();
+    while let Some((i, result)) = running.next().await {
+        outputs[i] = result?;
+    }
+    Ok(outputs)
+}
+
+async fn payloads(ds: &Datastore, ids: &[String]) -> Result<Vec<Vec<u8>>, Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(ds.get_artifact(id).await?);
+    }
+    Ok(out)
+}
+
+/// Runs the flow to its end; returns the last step's output artifact.
+pub async fn run(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<String, Error> {
+    let ds = &exec.datastore;
+    let mut record = RunRecord {
+        flow: flow.name().into(),
+        run_id: exec.run_id.clone(),
+        status: Status::Running,
+        started_ms: now_ms(),
+        finished_ms: None,
+        cause: None,
+    };
+    ds.put_record(&format!("runs/{}/run.json", exec.run_id), &record)
+        .await?;
+    let result = walk(flow, exec, options).await;
+    record.finished_ms = Some(now_ms());
+    match &result {
+        Ok(_) => record.status = Status::Succeeded,
+        Err(e) => {
+            record.status = Status::Failed;
+            record.cause = Some(e.to_string());
+        }
+    }
+    ds.put_record(&format!("runs/{}/run.json", exec.run_id), &record)
+        .await?;
+    result
+}
+
+async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<String, Error> {
+    let ds = &exec.datastore;
+    let slots = Semaphore::new(options.max_workers.max(1));
+    let unit = ds
+        .put_artifact(&codec::encode(&()).expect("() encodes"))
+        .await?;
+    let mut prev = Produced {
+        outputs: vec![unit],
+        branches: false,
+    };
+    for stage in flow.stages() {
+        let step = stage.steps[0];
+        let values = |message: String| Error::Values {
+            step: step.name.into(),
+            message,
+        };
+        let tasks: Vec<(&'static StepDecl, String, String)> = match stage.kind {
+            StageKind::Start | StageKind::Then => vec![(step, "0".into(), prev.outputs[0].clone())],
+            StageKind::Foreach => {
+                let split = stage
+                    .split
+                    .ok_or_else(|| values("a foreach stage without a split".into()))?;
+                let whole = ds.get_artifact(&prev.outputs[0]).await?;
+                let items = split(&whole).map_err(|e| {
+                    values(format!("cannot split the previous output into items: {e}"))
+                })?;
+                let mut tasks = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    tasks.push((step, i.to_string(), ds.put_artifact(item).await?));
+                }
+                tasks
+            }
+            StageKind::EachThen => prev
+                .outputs
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (step, i.to_string(), o.clone()))
+                .collect(),
+            StageKind::Branch => stage
+                .steps
+                .iter()
+                .map(|d| (*d, "0".to_string(), prev.outputs[0].clone()))
+                .collect(),
+            StageKind::Parallel(n) => (0..n)
+                .map(|i| (step, i.to_string(), prev.outputs[0].clone()))
+                .collect(),
+            StageKind::Join => {
+                let parts = payloads(ds, &prev.outputs).await?;
+                let joined = if prev.branches {
+                    codec::tuple(&parts)
+                } else {
+                    codec::join(&parts)
+                };
+                vec![(step, "0".into(), ds.put_artifact(&joined).await?)]
+            }
+        };
+        let outputs = run_all(exec, &slots, tasks).await?;
+        prev = Produced {
+            outputs,
+            branches: stage.kind == StageKind::Branch,
+        };
+    }
+    Ok(prev.outputs.into_iter().next().unwrap_or_default())
+}
+
+/// Runs one task in this process: what the hidden `step` command does.
+pub async fn run_step(
+    flow: &Flow,
+    ds: &Datastore,
+    step: &str,
+    run_id: &str,
+    task_id: &str,
+    attempt: u32,
+    input: &str,
+) -> Result<(), String> {
+    let runner = flow
+        .stages()
+        .iter()
+        .find_map(|s| {
+            s.steps
+                .iter()
+                .position(|d| d.name == step)
+                .map(|i| s.runners[i])
+        })
+        .ok_or_else(|| format!("flow `{}` has no step `{step}`", flow.name()))?;
+    let input = ds.get_artifact(input).await.map_err(|e| e.to_string())?;
+    let output = runner(input).await.map_err(|e| e.to_string())?;
+    let id = ds.put_artifact(&output).await.map_err(|e| e.to_string())?;
+    let key = task_key(run_id, step, task_id);
+    ds.put_record(
+        &format!("{key}/{attempt}.json"),
+        &crate::datastore::AttemptResult { output: id },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}

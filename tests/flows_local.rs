@@ -1,0 +1,258 @@
+//! Local runs end to end: every flow shape, outputs read back from the datastore, failures with
+//! their causes and exit codes, retries and timeouts.
+
+mod common;
+
+use kubestep::runtime::codec;
+use kubestep::runtime::datastore::{Datastore, RunRecord, Status, TaskRecord};
+use std::path::{Path, PathBuf};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kubestep-flows-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs an example in `dir`; returns (exit code, stdout, stderr, run id).
+fn run(example: &str, dir: &Path, env: &[(&str, &str)]) -> (i32, String, String, String) {
+    let root = dir.join("store");
+    let id_file = dir.join("run-id");
+    let args = [
+        "run",
+        "--datastore-root",
+        root.to_str().unwrap(),
+        "--run-id-file",
+        id_file.to_str().unwrap(),
+    ];
+    let out = common::run(example, &args, env);
+    let id = std::fs::read_to_string(&id_file).unwrap_or_default();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        id,
+    )
+}
+
+async fn output<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    flow: &str,
+    run: &str,
+    step: &str,
+    task: &str,
+) -> T {
+    let ds = Datastore::local(&dir.join("store"), flow).unwrap();
+    let task: TaskRecord = ds
+        .get_record(&format!("runs/{run}/{step}/{task}/task.json"))
+        .await
+        .unwrap()
+        .expect("task record");
+    let bytes = ds
+        .get_artifact(task.output.as_deref().expect("an output"))
+        .await
+        .unwrap();
+    codec::decode(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn foreach_and_join() {
+    let dir = scratch("basic");
+    let (code, stdout, stderr, run_id) = run("basic", &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("run {run_id} of flow `squares` succeeded")),
+        "{stdout}"
+    );
+    assert_eq!(
+        output::<u64>(&dir, "squares", &run_id, "end", "0").await,
+        1 + 4 + 9 + 16
+    );
+    assert_eq!(
+        output::<u64>(&dir, "squares", &run_id, "square", "2").await,
+        9
+    );
+}
+
+#[tokio::test]
+async fn branch_join_and_parallel() {
+    let dir = scratch("shapes");
+    let (code, _, stderr, run_id) = run("flow_shapes", &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // combine((\"10\", 10/3)) = 2 + 3 = 5; four parallel nodes each pass 5 on; gather sums them.
+    assert_eq!(
+        output::<u64>(&dir, "shapes", &run_id, "combine", "0").await,
+        5
+    );
+    assert_eq!(
+        output::<u64>(&dir, "shapes", &run_id, "gather", "0").await,
+        20
+    );
+}
+
+#[tokio::test]
+async fn a_retry_rescues_a_flaky_step_and_the_attempts_are_recorded() {
+    let dir = scratch("retry");
+    let flaky = format!("{}", std::process::id());
+    let (code, _, stderr, run_id) = run("failures", &dir, &[("FLAKY_ID", &flaky)]);
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("kubestep-flaky-{flaky}")));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("[flaky/0] attempt 0 failed: exit code 1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        output::<u32>(&dir, "failures", &run_id, "fragile", "0").await,
+        40
+    );
+    let ds = Datastore::local(&dir.join("store"), "failures").unwrap();
+    let task: TaskRecord = ds
+        .get_record(&format!("runs/{run_id}/flaky/0/task.json"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(task.attempts.len(), 2);
+    assert!(
+        task.attempts[0]
+            .cause
+            .as_deref()
+            .unwrap()
+            .contains("a transient failure")
+    );
+    let log = ds
+        .get_bytes(&format!("runs/{run_id}/flaky/0/0.log"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&log).contains("a transient failure"));
+}
+
+async fn failing(mode: &str, cause: &str) {
+    let dir = scratch(mode);
+    let flaky = format!("{}-{mode}", std::process::id());
+    std::fs::write(
+        std::env::temp_dir().join(format!("kubestep-flaky-{flaky}")),
+        b"",
+    )
+    .unwrap();
+    let (code, stdout, stderr, run_id) =
+        run("failures", &dir, &[("FAIL", mode), ("FLAKY_ID", &flaky)]);
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("kubestep-flaky-{flaky}")));
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "error: run {run_id} failed: step `fragile` task 0 failed after 1 attempt(s): "
+        )),
+        "{last}"
+    );
+    assert!(last.contains(cause), "expected {cause:?} in {last:?}");
+    assert!(
+        stdout.contains("[fragile/0] fragile got 4"),
+        "live output is prefixed: {stdout}"
+    );
+    let ds = Datastore::local(&dir.join("store"), "failures").unwrap();
+    let record: RunRecord = ds
+        .get_record(&format!("runs/{run_id}/run.json"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, Status::Failed);
+}
+
+#[tokio::test]
+async fn a_panic_fails_the_task_not_the_orchestrator() {
+    failing("panic", "exit code 101").await;
+}
+
+#[tokio::test]
+async fn an_exit_code_is_reported() {
+    failing("exit", "exit code 3").await;
+}
+
+#[tokio::test]
+async fn a_step_error_is_reported_with_its_message() {
+    failing("error", "no good: 4").await;
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_task() {
+    failing("hang", "timed out after 2 s (#[timeout])").await;
+}
+
+#[tokio::test]
+async fn a_corrupted_artifact_is_detected_on_read() {
+    let dir = scratch("corrupt");
+    let (code, _, stderr, run_id) = run("basic", &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let ds = Datastore::local(&dir.join("store"), "squares").unwrap();
+    let task: TaskRecord = ds
+        .get_record(&format!("runs/{run_id}/end/0/task.json"))
+        .await
+        .unwrap()
+        .unwrap();
+    let id = task.output.unwrap();
+    let file = dir.join("store/squares/data").join(&id[..2]).join(&id);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let err = ds.get_artifact(&id).await.unwrap_err().to_string();
+    assert!(
+        err.contains("is corrupt") && err.contains("does not match its hash"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_run_with_130_and_leaves_no_task_behind() {
+    let dir = scratch("interrupt");
+    let root = dir.join("store");
+    let flaky = format!("{}-int", std::process::id());
+    let marker = std::env::temp_dir().join(format!("kubestep-flaky-{flaky}"));
+    std::fs::write(&marker, b"").unwrap();
+    let mut child = std::process::Command::new(common::example("failures"))
+        .args(["run", "--quiet", "--datastore-root", root.to_str().unwrap()])
+        .env("FAIL", "hang")
+        .env("FLAKY_ID", &flaky)
+        .spawn()
+        .unwrap();
+    // Wait until the hanging task runs, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_dir(root.join("failures/runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|r| r.path().join("fragile").exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fragile task never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc_kill(child.id() as i32, 2);
+    }
+    let status = child.wait().unwrap();
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains(root.to_str().unwrap()))
+        .map(String::from)
+        .collect();
+    assert!(left.is_empty(), "task processes left: {left:?}");
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
