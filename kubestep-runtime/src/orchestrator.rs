@@ -175,7 +175,7 @@ async fn run_all(
 async fn payloads(ds: &Datastore, ids: &[String]) -> Result<Vec<Vec<u8>>, Error> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(ds.get_artifact(id).await?);
+        out.push(ds.get_artifact(id).await?.to_vec());
     }
     Ok(out)
 }
@@ -211,7 +211,7 @@ async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<St
     let ds = &exec.datastore;
     let slots = Semaphore::new(options.max_workers.max(1));
     let unit = ds
-        .put_artifact(&codec::encode(&()).expect("() encodes"))
+        .put_artifact(codec::encode(&()).expect("() encodes"))
         .await?;
     let mut prev = Produced {
         outputs: vec![unit],
@@ -234,7 +234,7 @@ async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<St
                     values(format!("cannot split the previous output into items: {e}"))
                 })?;
                 let mut tasks = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
+                for (i, item) in items.into_iter().enumerate() {
                     tasks.push((step, i.to_string(), ds.put_artifact(item).await?));
                 }
                 tasks
@@ -260,7 +260,7 @@ async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<St
                 } else {
                     codec::join(&parts)
                 };
-                vec![(step, "0".into(), ds.put_artifact(&joined).await?)]
+                vec![(step, "0".into(), ds.put_artifact(joined).await?)]
             }
         };
         let outputs = run_all(exec, &slots, tasks).await?;
@@ -294,7 +294,7 @@ pub async fn run_step(
         .ok_or_else(|| format!("flow `{}` has no step `{step}`", flow.name()))?;
     let input = ds.get_artifact(input).await.map_err(|e| e.to_string())?;
     let output = runner(input).await.map_err(|e| e.to_string())?;
-    let id = ds.put_artifact(&output).await.map_err(|e| e.to_string())?;
+    let id = ds.put_artifact(output).await.map_err(|e| e.to_string())?;
     let key = task_key(run_id, step, task_id);
     ds.put_record(
         &format!("{key}/{attempt}.json"),

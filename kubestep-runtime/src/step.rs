@@ -60,7 +60,8 @@ pub enum TaskError {
 }
 
 /// A step with its types erased: encoded input in, encoded output out. What a task runs.
-pub type RunFn = fn(Vec<u8>) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, TaskError>> + Send>>;
+pub type RunFn =
+    fn(bytes::Bytes) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, TaskError>> + Send>>;
 
 /// Splits an encoded `Vec<I>` into its items' encodings, for a foreach.
 pub type SplitFn = fn(&[u8]) -> Result<Vec<Vec<u8>>, crate::codec::Error>;
@@ -71,14 +72,15 @@ pub fn runner<S: Step>() -> RunFn {
 }
 
 fn run_encoded<S: Step>(
-    input: Vec<u8>,
+    input: bytes::Bytes,
 ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, TaskError>> + Send>> {
     Box::pin(async move {
-        let input: S::Input = crate::codec::decode(&input).map_err(|source| TaskError::Input {
-            expected: S::DECL.input,
-            source,
-        })?;
+        let input: S::Input =
+            crate::codec::decode_value(&input).map_err(|source| TaskError::Input {
+                expected: S::DECL.input,
+                source,
+            })?;
         let output = S::default().call(input).await.map_err(TaskError::Step)?;
-        crate::codec::encode(&output).map_err(TaskError::Output)
+        crate::codec::encode_value(&output).map_err(TaskError::Output)
     })
 }

@@ -6,6 +6,8 @@
 //! The address is the BLAKE3 of the uncompressed payload, so identity does not depend on the
 //! compression; reads decompress and check it.
 
+use bytes::Bytes;
+
 /// Bytes before the payload.
 const HEADER: usize = 4 + 1 + 8 + 32;
 const MAGIC: &[u8; 4] = b"KSA1";
@@ -32,56 +34,72 @@ pub enum Error {
     },
 }
 
-/// The content address of a payload.
-pub fn address(payload: &[u8]) -> String {
-    blake3::hash(payload).to_hex().to_string()
+/// BLAKE3 of a payload, on every core for large ones.
+fn hash(payload: &[u8]) -> blake3::Hash {
+    if payload.len() >= 1 << 20 {
+        blake3::Hasher::new().update_rayon(payload).finalize()
+    } else {
+        blake3::hash(payload)
+    }
 }
 
-/// Wraps a payload; returns its address and the stored bytes.
-pub fn seal(payload: &[u8]) -> (String, Vec<u8>) {
-    let hash = blake3::hash(payload);
+/// The content address of a payload.
+pub fn address(payload: &[u8]) -> String {
+    hash(payload).to_hex().to_string()
+}
+
+/// A payload ready to store: its address, the header, and the (maybe compressed) body, which
+/// is the payload itself, uncopied, when it is stored raw.
+pub struct Sealed {
+    /// The content address.
+    pub id: String,
+    /// The envelope header.
+    pub header: Vec<u8>,
+    /// What follows the header.
+    pub body: Bytes,
+}
+
+/// Wraps a payload.
+pub fn seal(payload: Vec<u8>) -> Sealed {
+    let digest = hash(&payload);
     let sample = &payload[..payload.len().min(SAMPLE)];
     let compressed = (sample.len() >= 512)
         .then(|| zstd::bulk::compress(sample, 1).ok())
         .flatten()
         .filter(|c| sample.len() as f64 / c.len().max(1) as f64 >= WORTH_IT)
-        .and_then(|_| zstd::bulk::compress(payload, 1).ok());
-    let (kind, body) = match &compressed {
-        Some(c) => (1u8, c.as_slice()),
-        None => (0u8, payload),
-    };
-    let mut out = Vec::with_capacity(HEADER + body.len());
-    out.extend_from_slice(MAGIC);
-    out.push(kind);
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(hash.as_bytes());
-    out.extend_from_slice(body);
-    (hash.to_hex().to_string(), out)
+        .and_then(|_| zstd::bulk::compress(&payload, 1).ok());
+    let mut header = Vec::with_capacity(HEADER);
+    header.extend_from_slice(MAGIC);
+    header.push(u8::from(compressed.is_some()));
+    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    header.extend_from_slice(digest.as_bytes());
+    let body = Bytes::from(compressed.unwrap_or(payload));
+    Sealed {
+        id: digest.to_hex().to_string(),
+        header,
+        body,
+    }
 }
 
 /// Unwraps stored bytes and checks them against `expected` (the address).
-pub fn open(stored: &[u8], expected: &str) -> Result<Vec<u8>, Error> {
+pub fn open(stored: Bytes, expected: &str) -> Result<Bytes, Error> {
     if stored.len() < HEADER || &stored[..4] != MAGIC {
         return Err(Error::Header);
     }
     let len = u64::from_le_bytes(stored[5..13].try_into().map_err(|_| Error::Header)?) as usize;
-    let body = &stored[HEADER..];
+    let promised = blake3::Hash::from_hex(expected).map_err(|_| Error::Header)?;
     let payload = match stored[4] {
-        0 => body.to_vec(),
-        1 => zstd::bulk::decompress(body, len).map_err(Error::Decompress)?,
+        0 => stored.slice(HEADER..),
+        1 => {
+            Bytes::from(zstd::bulk::decompress(&stored[HEADER..], len).map_err(Error::Decompress)?)
+        }
         _ => return Err(Error::Header),
     };
-    let actual = address(&payload);
-    if payload.len() != len
-        || actual != expected
-        || stored[13..HEADER]
-            != *blake3::Hash::from_hex(expected)
-                .map_err(|_| Error::Header)?
-                .as_bytes()
-    {
+    let actual = hash(&payload);
+    if payload.len() != len || actual != promised || stored[13..HEADER] != *promised.as_bytes() {
         return Err(Error::Hash {
             expected: expected.to_string(),
-            actual,
+            actual: actual.to_hex().to_string(),
         });
     }
     Ok(payload)
@@ -91,12 +109,17 @@ pub fn open(stored: &[u8], expected: &str) -> Result<Vec<u8>, Error> {
 mod tests {
     use super::*;
 
+    fn sealed(payload: Vec<u8>) -> (String, Bytes) {
+        let s = seal(payload);
+        (s.id, Bytes::from([s.header, s.body.to_vec()].concat()))
+    }
+
     #[test]
     fn round_trip_raw_and_compressed() {
         let text = "abc".repeat(100_000).into_bytes();
-        let (id, stored) = seal(&text);
+        let (id, stored) = sealed(text.clone());
         assert!(stored.len() < text.len() / 10, "text compresses");
-        assert_eq!(open(&stored, &id).unwrap(), text);
+        assert_eq!(open(stored, &id).unwrap(), text);
         // xorshift64: bytes no compressor can shrink.
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         let noise: Vec<u8> = (0..100_000)
@@ -107,17 +130,21 @@ mod tests {
                 (x >> 24) as u8
             })
             .collect();
-        let (id, stored) = seal(&noise);
+        let (id, stored) = sealed(noise.clone());
         assert_eq!(stored[4], 0, "noise is stored raw");
-        assert_eq!(open(&stored, &id).unwrap(), noise);
+        assert_eq!(open(stored, &id).unwrap(), noise);
     }
 
     #[test]
     fn corruption_is_detected() {
-        let (id, mut stored) = seal(b"hello world, this is an artifact");
-        let last = stored.len() - 1;
-        stored[last] ^= 1;
-        assert!(matches!(open(&stored, &id), Err(Error::Hash { .. })));
-        assert!(matches!(open(&stored[..10], &id), Err(Error::Header)));
+        let (id, stored) = sealed(b"hello world, this is an artifact".to_vec());
+        let mut damaged = stored.to_vec();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(matches!(
+            open(Bytes::from(damaged), &id),
+            Err(Error::Hash { .. })
+        ));
+        assert!(matches!(open(stored.slice(..10), &id), Err(Error::Header)));
     }
 }

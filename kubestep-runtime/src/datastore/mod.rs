@@ -14,6 +14,7 @@
 
 pub mod artifact;
 
+use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -173,25 +174,24 @@ impl Datastore {
     }
 
     /// Stores a payload once, under its content address, and returns the address.
-    pub async fn put_artifact(&self, payload: &[u8]) -> Result<String, Error> {
-        let (id, sealed) = artifact::seal(payload);
-        let key = self.key(&format!("data/{}/{id}", &id[..2]));
+    pub async fn put_artifact(&self, payload: Vec<u8>) -> Result<String, Error> {
+        let sealed = artifact::seal(payload);
+        let key = self.key(&format!("data/{}/{}", &sealed.id[..2], sealed.id));
         let opts = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
-        match self
-            .store
-            .put_opts(&key, PutPayload::from(sealed), opts)
-            .await
-        {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(id),
+        let body: PutPayload = [Bytes::from(sealed.header), sealed.body]
+            .into_iter()
+            .collect();
+        match self.store.put_opts(&key, body, opts).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(sealed.id),
             Err(e) => Err(Self::store_error(&key)(e)),
         }
     }
 
     /// Reads an artifact and checks it against its address.
-    pub async fn get_artifact(&self, id: &str) -> Result<Vec<u8>, Error> {
+    pub async fn get_artifact(&self, id: &str) -> Result<Bytes, Error> {
         let key = self.key(&format!("data/{}/{id}", id.get(..2).unwrap_or("")));
         let stored = self
             .store
@@ -201,7 +201,7 @@ impl Datastore {
             .bytes()
             .await
             .map_err(Self::store_error(&key))?;
-        artifact::open(&stored, id).map_err(|source| Error::Corrupt {
+        artifact::open(stored, id).map_err(|source| Error::Corrupt {
             key: key.to_string(),
             source,
         })
