@@ -256,3 +256,153 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[tokio::test]
+async fn resume_reuses_every_finished_task_and_reruns_from_the_failure() {
+    let dir = scratch("resume");
+    let flaky = format!("{}-resume", std::process::id());
+    let marker = std::env::temp_dir().join(format!("kubestep-flaky-{flaky}"));
+    std::fs::write(&marker, b"").unwrap();
+    let (code, _, _, failed_run) =
+        run("failures", &dir, &[("FAIL", "error"), ("FLAKY_ID", &flaky)]);
+    assert_eq!(code, 1);
+    // Resume with the fault gone: start and flaky are reused, fragile runs again.
+    let root = dir.join("store");
+    let out = common::run(
+        "failures",
+        &["resume", "--datastore-root", root.to_str().unwrap()],
+        &[("FLAKY_ID", &flaky)],
+    );
+    let _ = std::fs::remove_file(&marker);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("resuming run {failed_run} as run ")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("[start/0] reused from run {failed_run}"))
+            && stderr.contains(&format!("[flaky/0] reused from run {failed_run}")),
+        "{stderr}"
+    );
+    let client = kubestep::runtime::client::Client::local(&root, "failures").unwrap();
+    let resumed = client.latest_run().await.unwrap().unwrap();
+    assert_ne!(resumed.run_id, failed_run);
+    assert_eq!(resumed.status, Status::Succeeded);
+    let flaky_task = client
+        .task(&resumed.run_id, "flaky", "0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(flaky_task.reused_from.as_deref(), Some(failed_run.as_str()));
+    assert_eq!(
+        client
+            .output::<u32>(&resumed.run_id, "fragile", "0")
+            .await
+            .unwrap(),
+        40
+    );
+    let fragile = client
+        .task(&resumed.run_id, "fragile", "0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fragile.reused_from, None);
+}
+
+#[tokio::test]
+async fn resume_reuses_foreach_items() {
+    let dir = scratch("resume-foreach");
+    let (code, _, stderr, first) = run("basic", &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let root = dir.join("store");
+    let out = common::run(
+        "basic",
+        &[
+            "resume",
+            &first,
+            "--quiet",
+            "--datastore-root",
+            root.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = kubestep::runtime::client::Client::local(&root, "squares").unwrap();
+    let second = client.latest_run().await.unwrap().unwrap();
+    let tasks = client.tasks(&second.run_id).await.unwrap();
+    assert_eq!(tasks.len(), 6, "start, four squares, end");
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.reused_from.as_deref() == Some(first.as_str())),
+        "{tasks:#?}"
+    );
+    assert_eq!(
+        client
+            .output::<u64>(&second.run_id, "end", "0")
+            .await
+            .unwrap(),
+        30
+    );
+}
+
+#[tokio::test]
+async fn client_lists_runs_and_logs_prints_attempts() {
+    let dir = scratch("client");
+    let flaky = format!("{}-client", std::process::id());
+    let (code, _, stderr, run_id) = run("failures", &dir, &[("FLAKY_ID", &flaky)]);
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("kubestep-flaky-{flaky}")));
+    assert_eq!(code, 0, "{stderr}");
+    let root = dir.join("store");
+    let client = kubestep::runtime::client::Client::local(&root, "failures").unwrap();
+    let runs = client.runs().await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+        [run_id.as_str()]
+    );
+    let err = client
+        .output::<String>(&run_id, "fragile", "0")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a `alloc::string::String`"), "{err}");
+    let out = common::run(
+        "failures",
+        &[
+            "logs",
+            &format!("{run_id}/flaky"),
+            "--datastore-root",
+            root.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("== flaky/0 attempt 0 (failed: exit code 1"),
+        "{text}"
+    );
+    assert!(text.contains("== flaky/0 attempt 1\n"), "{text}");
+    assert!(text.contains("a transient failure"), "{text}");
+    let out = common::run(
+        "failures",
+        &[
+            "logs",
+            &format!("{run_id}/fragle"),
+            "--datastore-root",
+            root.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `fragile`?"));
+}

@@ -11,6 +11,7 @@
 
 pub mod binary;
 pub mod cli;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod datastore;

@@ -47,6 +47,8 @@ pub enum Error {
 pub struct Options {
     /// Most tasks at once.
     pub max_workers: usize,
+    /// Resume: reuse every task of this run that succeeded on the same input.
+    pub resume_from: Option<String>,
 }
 
 /// What the previous stage left: one output per task, and how a join combines them.
@@ -75,10 +77,16 @@ fn policy(decl: &StepDecl) -> (u32, Duration, Option<Duration>) {
 async fn run_task(
     exec: &LocalExecutor,
     slots: &Semaphore,
+    resume_from: Option<&str>,
     decl: &'static StepDecl,
     task_id: String,
     input: String,
 ) -> Result<String, Error> {
+    if let Some(origin) = resume_from
+        && let Some(reused) = reuse(exec, origin, decl, &task_id, &input).await?
+    {
+        return Ok(reused);
+    }
     let (retries, pause, timeout) = policy(decl);
     let key = task_key(&exec.run_id, decl.name, &task_id);
     let mut record = TaskRecord {
@@ -88,6 +96,7 @@ async fn run_task(
         input: input.clone(),
         output: None,
         attempts: Vec::new(),
+        reused_from: None,
     };
     for attempt in 0..=retries {
         if attempt > 0 && !pause.is_zero() {
@@ -150,22 +159,62 @@ async fn run_task(
     unreachable!("the last attempt returns")
 }
 
+/// The output of the same task in `origin` if it succeeded on the same input; recorded in this
+/// run as reused. Content addressing makes "same input" exact.
+async fn reuse(
+    exec: &LocalExecutor,
+    origin: &str,
+    decl: &'static StepDecl,
+    task_id: &str,
+    input: &str,
+) -> Result<Option<String>, Error> {
+    let ds = &exec.datastore;
+    let Some(prev) = ds
+        .get_record::<TaskRecord>(&format!(
+            "{}/task.json",
+            task_key(origin, decl.name, task_id)
+        ))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (Status::Succeeded, Some(output)) = (prev.status, prev.output.clone()) else {
+        return Ok(None);
+    };
+    if prev.input != input {
+        return Ok(None);
+    }
+    let record = TaskRecord {
+        reused_from: Some(origin.to_string()),
+        ..prev
+    };
+    ds.put_record(
+        &format!("{}/task.json", task_key(&exec.run_id, decl.name, task_id)),
+        &record,
+    )
+    .await?;
+    if exec.echo {
+        eprintln!("[{}/{}] reused from run {origin}", decl.name, task_id);
+    }
+    Ok(Some(output))
+}
+
 /// Runs tasks (step, task id, input) concurrently within the worker limit; the first failure
 /// ends the stage (the other processes are killed as their futures drop).
 async fn run_all(
     exec: &LocalExecutor,
     slots: &Semaphore,
+    resume_from: Option<&str>,
     tasks: Vec<(&'static StepDecl, String, String)>,
 ) -> Result<Vec<String>, Error> {
     let mut outputs = vec![String::new(); tasks.len()];
-    let mut running: FuturesUnordered<_> =
-        tasks
-            .into_iter()
-            .enumerate()
-            .map(|(i, (decl, id, input))| async move {
-                (i, run_task(exec, slots, decl, id, input).await)
-            })
-            .collect();
+    let mut running: FuturesUnordered<_> = tasks
+        .into_iter()
+        .enumerate()
+        .map(|(i, (decl, id, input))| async move {
+            (i, run_task(exec, slots, resume_from, decl, id, input).await)
+        })
+        .collect();
     while let Some((i, result)) = running.next().await {
         outputs[i] = result?;
     }
@@ -263,7 +312,7 @@ async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<St
                 vec![(step, "0".into(), ds.put_artifact(joined).await?)]
             }
         };
-        let outputs = run_all(exec, &slots, tasks).await?;
+        let outputs = run_all(exec, &slots, options.resume_from.as_deref(), tasks).await?;
         prev = Produced {
             outputs,
             branches: stage.kind == StageKind::Branch,

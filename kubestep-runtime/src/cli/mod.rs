@@ -25,6 +25,10 @@ enum Command {
     Render(render::Args),
     /// Run the flow: every step's tasks as processes of this binary, outputs in the datastore.
     Run(run::Args),
+    /// Run the flow again from a failed run, reusing every task that finished there.
+    Resume(run::ResumeArgs),
+    /// Print the saved output of a step's tasks: `logs RUN/STEP[/TASK]`.
+    Logs(run::LogsArgs),
     /// Run one task (what `run` starts for each task, and what a pod runs).
     #[command(hide = true)]
     Step(run::StepArgs),
@@ -186,8 +190,12 @@ pub fn run(
             }
             Command::Run(a) => {
                 check_overrides(flow, &a.with.with)?;
-                runtime()?.block_on(run::run(flow, &a, out))
+                runtime()?.block_on(run::run(flow, &a, None, out))
             }
+            Command::Resume(a) => {
+                runtime()?.block_on(run::run(flow, &a.run, Some(a.run_id.as_deref()), out))
+            }
+            Command::Logs(a) => runtime()?.block_on(run::logs(flow, &a, out)),
             Command::Step(a) => runtime()?.block_on(run::step(flow, &a)),
         }
     })();

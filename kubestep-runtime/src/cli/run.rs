@@ -68,7 +68,23 @@ fn new_run_id() -> String {
     crate::datastore::now_ms().to_string()
 }
 
-pub(super) async fn run(flow: &Flow, args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+/// Options of `resume`.
+#[derive(Debug, clap::Args)]
+pub(super) struct ResumeArgs {
+    /// The run to resume (default: the latest).
+    pub(super) run_id: Option<String>,
+    #[command(flatten)]
+    pub(super) run: Args,
+}
+
+/// Runs the flow; with `resume`, reuses every task of that run (`Some(None)`: the latest) that
+/// succeeded on the same input.
+pub(super) async fn run(
+    flow: &Flow,
+    args: &Args,
+    resume: Option<Option<&str>>,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     if !args.with.with.is_empty() {
         return Err(Error::Unsupported("run --with kubernetes is not available yet in this build; `render` shows the Jobs it will create".into()));
     }
@@ -91,8 +107,49 @@ pub(super) async fn run(flow: &Flow, args: &Args, out: &mut dyn Write) -> Result
         echo: !args.quiet,
     };
     let started = Instant::now();
+    let resume_from = match resume {
+        None => None,
+        Some(Some(id)) => Some(id.to_string()),
+        Some(None) => {
+            let client = crate::client::Client::new(exec.datastore.clone());
+            let latest = client
+                .latest_run()
+                .await
+                .map_err(|e| Error::Unsupported(e.to_string()))?;
+            Some(
+                latest
+                    .ok_or_else(|| {
+                        Error::Unsupported(format!(
+                            "flow `{}` has no run to resume in {}",
+                            flow.name(),
+                            exec.datastore.root()
+                        ))
+                    })?
+                    .run_id,
+            )
+        }
+    };
+    if let Some(origin) = &resume_from {
+        let client = crate::client::Client::new(exec.datastore.clone());
+        if client
+            .run(origin)
+            .await
+            .map_err(|e| Error::Unsupported(e.to_string()))?
+            .is_none()
+        {
+            return Err(Error::Unsupported(format!(
+                "flow `{}` has no run {origin} in {}",
+                flow.name(),
+                exec.datastore.root()
+            )));
+        }
+        if !args.quiet {
+            writeln!(out, "resuming run {origin} as run {run_id}")?;
+        }
+    }
     let options = orchestrator::Options {
         max_workers: args.max_workers as usize,
+        resume_from,
     };
     tokio::select! {
         result = orchestrator::run(flow, &exec, &options) => {
@@ -107,6 +164,71 @@ pub(super) async fn run(flow: &Flow, args: &Args, out: &mut dyn Write) -> Result
             flow.name(),
             started.elapsed().as_secs_f64()
         )?;
+    }
+    Ok(())
+}
+
+/// Options of `logs`.
+#[derive(Debug, clap::Args)]
+pub(super) struct LogsArgs {
+    /// RUN/STEP or RUN/STEP/TASK.
+    path: String,
+    #[command(flatten)]
+    store: DatastoreArgs,
+}
+
+/// Prints the saved logs of a step's tasks (every attempt), or of one task.
+pub(super) async fn logs(flow: &Flow, args: &LogsArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let parts: Vec<&str> = args.path.split('/').collect();
+    let (run_id, step, task) = match parts.as_slice() {
+        [r, s] => (*r, *s, None),
+        [r, s, t] => (*r, *s, Some(*t)),
+        _ => {
+            return Err(Error::Unsupported(format!(
+                "`{}` is not RUN/STEP or RUN/STEP/TASK",
+                args.path
+            )));
+        }
+    };
+    if flow.step(step).is_none() {
+        return Err(Error::unknown_step(flow, step));
+    }
+    let client = crate::client::Client::new(args.store.open(flow)?);
+    let bad = |e: crate::client::Error| Error::Unsupported(e.to_string());
+    let mut tasks: Vec<_> = client
+        .tasks(run_id)
+        .await
+        .map_err(bad)?
+        .into_iter()
+        .filter(|t| t.step == step && task.is_none_or(|id| t.task_id == id))
+        .collect();
+    if tasks.is_empty() {
+        return Err(Error::Unsupported(format!(
+            "run {run_id} has no task {}",
+            args.path.split_once('/').map_or("", |x| x.1)
+        )));
+    }
+    tasks.sort_by_key(|t| t.task_id.parse::<u64>().unwrap_or(u64::MAX));
+    for t in tasks {
+        let origin = t.reused_from.clone().unwrap_or_else(|| run_id.to_string());
+        for a in &t.attempts {
+            writeln!(
+                out,
+                "== {step}/{} attempt {}{}",
+                t.task_id,
+                a.attempt,
+                a.cause
+                    .as_ref()
+                    .map(|c| format!(" (failed: {c})"))
+                    .unwrap_or_default()
+            )?;
+            let log = client
+                .log(&origin, step, &t.task_id, a.attempt)
+                .await
+                .map_err(bad)?
+                .unwrap_or_default();
+            out.write_all(&log)?;
+        }
     }
     Ok(())
 }

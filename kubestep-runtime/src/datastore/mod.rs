@@ -99,6 +99,9 @@ pub struct TaskRecord {
     pub output: Option<String>,
     /// Every attempt so far.
     pub attempts: Vec<Attempt>,
+    /// The run whose finished task this one reuses (`resume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
 }
 
 /// The record of one run.
@@ -260,6 +263,26 @@ impl Datastore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(Self::store_error(&key)(e)),
         }
+    }
+}
+
+impl Datastore {
+    /// Every key under `rest` (relative to the flow), recursively, sorted.
+    pub async fn list(&self, rest: &str) -> Result<Vec<String>, Error> {
+        use futures::TryStreamExt;
+        let prefix = self.key(rest);
+        let base = format!("{}/", self.flow);
+        let mut keys: Vec<String> =
+            match self.store.list(Some(&prefix)).try_collect::<Vec<_>>().await {
+                Ok(items) => items
+                    .into_iter()
+                    .map(|m| m.location.to_string().trim_start_matches(&base).to_string())
+                    .collect(),
+                Err(object_store::Error::NotFound { .. }) => Vec::new(),
+                Err(e) => return Err(Self::store_error(&prefix)(e)),
+            };
+        keys.sort();
+        Ok(keys)
     }
 }
 
