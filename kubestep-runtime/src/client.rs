@@ -53,6 +53,13 @@ impl Client {
         })
     }
 
+    /// A client for `flow` in a datastore of any kind (see [`Datastore::open`]).
+    pub fn open(kind: datastore::Kind, root: &str, flow: &str) -> Result<Client, Error> {
+        Ok(Client {
+            ds: Datastore::open(kind, root, flow)?,
+        })
+    }
+
     /// A client over an open datastore.
     pub fn new(ds: Datastore) -> Client {
         Client { ds }

@@ -1,7 +1,7 @@
 //! `run`: the whole flow, locally, each task a child process of this binary.
 
 use super::Error;
-use crate::datastore::Datastore;
+use crate::datastore::{Datastore, Kind};
 use crate::executor::local::LocalExecutor;
 use crate::flow::Flow;
 use crate::orchestrator;
@@ -9,39 +9,36 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Where outputs go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(super) enum DatastoreKind {
-    /// A local directory (`--datastore-root`, default `.kubestep`).
-    Local,
-    /// S3 or an S3-compatible store.
-    S3,
-    /// Azure Blob Storage.
-    Azure,
-    /// Google Cloud Storage.
-    Gs,
-}
-
 /// Options of `run` (and of `step`, which pods and local task processes run).
 #[derive(Debug, clap::Args)]
 pub(super) struct DatastoreArgs {
     /// Which datastore holds the outputs.
     #[arg(long, value_enum, default_value = "local")]
-    datastore: DatastoreKind,
-    /// Its root: a directory for `local`.
-    #[arg(long, value_name = "PATH", default_value = ".kubestep")]
-    datastore_root: PathBuf,
+    datastore: Kind,
+    /// Its root: a directory for `local` (default `.kubestep`), a URL such as s3://bucket/prefix
+    /// for the others (default from KUBESTEP_S3_ROOT, KUBESTEP_AZURE_ROOT, KUBESTEP_GCS_ROOT).
+    #[arg(long, value_name = "PATH|URL")]
+    datastore_root: Option<String>,
 }
 
 impl DatastoreArgs {
     pub(super) fn open(&self, flow: &Flow) -> Result<Datastore, Error> {
-        match self.datastore {
-            DatastoreKind::Local => Ok(Datastore::local(&self.datastore_root, flow.name())?),
-            other => Err(Error::Unsupported(format!(
-                "--datastore {} is not available yet in this build; use --datastore local",
-                format!("{other:?}").to_lowercase()
-            ))),
-        }
+        let from_env = |var: &str| {
+            std::env::var(var).map_err(|_| {
+                Error::Unsupported(format!(
+                    "--datastore {} needs --datastore-root or {var}",
+                    self.datastore.name()
+                ))
+            })
+        };
+        let root = match (&self.datastore_root, self.datastore) {
+            (Some(r), _) => r.clone(),
+            (None, Kind::Local) => ".kubestep".into(),
+            (None, Kind::S3) => from_env("KUBESTEP_S3_ROOT")?,
+            (None, Kind::Azure) => from_env("KUBESTEP_AZURE_ROOT")?,
+            (None, Kind::Gs) => from_env("KUBESTEP_GCS_ROOT")?,
+        };
+        Ok(Datastore::open(self.datastore, &root, flow.name())?)
     }
 }
 

@@ -128,11 +128,37 @@ pub struct AttemptResult {
     pub output: String,
 }
 
+/// Where a datastore lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// A local directory.
+    Local,
+    /// S3 or an S3-compatible store (`s3://bucket/prefix`; settings from `AWS_*`).
+    S3,
+    /// Azure Blob Storage (`az://container/prefix`; settings from `AZURE_*`).
+    Azure,
+    /// Google Cloud Storage (`gs://bucket/prefix`; settings from `GOOGLE_*`).
+    Gs,
+}
+
+impl Kind {
+    /// The name `--datastore` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Local => "local",
+            Kind::S3 => "s3",
+            Kind::Azure => "azure",
+            Kind::Gs => "gs",
+        }
+    }
+}
+
 /// A flow's datastore.
 #[derive(Clone, Debug)]
 pub struct Datastore {
     store: Arc<dyn ObjectStore>,
     flow: String,
+    kind: Kind,
     root: String,
 }
 
@@ -156,13 +182,90 @@ impl Datastore {
         Ok(Datastore {
             store: Arc::new(store),
             flow: flow.to_string(),
+            kind: Kind::Local,
             root: abs.display().to_string(),
+        })
+    }
+
+    /// A datastore of `kind` at `root` (a directory, or a URL such as `s3://bucket/prefix`).
+    /// Object stores take their endpoint and credentials from the environment, as their own
+    /// tools do (`AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`, `AZURE_STORAGE_ACCOUNT_NAME`,
+    /// `GOOGLE_SERVICE_ACCOUNT`, ...).
+    pub fn open(kind: Kind, root: &str, flow: &str) -> Result<Datastore, Error> {
+        if kind == Kind::Local {
+            return Datastore::local(Path::new(root), flow);
+        }
+        let fail = |message: String| Error::Root {
+            root: root.to_string(),
+            message,
+        };
+        let url = url::Url::parse(root)
+            .map_err(|e| fail(format!("not a URL such as s3://bucket/prefix: {e}")))?;
+        let scheme = match kind {
+            Kind::S3 => "s3",
+            Kind::Azure => "az",
+            Kind::Gs => "gs",
+            Kind::Local => unreachable!("handled above"),
+        };
+        if url.scheme() != scheme {
+            return Err(fail(format!(
+                "--datastore {} needs a {scheme}:// root",
+                kind.name()
+            )));
+        }
+        let store: Arc<dyn ObjectStore> = match kind {
+            #[cfg(feature = "s3")]
+            Kind::S3 => Arc::new(
+                object_store::aws::AmazonS3Builder::from_env()
+                    .with_url(root)
+                    .build()
+                    .map_err(|e| fail(e.to_string()))?,
+            ),
+            #[cfg(feature = "azure")]
+            Kind::Azure => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(root)
+                    .build()
+                    .map_err(|e| fail(e.to_string()))?,
+            ),
+            #[cfg(feature = "gcs")]
+            Kind::Gs => Arc::new(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(root)
+                    .build()
+                    .map_err(|e| fail(e.to_string()))?,
+            ),
+            #[allow(unreachable_patterns)]
+            other => {
+                return Err(fail(format!(
+                    "this build has no {} support; enable kubestep's `{}` feature",
+                    other.name(),
+                    other.name()
+                )));
+            }
+        };
+        let prefix = url.path().trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            store
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+        };
+        Ok(Datastore {
+            store,
+            flow: flow.to_string(),
+            kind,
+            root: root.to_string(),
         })
     }
 
     /// Where it is, for messages and for task processes.
     pub fn root(&self) -> &str {
         &self.root
+    }
+
+    /// What kind of store it is.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     fn key(&self, rest: &str) -> StorePath {

@@ -62,6 +62,8 @@ impl LocalExecutor {
             &task.attempt.to_string(),
             "--input",
             &task.input,
+            "--datastore",
+            self.datastore.kind().name(),
             "--datastore-root",
             self.datastore.root(),
         ])
