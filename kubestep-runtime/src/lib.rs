@@ -18,6 +18,7 @@ pub mod datastore;
 pub mod executor;
 pub mod flow;
 pub mod orchestrator;
+pub mod progress;
 pub mod step;
 
 pub use flow::{Flow, FlowBuilder};

@@ -112,6 +112,7 @@ async fn run_task(
         exec.datastore
             .put_record(&format!("{key}/task.json"), &record)
             .await?;
+        exec.progress.started(decl.name);
         let spec = TaskSpec {
             step: decl,
             task_id: task_id.clone(),
@@ -124,6 +125,7 @@ async fn run_task(
         last.finished_ms = Some(now_ms());
         match outcome {
             Outcome::Succeeded(output) => {
+                exec.progress.ended(decl.name, true, true);
                 record.status = Status::Succeeded;
                 record.output = Some(output.clone());
                 exec.datastore
@@ -132,6 +134,7 @@ async fn run_task(
                 return Ok(output);
             }
             Outcome::Failed(cause) => {
+                exec.progress.ended(decl.name, false, attempt == retries);
                 last.cause = Some(cause.clone());
                 if attempt == retries {
                     record.status = Status::Failed;
@@ -146,12 +149,13 @@ async fn run_task(
                     });
                 }
                 if exec.echo {
-                    eprintln!(
+                    let note = format!(
                         "[{}/{}] attempt {attempt} failed: {cause}; retrying ({} left)",
                         decl.name,
                         task_id,
                         retries - attempt
                     );
+                    exec.progress.println(&note, true);
                 }
             }
         }
@@ -193,8 +197,13 @@ async fn reuse(
         &record,
     )
     .await?;
+    exec.progress.started(decl.name);
+    exec.progress.ended(decl.name, true, true);
     if exec.echo {
-        eprintln!("[{}/{}] reused from run {origin}", decl.name, task_id);
+        exec.progress.println(
+            &format!("[{}/{}] reused from run {origin}", decl.name, task_id),
+            true,
+        );
     }
     Ok(Some(output))
 }
@@ -312,6 +321,9 @@ async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<St
                 vec![(step, "0".into(), ds.put_artifact(joined).await?)]
             }
         };
+        for (decl, _, _) in &tasks {
+            exec.progress.planned(decl.name, 1);
+        }
         let outputs = run_all(exec, &slots, options.resume_from.as_deref(), tasks).await?;
         prev = Produced {
             outputs,

@@ -97,11 +97,13 @@ pub(super) async fn run(
     }
     let exe = std::env::current_exe()
         .map_err(|e| Error::Unsupported(format!("cannot find this executable: {e}")))?;
+    let progress = std::sync::Arc::new(crate::progress::Progress::new(args.quiet));
     let exec = LocalExecutor {
         exe,
         datastore,
         run_id: run_id.clone(),
         echo: !args.quiet,
+        progress: progress.clone(),
     };
     let started = Instant::now();
     let resume_from = match resume {
@@ -150,6 +152,7 @@ pub(super) async fn run(
     };
     tokio::select! {
         result = orchestrator::run(flow, &exec, &options) => {
+            progress.finish();
             result.map_err(|e| Error::Run { run_id: run_id.clone(), source: e })?;
         }
         _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted { run_id }),

@@ -20,23 +20,21 @@ pub struct LocalExecutor {
     pub run_id: String,
     /// Print task output live.
     pub echo: bool,
+    /// Where live output and progress go.
+    pub progress: std::sync::Arc<crate::progress::Progress>,
 }
 
 async fn pump(
     stream: impl AsyncRead + Unpin,
     prefix: String,
-    echo: bool,
+    echo: Option<&crate::progress::Progress>,
     to_stderr: bool,
     log: &Mutex<Vec<u8>>,
 ) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if echo {
-            if to_stderr {
-                eprintln!("{prefix}{line}");
-            } else {
-                println!("{prefix}{line}");
-            }
+        if let Some(p) = echo {
+            p.println(&format!("{prefix}{line}"), to_stderr);
         }
         let mut log = log.lock().await;
         log.extend_from_slice(line.as_bytes());
@@ -82,8 +80,20 @@ impl LocalExecutor {
         let wait = async {
             let (status, _, _) = tokio::join!(
                 child.wait(),
-                pump(out, prefix.clone(), self.echo, false, &log),
-                pump(err, prefix.clone(), self.echo, true, &log)
+                pump(
+                    out,
+                    prefix.clone(),
+                    self.echo.then_some(&*self.progress),
+                    false,
+                    &log
+                ),
+                pump(
+                    err,
+                    prefix.clone(),
+                    self.echo.then_some(&*self.progress),
+                    true,
+                    &log
+                )
             );
             status
         };
