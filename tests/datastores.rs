@@ -7,19 +7,9 @@ mod common;
 
 use kubestep::runtime::client::Client;
 use kubestep::runtime::datastore::{Kind, Status};
-use std::sync::Once;
-
-/// The emulators' settings, in this process too (the client reads them like a task does).
+/// The emulators' settings, as `testenv up` exports them.
 fn exports() -> Vec<(String, String)> {
-    let env = kubestep_testenv::shared();
-    static SET: Once = Once::new();
-    SET.call_once(|| {
-        for (k, v) in env.exports() {
-            // SAFETY: set once, before any thread of this test binary reads these variables.
-            unsafe { std::env::set_var(k, v) };
-        }
-    });
-    env.exports().to_vec()
+    kubestep_testenv::shared().exports().to_vec()
 }
 
 async fn flow_on(kind: Kind, root: &str) {
@@ -54,7 +44,7 @@ async fn flow_on(kind: Kind, root: &str) {
     );
     let run_id = std::fs::read_to_string(&id_file).unwrap();
     let _ = std::fs::remove_file(&id_file);
-    let client = Client::open(kind, root, "squares").unwrap();
+    let client = Client::open_with(kind, root, "squares", exports.clone()).unwrap();
     assert_eq!(
         client.run(&run_id).await.unwrap().unwrap().status,
         Status::Succeeded

@@ -147,6 +147,7 @@ async fn failing(mode: &str, cause: &str) {
         "{last}"
     );
     assert!(last.contains(cause), "expected {cause:?} in {last:?}");
+    assert_eq!(last.matches(cause).count(), 1, "the cause is said once: {last}");
     assert!(
         stdout.contains("[fragile/0] fragile got 4"),
         "live output is prefixed: {stdout}"
@@ -162,7 +163,8 @@ async fn failing(mode: &str, cause: &str) {
 
 #[tokio::test]
 async fn a_panic_fails_the_task_not_the_orchestrator() {
-    failing("panic", "exit code 101").await;
+    failing("panic", "exit code 101: panicked at examples/failures.rs").await;
+    failing("panic", "fragile panicked on 4").await;
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ pub struct Executable {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading failed.
-    #[error("cannot read the executable {}", path.display())]
+    #[error("cannot read the executable {}: {source}", path.display())]
     Read {
         /// The file.
         path: PathBuf,

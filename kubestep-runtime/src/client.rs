@@ -60,6 +60,19 @@ impl Client {
         })
     }
 
+    /// [`Client::open`] with a store's settings given rather than exported (see
+    /// [`Datastore::open_with`]).
+    pub fn open_with(
+        kind: datastore::Kind,
+        root: &str,
+        flow: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Client, Error> {
+        Ok(Client {
+            ds: Datastore::open_with(kind, root, flow, vars)?,
+        })
+    }
+
     /// A client over an open datastore.
     pub fn new(ds: Datastore) -> Client {
         Client { ds }

@@ -188,8 +188,12 @@ async fn reuse(
     if prev.input != input {
         return Ok(None);
     }
+    // The run that really ran it, which holds its logs, even across several resumes.
     let record = TaskRecord {
-        reused_from: Some(origin.to_string()),
+        reused_from: prev
+            .reused_from
+            .clone()
+            .or_else(|| Some(origin.to_string())),
         ..prev
     };
     ds.put_record(
@@ -331,6 +335,18 @@ async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<St
         };
     }
     Ok(prev.outputs.into_iter().next().unwrap_or_default())
+}
+
+/// Records an interrupted run as failed (its tasks' processes are gone with their futures).
+pub async fn mark_interrupted(exec: &LocalExecutor) -> Result<(), Error> {
+    let key = format!("runs/{}/run.json", exec.run_id);
+    if let Some(mut record) = exec.datastore.get_record::<RunRecord>(&key).await? {
+        record.status = Status::Failed;
+        record.finished_ms = Some(now_ms());
+        record.cause = Some("interrupted (Ctrl-C or SIGTERM)".into());
+        exec.datastore.put_record(&key, &record).await?;
+    }
+    Ok(())
 }
 
 /// Runs one task in this process: what the hidden `step` command does.

@@ -102,15 +102,23 @@ impl Progress {
         });
     }
 
-    /// Prints a line of task output (or a note) above the live lines.
+    /// Prints a line of task output (or a note) above the live lines. A closed stdout (`run |
+    /// head`) is not a reason to fail the run, so write errors are ignored.
     pub fn println(&self, line: &str, to_stderr: bool) {
+        use std::io::Write;
+        let write = || {
+            let _ = if to_stderr {
+                writeln!(std::io::stderr(), "{line}")
+            } else {
+                writeln!(std::io::stdout(), "{line}")
+            };
+        };
         match &self.bars {
             Some(m) if to_stderr => {
                 let _ = m.println(line);
             }
-            Some(m) => m.suspend(|| println!("{line}")),
-            None if to_stderr => eprintln!("{line}"),
-            None => println!("{line}"),
+            Some(m) => m.suspend(write),
+            None => write(),
         }
     }
 

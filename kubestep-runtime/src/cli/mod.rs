@@ -232,13 +232,8 @@ pub(crate) fn main(flow: Flow) -> ! {
             130
         }
         Err(CliOutcome::Failed(e)) => {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                message.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            eprintln!("error: {message}");
+            // Every message here already carries its causes; walking `source()` would repeat them.
+            eprintln!("error: {e}");
             1
         }
     };

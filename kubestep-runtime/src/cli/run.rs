@@ -60,9 +60,14 @@ pub(super) struct Args {
     pub(super) with: super::WithArgs,
 }
 
-/// A run id: milliseconds since the epoch, so ids sort by start time.
+/// A run id: milliseconds since the epoch, then this process's id, so ids sort by start time
+/// and two runs started in the same millisecond differ.
 fn new_run_id() -> String {
-    crate::datastore::now_ms().to_string()
+    format!(
+        "{}{:07}",
+        crate::datastore::now_ms(),
+        std::process::id() % 10_000_000
+    )
 }
 
 /// Options of `resume`.
@@ -155,7 +160,10 @@ pub(super) async fn run(
             progress.finish();
             result.map_err(|e| Error::Run { run_id: run_id.clone(), source: e })?;
         }
-        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted { run_id }),
+        _ = tokio::signal::ctrl_c() => {
+            let _ = orchestrator::mark_interrupted(&exec).await;
+            return Err(Error::Interrupted { run_id });
+        }
     }
     if !args.quiet {
         writeln!(
@@ -252,6 +260,23 @@ pub(super) struct StepArgs {
 }
 
 pub(super) async fn step(flow: &Flow, args: &StepArgs) -> Result<(), Error> {
+    // The orchestrator reports a failed task by the last line it printed: make a panic's
+    // message that line, rather than the RUST_BACKTRACE hint.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "panicked{at}: {}",
+            message.as_deref().unwrap_or("(no message)")
+        );
+    }));
     let ds = args.store.open(flow)?;
     orchestrator::run_step(
         flow,

@@ -192,6 +192,28 @@ impl Datastore {
     /// tools do (`AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`, `AZURE_STORAGE_ACCOUNT_NAME`,
     /// `GOOGLE_SERVICE_ACCOUNT`, ...).
     pub fn open(kind: Kind, root: &str, flow: &str) -> Result<Datastore, Error> {
+        Datastore::open_with(kind, root, flow, std::iter::empty())
+    }
+
+    /// [`Datastore::open`], with `vars` (such as `AWS_ENDPOINT`) taken as if they were in the
+    /// environment, over it: for programs that hold a store's settings without exporting them.
+    pub fn open_with(
+        kind: Kind,
+        root: &str,
+        flow: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Datastore, Error> {
+        // `KEY_NAME` -> the builder's `key_name` setting, for the variables of this store.
+        fn settings<K: std::str::FromStr>(
+            vars: &[(String, String)],
+            prefix: &str,
+        ) -> Vec<(K, String)> {
+            vars.iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .filter_map(|(k, v)| Some((k.to_ascii_lowercase().parse().ok()?, v.clone())))
+                .collect()
+        }
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
         if kind == Kind::Local {
             return Datastore::local(Path::new(root), flow);
         }
@@ -215,26 +237,29 @@ impl Datastore {
         }
         let store: Arc<dyn ObjectStore> = match kind {
             #[cfg(feature = "s3")]
-            Kind::S3 => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(root)
-                    .build()
-                    .map_err(|e| fail(e.to_string()))?,
-            ),
+            Kind::S3 => {
+                let b = settings(&vars, "AWS_").into_iter().fold(
+                    object_store::aws::AmazonS3Builder::from_env(),
+                    |b, (k, v)| b.with_config(k, v),
+                );
+                Arc::new(b.with_url(root).build().map_err(|e| fail(e.to_string()))?)
+            }
             #[cfg(feature = "azure")]
-            Kind::Azure => Arc::new(
-                object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_url(root)
-                    .build()
-                    .map_err(|e| fail(e.to_string()))?,
-            ),
+            Kind::Azure => {
+                let b = settings(&vars, "AZURE_").into_iter().fold(
+                    object_store::azure::MicrosoftAzureBuilder::from_env(),
+                    |b, (k, v)| b.with_config(k, v),
+                );
+                Arc::new(b.with_url(root).build().map_err(|e| fail(e.to_string()))?)
+            }
             #[cfg(feature = "gcs")]
-            Kind::Gs => Arc::new(
-                object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_url(root)
-                    .build()
-                    .map_err(|e| fail(e.to_string()))?,
-            ),
+            Kind::Gs => {
+                let b = settings(&vars, "GOOGLE_").into_iter().fold(
+                    object_store::gcp::GoogleCloudStorageBuilder::from_env(),
+                    |b, (k, v)| b.with_config(k, v),
+                );
+                Arc::new(b.with_url(root).build().map_err(|e| fail(e.to_string()))?)
+            }
             #[allow(unreachable_patterns)]
             other => {
                 return Err(fail(format!(
@@ -379,7 +404,10 @@ impl Datastore {
             match self.store.list(Some(&prefix)).try_collect::<Vec<_>>().await {
                 Ok(items) => items
                     .into_iter()
-                    .map(|m| m.location.to_string().trim_start_matches(&base).to_string())
+                    .map(|m| {
+                        let key = m.location.to_string();
+                        key.strip_prefix(&base).map_or(key.clone(), str::to_string)
+                    })
                     .collect(),
                 Err(object_store::Error::NotFound { .. }) => Vec::new(),
                 Err(e) => return Err(Self::store_error(&prefix)(e)),

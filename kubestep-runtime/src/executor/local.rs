@@ -9,6 +9,26 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::Mutex;
 
+/// A task's process group, killed when the task ends or is dropped (a failed sibling, Ctrl-C).
+struct Group(Option<i32>);
+
+impl Group {
+    fn kill(&self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: kill has no memory-safety preconditions; a negative pid names the group.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Runs tasks as local processes.
 #[derive(Clone, Debug)]
 pub struct LocalExecutor {
@@ -31,8 +51,10 @@ async fn pump(
     to_stderr: bool,
     log: &Mutex<Vec<u8>>,
 ) {
-    let mut lines = BufReader::new(stream).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    // Raw lines: a step may print bytes that are not UTF-8; the pipe must stay open regardless.
+    let mut lines = BufReader::new(stream).split(b'\n');
+    while let Ok(Some(raw)) = lines.next_segment().await {
+        let line = String::from_utf8_lossy(&raw);
         if let Some(p) = echo {
             p.println(&format!("{prefix}{line}"), to_stderr);
         }
@@ -68,39 +90,34 @@ impl LocalExecutor {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+        // Its own process group, so a timeout, a cancelled stage or Ctrl-C ends everything the
+        // step started, not just the step.
+        .process_group(0);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(format!("cannot start {}: {e}", self.exe.display())),
         };
+        let group = Group(child.id().map(|p| p as i32));
         let prefix = format!("[{}/{}] ", task.step.name, task.task_id);
         let log = Mutex::new(Vec::new());
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
-        let wait = async {
-            let (status, _, _) = tokio::join!(
-                child.wait(),
-                pump(
-                    out,
-                    prefix.clone(),
-                    self.echo.then_some(&*self.progress),
-                    false,
-                    &log
-                ),
-                pump(
-                    err,
-                    prefix.clone(),
-                    self.echo.then_some(&*self.progress),
-                    true,
-                    &log
-                )
-            );
+        let echo = self.echo.then_some(&*self.progress);
+        let waited = async {
+            let status = match task.timeout {
+                Some(t) => tokio::time::timeout(t, child.wait()).await.ok(),
+                None => Some(child.wait().await),
+            };
+            // Whatever the step left running (and holding its pipes) ends with it.
+            group.kill();
             status
         };
-        let status = match task.timeout {
-            Some(t) => tokio::time::timeout(t, wait).await.ok(),
-            None => Some(wait.await),
-        };
+        let (status, _, _) = tokio::join!(
+            waited,
+            pump(out, prefix.clone(), echo, false, &log),
+            pump(err, prefix.clone(), echo, true, &log)
+        );
         let log = log.into_inner();
         let last_line = String::from_utf8_lossy(&log)
             .lines()

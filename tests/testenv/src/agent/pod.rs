@@ -242,7 +242,12 @@ impl Life {
             let dir = self.dir.join("volumes").join(&v.name);
             let path = if let Some(e) = &v.empty_dir {
                 std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-                if e.medium.as_deref() == Some("Memory") {
+                // Retries (a Secret still missing) must not stack a new tmpfs on the old one.
+                let mounted = std::fs::read_to_string("/proc/mounts")
+                    .unwrap_or_default()
+                    .lines()
+                    .any(|l| l.split(' ').nth(1) == dir.to_str());
+                if e.medium.as_deref() == Some("Memory") && !mounted {
                     let size = e
                         .size_limit
                         .as_ref()

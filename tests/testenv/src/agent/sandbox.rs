@@ -134,6 +134,8 @@ fn resolve_mount_point(path: &str) -> String {
 impl Spec {
     fn bwrap_args(&self) -> Vec<String> {
         let mut a = image_args();
+        // The container dies with bubblewrap, which dies with the agent's process.
+        a.push("--die-with-parent".into());
         a.extend([
             "--unshare-uts".into(),
             "--hostname".into(),
@@ -252,10 +254,12 @@ impl Running {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
         let oom_killed = oom_kills(&self.cgroup) > 0;
+        // Kill again on every try: a process forked during the previous kill must not survive.
         for _ in 0..50 {
             if std::fs::remove_dir(&self.cgroup).is_ok() || !self.cgroup.exists() {
                 break;
             }
+            signal_cgroup(&self.cgroup, libc::SIGKILL, None);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         use std::os::unix::process::ExitStatusExt;
