@@ -147,7 +147,11 @@ async fn failing(mode: &str, cause: &str) {
         "{last}"
     );
     assert!(last.contains(cause), "expected {cause:?} in {last:?}");
-    assert_eq!(last.matches(cause).count(), 1, "the cause is said once: {last}");
+    assert_eq!(
+        last.matches(cause).count(),
+        1,
+        "the cause is said once: {last}"
+    );
     assert!(
         stdout.contains("[fragile/0] fragile got 4"),
         "live output is prefixed: {stdout}"
