@@ -186,7 +186,6 @@ impl Emulators {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_DEFAULT_REGION", "us-east-1".into()),
             ("KUBESTEP_S3_ROOT", format!("s3://{BUCKET}/")),
-            ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
             (
                 "AZURITE_BLOB_STORAGE_URL",
                 self.azure_endpoint
