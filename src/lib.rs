@@ -39,7 +39,8 @@
 //! DeserializeOwned`. `async fn` steps work too. The function stays callable:
 //! `assert_eq!(square(3).unwrap(), 9)`. (The macro turns `square` into a unit struct that
 //! implements [`Step`] and derefs to the original function; write `*square` where a `fn`
-//! pointer is wanted.)
+//! pointer is wanted. Because the name is now a unit struct, `let start = ...` in the same
+//! module is read as a pattern matching the step `start`: give such locals another name.)
 //!
 //! `#[kubernetes(...)]` alone makes a function a step; `#[step]` marks one without it.
 //! `#[resources]`, `#[retry]` and `#[timeout]` combine with either, in any order.
