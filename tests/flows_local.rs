@@ -444,3 +444,54 @@ async fn a_task_killed_while_writing_leaves_no_partial_output() {
     }
     assert!(checked >= 1, "at least the unit input was written");
 }
+
+#[tokio::test]
+async fn parameters_come_from_run_options_and_show_lists_them() {
+    let dir = scratch("params");
+    let root = dir.join("store");
+    let id_file = dir.join("run-id");
+    let args = [
+        "run",
+        "--alpha",
+        "0.5",
+        "--n",
+        "4",
+        "--datastore-root",
+        root.to_str().unwrap(),
+        "--run-id-file",
+        id_file.to_str().unwrap(),
+    ];
+    let out = common::run("parameters", &args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    assert_eq!(
+        output::<f64>(&dir, "parameters", &run_id, "end", "0").await,
+        0.5 * (0.0 + 1.0 + 2.0 + 3.0)
+    );
+    // Defaults apply when an option is left out.
+    let args = [
+        "run",
+        "--datastore-root",
+        root.to_str().unwrap(),
+        "--run-id-file",
+        id_file.to_str().unwrap(),
+    ];
+    assert!(common::run("parameters", &args, &[]).status.success());
+    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    assert!((output::<f64>(&dir, "parameters", &run_id, "end", "0").await - 0.3).abs() < 1e-9);
+    let bad = common::run("parameters", &["run", "--alpha", "lots"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid value 'lots' for '--alpha <ALPHA>'")
+    );
+    let show =
+        String::from_utf8_lossy(&common::run("parameters", &["show"], &[]).stdout).into_owned();
+    assert!(
+        show.contains("--alpha  Scale of each item [default: 0.1]"),
+        "{show}"
+    );
+}

@@ -49,6 +49,8 @@ pub struct Options {
     pub max_workers: usize,
     /// Resume: reuse every task of this run that succeeded on the same input.
     pub resume_from: Option<String>,
+    /// The encoded input of the start step (the flow's parameters); `()` when none.
+    pub start_input: Option<Vec<u8>>,
 }
 
 /// What the previous stage left: one output per task, and how a join combines them.
@@ -272,9 +274,11 @@ pub async fn run(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result
 async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<String, Error> {
     let ds = &exec.datastore;
     let slots = Semaphore::new(options.max_workers.max(1));
-    let unit = ds
-        .put_artifact(codec::encode(&()).expect("() encodes"))
-        .await?;
+    let first = options
+        .start_input
+        .clone()
+        .unwrap_or_else(|| codec::encode(&()).expect("() encodes"));
+    let unit = ds.put_artifact(first).await?;
     let mut prev = Produced {
         outputs: vec![unit],
         branches: false,

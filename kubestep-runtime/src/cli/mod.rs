@@ -167,12 +167,40 @@ pub fn run(
         "The kubestep flow `{}`. Its steps are Rust functions; steps marked #[kubernetes] run as Kubernetes Jobs under --with kubernetes.",
         flow.name()
     );
-    let cli = Cli::command()
-        .about(about)
-        .after_long_help(settings_help())
+    let mut command = Cli::command().about(about).after_long_help(settings_help());
+    let params = flow.params();
+    if let Some(p) = params {
+        // The flow's parameters become options of `run` and `resume`, unless one takes a name
+        // those commands use already (clap would panic on the duplicate).
+        let own: Vec<String> = command
+            .find_subcommand("run")
+            .map(|c| c.get_arguments().map(|a| a.get_id().to_string()).collect())
+            .unwrap_or_default();
+        let theirs = (p.augment)(clap::Command::new("params"));
+        if let Some(clash) = theirs
+            .get_arguments()
+            .find(|a| own.iter().any(|o| o == a.get_id().as_str()))
+        {
+            return Err(CliOutcome::Failed(Error::Flow(format!(
+                "parameter `{}` of flow `{}` has the name of one of run's own options; rename it",
+                clash.get_id(),
+                flow.name()
+            ))));
+        }
+        command = command
+            .mut_subcommand("run", p.augment)
+            .mut_subcommand("resume", p.augment);
+    }
+    let matches = command
         .try_get_matches_from(args)
-        .and_then(|m| Cli::from_arg_matches(&m))
         .map_err(CliOutcome::Usage)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(CliOutcome::Usage)?;
+    let start_input = match (params, matches.subcommand()) {
+        (Some(p), Some(("run" | "resume", sub))) => {
+            Some((p.encode)(sub).map_err(CliOutcome::Usage)?)
+        }
+        _ => None,
+    };
     let problems = flow.problems();
     if !problems.is_empty() {
         return Err(CliOutcome::Failed(Error::Flow(problems.join("; "))));
@@ -190,11 +218,15 @@ pub fn run(
             }
             Command::Run(a) => {
                 check_overrides(flow, &a.with.with)?;
-                runtime()?.block_on(run::run(flow, &a, None, out))
+                runtime()?.block_on(run::run(flow, &a, None, start_input, out))
             }
-            Command::Resume(a) => {
-                runtime()?.block_on(run::run(flow, &a.run, Some(a.run_id.as_deref()), out))
-            }
+            Command::Resume(a) => runtime()?.block_on(run::run(
+                flow,
+                &a.run,
+                Some(a.run_id.as_deref()),
+                start_input,
+                out,
+            )),
             Command::Logs(a) => runtime()?.block_on(run::logs(flow, &a, out)),
             Command::Step(a) => runtime()?.block_on(run::step(flow, &a)),
         }

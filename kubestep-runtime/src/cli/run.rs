@@ -85,6 +85,7 @@ pub(super) async fn run(
     flow: &Flow,
     args: &Args,
     resume: Option<Option<&str>>,
+    start_input: Option<Vec<u8>>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
     if !args.with.with.is_empty() {
@@ -154,6 +155,7 @@ pub(super) async fn run(
     let options = orchestrator::Options {
         max_workers: args.max_workers as usize,
         resume_from,
+        start_input,
     };
     tokio::select! {
         result = orchestrator::run(flow, &exec, &options) => {

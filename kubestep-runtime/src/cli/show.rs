@@ -37,6 +37,27 @@ pub(super) fn show(
 ) -> Result<(), Error> {
     let graph: Vec<String> = flow.stages().iter().map(ToString::to_string).collect();
     writeln!(out, "Flow {}\n\n    {}\n", flow.name(), graph.join(" -> "))?;
+    if let Some(p) = flow.params() {
+        writeln!(out, "Parameters (options of run and resume):")?;
+        for a in (p.augment)(clap::Command::new("params")).get_arguments() {
+            let name = a
+                .get_long()
+                .map_or_else(|| a.get_id().to_string(), |l| format!("--{l}"));
+            let help = a.get_help().map(|h| format!("  {h}")).unwrap_or_default();
+            let default: Vec<String> = a
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let default = if default.is_empty() {
+                String::new()
+            } else {
+                format!(" [default: {}]", default.join(","))
+            };
+            writeln!(out, "    {name}{help}{default}")?;
+        }
+        writeln!(out)?;
+    }
     for d in flow.steps() {
         writeln!(out, "Step {}", d.name)?;
         writeln!(out, "    {}", signature(d))?;

@@ -18,6 +18,32 @@ use std::marker::PhantomData;
 pub struct Flow {
     name: String,
     stages: Vec<Stage>,
+    params: Option<Params>,
+}
+
+/// The flow's parameters: command-line options of `run` that fill the start step's input.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    /// Adds the options to a command.
+    pub augment: fn(clap::Command) -> clap::Command,
+    /// Reads them back and encodes the start step's input.
+    pub encode: fn(&clap::ArgMatches) -> Result<Vec<u8>, clap::Error>,
+}
+
+fn augment<P: clap::Args>(cmd: clap::Command) -> clap::Command {
+    P::augment_args(cmd)
+}
+
+fn encode_params<P: clap::FromArgMatches + serde::Serialize + 'static>(
+    m: &clap::ArgMatches,
+) -> Result<Vec<u8>, clap::Error> {
+    let p = P::from_arg_matches(m)?;
+    codec::encode_value(&p).map_err(|e| {
+        clap::Error::raw(
+            clap::error::ErrorKind::InvalidValue,
+            format!("cannot encode the parameters: {e}"),
+        )
+    })
 }
 
 /// A flow being built; `S` is the state of its last stage.
@@ -44,6 +70,7 @@ impl Flow {
             flow: Flow {
                 name: name.into(),
                 stages: Vec::new(),
+                params: None,
             },
             state: PhantomData,
         }
@@ -52,6 +79,11 @@ impl Flow {
     /// The flow's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The flow's parameters, if its start step takes them.
+    pub fn params(&self) -> Option<Params> {
+        self.params
     }
 
     /// The stages in order.
@@ -116,6 +148,19 @@ impl<S> FlowBuilder<S> {
 impl FlowBuilder<Empty> {
     /// The first step; it takes no input.
     pub fn start<S: Step<Input = ()>>(self, _step: S) -> FlowBuilder<Linear<S::Output>> {
+        self.push(StageKind::Start, vec![(S::DECL, runner::<S>())], None)
+    }
+
+    /// The first step, taking the flow's parameters: a struct deriving `clap::Args` and serde's
+    /// traits, whose options `run` accepts (`run --alpha 0.5`) and `show` lists.
+    pub fn start_with_params<S: Step>(mut self, _step: S) -> FlowBuilder<Linear<S::Output>>
+    where
+        S::Input: clap::Args + clap::FromArgMatches,
+    {
+        self.flow.params = Some(Params {
+            augment: augment::<S::Input>,
+            encode: encode_params::<S::Input>,
+        });
         self.push(StageKind::Start, vec![(S::DECL, runner::<S>())], None)
     }
 }
