@@ -495,3 +495,34 @@ async fn parameters_come_from_run_options_and_show_lists_them() {
         "{show}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_task_cancels_its_siblings_and_records_them() {
+    let dir = scratch("cancel");
+    let started = std::time::Instant::now();
+    let (code, _, stderr, run_id) = run("failing_foreach", &dir, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "siblings were not stopped"
+    );
+    assert!(
+        stderr.lines().last().unwrap().contains(
+            "step `work` task 2 failed after 1 attempt(s): exit code 1: item 2 is broken"
+        ),
+        "{stderr}"
+    );
+    let ds = Datastore::local(&dir.join("store"), "failing-foreach").unwrap();
+    for task in ["0", "1", "3"] {
+        let record: TaskRecord = ds
+            .get_record(&format!("runs/{run_id}/work/{task}/task.json"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, Status::Failed, "task {task}");
+        assert_eq!(
+            record.attempts[0].cause.as_deref(),
+            Some("cancelled: another task of its stage failed")
+        );
+    }
+}

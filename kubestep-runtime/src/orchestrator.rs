@@ -12,7 +12,7 @@ use futures::stream::FuturesUnordered;
 use kubestep_core::StepDecl;
 use kubestep_core::spec::StepSpec;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,9 @@ pub enum Error {
     /// The datastore failed.
     #[error(transparent)]
     Datastore(#[from] crate::datastore::Error),
+    /// Stopped because another task of its stage failed.
+    #[error("{CANCELLED}")]
+    Cancelled,
     /// A value could not be split or joined (a bug or a corrupted artifact).
     #[error("step `{step}`: {message}")]
     Values {
@@ -41,6 +44,9 @@ pub enum Error {
         message: String,
     },
 }
+
+/// The cause recorded for a task stopped because a sibling failed.
+const CANCELLED: &str = "cancelled: another task of its stage failed";
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -80,6 +86,7 @@ async fn run_task(
     exec: &LocalExecutor,
     slots: &Semaphore,
     resume_from: Option<&str>,
+    mut cancel: watch::Receiver<bool>,
     decl: &'static StepDecl,
     task_id: String,
     input: String,
@@ -101,10 +108,17 @@ async fn run_task(
         reused_from: None,
     };
     for attempt in 0..=retries {
-        if attempt > 0 && !pause.is_zero() {
-            tokio::time::sleep(pause).await;
-        }
-        let _slot = slots.acquire().await.expect("semaphore is never closed");
+        // Waiting (for the pause or a slot) ends early when a sibling failed.
+        let ready = async {
+            if attempt > 0 && !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            slots.acquire().await.expect("semaphore is never closed")
+        };
+        let _slot = tokio::select! {
+            slot = ready => slot,
+            _ = cancel.wait_for(|c| *c) => return Err(Error::Cancelled),
+        };
         record.attempts.push(Attempt {
             attempt,
             started_ms: now_ms(),
@@ -122,7 +136,12 @@ async fn run_task(
             input: input.clone(),
             timeout,
         };
-        let outcome = exec.run(&spec).await;
+        // Dropping the attempt's future kills its process group.
+        let outcome = tokio::select! {
+            outcome = exec.run(&spec) => outcome,
+            _ = cancel.wait_for(|c| *c) => Outcome::Failed(CANCELLED.into()),
+        };
+        let cancelled = *cancel.borrow();
         let last = record.attempts.last_mut().expect("pushed above");
         last.finished_ms = Some(now_ms());
         match outcome {
@@ -136,13 +155,17 @@ async fn run_task(
                 return Ok(output);
             }
             Outcome::Failed(cause) => {
-                exec.progress.ended(decl.name, false, attempt == retries);
+                exec.progress
+                    .ended(decl.name, false, attempt == retries || cancelled);
                 last.cause = Some(cause.clone());
-                if attempt == retries {
+                if attempt == retries || cancelled {
                     record.status = Status::Failed;
                     exec.datastore
                         .put_record(&format!("{key}/task.json"), &record)
                         .await?;
+                    if cancelled {
+                        return Err(Error::Cancelled);
+                    }
                     return Err(Error::Task {
                         step: decl.name.into(),
                         task: task_id,
@@ -223,17 +246,36 @@ async fn run_all(
     tasks: Vec<(&'static StepDecl, String, String)>,
 ) -> Result<Vec<String>, Error> {
     let mut outputs = vec![String::new(); tasks.len()];
+    let (cancel, cancelled) = watch::channel(false);
     let mut running: FuturesUnordered<_> = tasks
         .into_iter()
         .enumerate()
-        .map(|(i, (decl, id, input))| async move {
-            (i, run_task(exec, slots, resume_from, decl, id, input).await)
+        .map(|(i, (decl, id, input))| {
+            let cancelled = cancelled.clone();
+            async move {
+                (
+                    i,
+                    run_task(exec, slots, resume_from, cancelled, decl, id, input).await,
+                )
+            }
         })
         .collect();
+    // The first failure cancels the rest of the stage; they end and record why before it returns.
+    let mut first = None;
     while let Some((i, result)) = running.next().await {
-        outputs[i] = result?;
+        match result {
+            Ok(output) => outputs[i] = output,
+            Err(Error::Cancelled) => {}
+            Err(e) => {
+                let _ = cancel.send(true);
+                first.get_or_insert(e);
+            }
+        }
     }
-    Ok(outputs)
+    match first {
+        Some(e) => Err(e),
+        None => Ok(outputs),
+    }
 }
 
 async fn payloads(ds: &Datastore, ids: &[String]) -> Result<Vec<Vec<u8>>, Error> {

@@ -115,8 +115,9 @@ pub enum Error {
         /// The run.
         run_id: String,
     },
-    /// A task failed inside its process.
-    #[error("step `{step}` task {task}: {message}")]
+    /// A task failed inside its process. The orchestrator that started it names the step and
+    /// task, so the message is the cause alone.
+    #[error("{message}")]
     Step {
         /// The step.
         step: String,

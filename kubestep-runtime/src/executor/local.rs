@@ -158,7 +158,8 @@ impl LocalExecutor {
             _ => "ended abnormally".into(),
         };
         Outcome::Failed(match last_line {
-            Some(l) => format!("{how}: {l}"),
+            // The `step` command's own "error: " prefix adds nothing to the cause.
+            Some(l) => format!("{how}: {}", l.strip_prefix("error: ").unwrap_or(&l)),
             None => how,
         })
     }
