@@ -64,6 +64,15 @@ fn render(args: Vec<Arg>) -> Rendered {
     render_with(vec![k8s(args)], &[], &[])
 }
 
+/// Where the field ending in `field` got its value, as `--explain` prints it.
+fn source_of(r: &Rendered, field: &str) -> String {
+    r.explain
+        .iter()
+        .find(|e| e.field.ends_with(field))
+        .map(|e| e.source.to_string())
+        .unwrap_or_else(|| panic!("no explained field ends with {field}"))
+}
+
 fn pod(r: &Rendered) -> &PodSpec {
     r.job.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
 }
@@ -265,13 +274,7 @@ fn explain_names_timeout_and_ttl_sources() {
         &[("KUBESTEP_KUBERNETES_JOB_TTL_SECONDS_AFTER_FINISHED", "60")],
         &[],
     );
-    let source = |field: &str| {
-        r.explain
-            .iter()
-            .find(|e| e.field.ends_with(field))
-            .map(|e| e.source.to_string())
-            .unwrap()
-    };
+    let source = |field: &str| source_of(&r, field);
     assert_eq!(source("activeDeadlineSeconds"), "#[timeout]");
     assert_eq!(
         source("ttlSecondsAfterFinished"),
@@ -623,13 +626,7 @@ fn precedence_and_explain() {
         Some("64000M"),
         "a step override beats a flow override"
     );
-    let source = |field: &str| {
-        r.explain
-            .iter()
-            .find(|e| e.field.ends_with(field))
-            .map(|e| e.source.to_string())
-            .unwrap()
-    };
+    let source = |field: &str| source_of(&r, field);
     assert_eq!(source("requests.cpu"), "#[kubernetes]");
     assert_eq!(
         source("requests.ephemeral-storage"),

@@ -43,11 +43,6 @@ fn hash(payload: &[u8]) -> blake3::Hash {
     }
 }
 
-/// The content address of a payload.
-pub fn address(payload: &[u8]) -> String {
-    hash(payload).to_hex().to_string()
-}
-
 /// A payload ready to store: its address, the header, and the (maybe compressed) body, which
 /// is the payload itself, uncopied, when it is stored raw.
 pub struct Sealed {
