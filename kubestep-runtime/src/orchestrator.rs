@@ -4,8 +4,7 @@
 
 use crate::codec;
 use crate::datastore::{Attempt, Datastore, RunRecord, Status, TaskRecord, now_ms, task_key};
-use crate::executor::local::LocalExecutor;
-use crate::executor::{Outcome, TaskSpec};
+use crate::executor::{Executor, Outcome, RunContext, TaskSpec};
 use crate::flow::{Flow, StageKind};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -48,6 +47,22 @@ pub enum Error {
 /// The cause recorded for a task stopped because a sibling failed.
 const CANCELLED: &str = "cancelled: another task of its stage failed";
 
+/// The cause recorded for a run and its running tasks on Ctrl-C or SIGTERM.
+const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM)";
+
+/// How many times an attempt lost to the platform (eviction, preemption, a lost node) is
+/// retried before the task fails; these retries do not spend `#[retry]` attempts.
+pub const LOST_RETRIES: u32 = 3;
+
+/// A run in progress: what its executors share, and where its attempts go.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    /// Datastore, run id, output.
+    pub ctx: &'a RunContext,
+    /// Runs the attempts.
+    pub executor: &'a dyn Executor,
+}
+
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -83,7 +98,7 @@ fn policy(decl: &StepDecl) -> (u32, Duration, Option<Duration>) {
 
 /// Runs one task through its attempts; records each in the datastore.
 async fn run_task(
-    exec: &LocalExecutor,
+    run: &Run<'_>,
     slots: &Semaphore,
     resume_from: Option<&str>,
     mut cancel: watch::Receiver<bool>,
@@ -92,12 +107,12 @@ async fn run_task(
     input: String,
 ) -> Result<String, Error> {
     if let Some(origin) = resume_from
-        && let Some(reused) = reuse(exec, origin, decl, &task_id, &input).await?
+        && let Some(reused) = reuse(run, origin, decl, &task_id, &input).await?
     {
         return Ok(reused);
     }
     let (retries, pause, timeout) = policy(decl);
-    let key = task_key(&exec.run_id, decl.name, &task_id);
+    let key = task_key(&run.ctx.run_id, decl.name, &task_id);
     let mut record = TaskRecord {
         step: decl.name.into(),
         task_id: task_id.clone(),
@@ -107,10 +122,12 @@ async fn run_task(
         attempts: Vec::new(),
         reused_from: None,
     };
-    for attempt in 0..=retries {
+    let ctx = run.ctx;
+    let (mut failed, mut lost) = (0u32, 0u32);
+    for attempt in 0.. {
         // Waiting (for the pause or a slot) ends early when a sibling failed.
         let ready = async {
-            if attempt > 0 && !pause.is_zero() {
+            if failed > 0 && !pause.is_zero() {
                 tokio::time::sleep(pause).await;
             }
             slots.acquire().await.expect("semaphore is never closed")
@@ -125,10 +142,10 @@ async fn run_task(
             finished_ms: None,
             cause: None,
         });
-        exec.datastore
+        ctx.datastore
             .put_record(&format!("{key}/task.json"), &record)
             .await?;
-        exec.progress.started(decl.name);
+        ctx.progress.started(decl.name);
         let spec = TaskSpec {
             step: decl,
             task_id: task_id.clone(),
@@ -136,68 +153,82 @@ async fn run_task(
             input: input.clone(),
             timeout,
         };
-        // Dropping the attempt's future kills its process group.
+        // Dropping the attempt's future stops it (its process group or its Job).
         let outcome = tokio::select! {
-            outcome = exec.run(&spec) => outcome,
+            outcome = run.executor.run(&spec) => outcome,
             _ = cancel.wait_for(|c| *c) => Outcome::Failed(CANCELLED.into()),
         };
         let cancelled = *cancel.borrow();
         let last = record.attempts.last_mut().expect("pushed above");
         last.finished_ms = Some(now_ms());
-        match outcome {
+        let (cause, again) = match outcome {
             Outcome::Succeeded(output) => {
-                exec.progress.ended(decl.name, true, true);
+                ctx.progress.ended(decl.name, true, true);
                 record.status = Status::Succeeded;
                 record.output = Some(output.clone());
-                exec.datastore
+                ctx.datastore
                     .put_record(&format!("{key}/task.json"), &record)
                     .await?;
                 return Ok(output);
             }
             Outcome::Failed(cause) => {
-                exec.progress
-                    .ended(decl.name, false, attempt == retries || cancelled);
-                last.cause = Some(cause.clone());
-                if attempt == retries || cancelled {
-                    record.status = Status::Failed;
-                    exec.datastore
-                        .put_record(&format!("{key}/task.json"), &record)
-                        .await?;
-                    if cancelled {
-                        return Err(Error::Cancelled);
-                    }
-                    return Err(Error::Task {
-                        step: decl.name.into(),
-                        task: task_id,
-                        attempts: attempt + 1,
-                        cause,
-                    });
-                }
-                if exec.echo {
-                    let note = format!(
-                        "[{}/{}] attempt {attempt} failed: {cause}; retrying ({} left)",
-                        decl.name,
-                        task_id,
-                        retries - attempt
-                    );
-                    exec.progress.println(&note, true);
-                }
+                failed += 1;
+                let left = retries + 1 - failed;
+                (cause, (left > 0).then(|| format!("retrying ({left} left)")))
             }
+            Outcome::Lost(cause) => {
+                lost += 1;
+                let left = LOST_RETRIES + 1 - lost;
+                let cause = format!("{cause} (infrastructure)");
+                (
+                    cause,
+                    (left > 0).then(|| {
+                        format!("retrying without spending a #[retry] attempt ({left} left)")
+                    }),
+                )
+            }
+        };
+        let last_one = again.is_none() || cancelled;
+        ctx.progress.ended(decl.name, false, last_one);
+        last.cause = Some(cause.clone());
+        if last_one {
+            record.status = Status::Failed;
+            ctx.datastore
+                .put_record(&format!("{key}/task.json"), &record)
+                .await?;
+            if cancelled {
+                return Err(Error::Cancelled);
+            }
+            return Err(Error::Task {
+                step: decl.name.into(),
+                task: task_id,
+                attempts: attempt + 1,
+                cause,
+            });
+        }
+        if ctx.echo {
+            let note = format!(
+                "[{}/{}] attempt {attempt} failed: {cause}; {}",
+                decl.name,
+                task_id,
+                again.unwrap_or_default()
+            );
+            ctx.progress.println(&note, true);
         }
     }
-    unreachable!("the last attempt returns")
+    unreachable!("attempts end in a return")
 }
 
 /// The output of the same task in `origin` if it succeeded on the same input; recorded in this
 /// run as reused. Content addressing makes "same input" exact.
 async fn reuse(
-    exec: &LocalExecutor,
+    run: &Run<'_>,
     origin: &str,
     decl: &'static StepDecl,
     task_id: &str,
     input: &str,
 ) -> Result<Option<String>, Error> {
-    let ds = &exec.datastore;
+    let ds = &run.ctx.datastore;
     let Some(prev) = ds
         .get_record::<TaskRecord>(&format!(
             "{}/task.json",
@@ -222,14 +253,17 @@ async fn reuse(
         ..prev
     };
     ds.put_record(
-        &format!("{}/task.json", task_key(&exec.run_id, decl.name, task_id)),
+        &format!(
+            "{}/task.json",
+            task_key(&run.ctx.run_id, decl.name, task_id)
+        ),
         &record,
     )
     .await?;
-    exec.progress.started(decl.name);
-    exec.progress.ended(decl.name, true, true);
-    if exec.echo {
-        exec.progress.println(
+    run.ctx.progress.started(decl.name);
+    run.ctx.progress.ended(decl.name, true, true);
+    if run.ctx.echo {
+        run.ctx.progress.println(
             &format!("[{}/{}] reused from run {origin}", decl.name, task_id),
             true,
         );
@@ -240,7 +274,7 @@ async fn reuse(
 /// Runs tasks (step, task id, input) concurrently within the worker limit; the first failure
 /// ends the stage (the other processes are killed as their futures drop).
 async fn run_all(
-    exec: &LocalExecutor,
+    run: &Run<'_>,
     slots: &Semaphore,
     resume_from: Option<&str>,
     tasks: Vec<(&'static StepDecl, String, String)>,
@@ -255,7 +289,7 @@ async fn run_all(
             async move {
                 (
                     i,
-                    run_task(exec, slots, resume_from, cancelled, decl, id, input).await,
+                    run_task(run, slots, resume_from, cancelled, decl, id, input).await,
                 )
             }
         })
@@ -287,19 +321,19 @@ async fn payloads(ds: &Datastore, ids: &[String]) -> Result<Vec<Vec<u8>>, Error>
 }
 
 /// Runs the flow to its end; returns the last step's output artifact.
-pub async fn run(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<String, Error> {
-    let ds = &exec.datastore;
+pub async fn run(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, Error> {
+    let ds = &run.ctx.datastore;
     let mut record = RunRecord {
         flow: flow.name().into(),
-        run_id: exec.run_id.clone(),
+        run_id: run.ctx.run_id.clone(),
         status: Status::Running,
         started_ms: now_ms(),
         finished_ms: None,
         cause: None,
     };
-    ds.put_record(&format!("runs/{}/run.json", exec.run_id), &record)
+    ds.put_record(&format!("runs/{}/run.json", run.ctx.run_id), &record)
         .await?;
-    let result = walk(flow, exec, options).await;
+    let result = walk(flow, run, options).await;
     record.finished_ms = Some(now_ms());
     match &result {
         Ok(_) => record.status = Status::Succeeded,
@@ -308,13 +342,13 @@ pub async fn run(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result
             record.cause = Some(e.to_string());
         }
     }
-    ds.put_record(&format!("runs/{}/run.json", exec.run_id), &record)
+    ds.put_record(&format!("runs/{}/run.json", run.ctx.run_id), &record)
         .await?;
     result
 }
 
-async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<String, Error> {
-    let ds = &exec.datastore;
+async fn walk(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, Error> {
+    let ds = &run.ctx.datastore;
     let slots = Semaphore::new(options.max_workers.max(1));
     let first = options
         .start_input
@@ -372,9 +406,9 @@ async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<St
             }
         };
         for (decl, _, _) in &tasks {
-            exec.progress.planned(decl.name, 1);
+            run.ctx.progress.planned(decl.name, 1);
         }
-        let outputs = run_all(exec, &slots, options.resume_from.as_deref(), tasks).await?;
+        let outputs = run_all(run, &slots, options.resume_from.as_deref(), tasks).await?;
         prev = Produced {
             outputs,
             branches: stage.kind == StageKind::Branch,
@@ -384,13 +418,30 @@ async fn walk(flow: &Flow, exec: &LocalExecutor, options: &Options) -> Result<St
 }
 
 /// Records an interrupted run as failed (its tasks' processes are gone with their futures).
-pub async fn mark_interrupted(exec: &LocalExecutor) -> Result<(), Error> {
-    let key = format!("runs/{}/run.json", exec.run_id);
-    if let Some(mut record) = exec.datastore.get_record::<RunRecord>(&key).await? {
+pub async fn mark_interrupted(ctx: &RunContext) -> Result<(), Error> {
+    let ds = &ctx.datastore;
+    let run_key = format!("runs/{}/run.json", ctx.run_id);
+    // Tasks that were running end with the run, and say so.
+    for key in ds.list(&format!("runs/{}/", ctx.run_id)).await? {
+        if !key.ends_with("/task.json") {
+            continue;
+        }
+        if let Some(mut task) = ds.get_record::<TaskRecord>(&key).await?
+            && task.status == Status::Running
+        {
+            task.status = Status::Failed;
+            if let Some(last) = task.attempts.last_mut() {
+                last.finished_ms.get_or_insert_with(now_ms);
+                last.cause.get_or_insert_with(|| INTERRUPTED.into());
+            }
+            ds.put_record(&key, &task).await?;
+        }
+    }
+    if let Some(mut record) = ds.get_record::<RunRecord>(&run_key).await? {
         record.status = Status::Failed;
         record.finished_ms = Some(now_ms());
-        record.cause = Some("interrupted (Ctrl-C or SIGTERM)".into());
-        exec.datastore.put_record(&key, &record).await?;
+        record.cause = Some(INTERRUPTED.into());
+        ds.put_record(&run_key, &record).await?;
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ pub struct Defaults {
 }
 
 /// Settings that are not decorator parameters.
-pub const SETTINGS: [(&str, &str); 5] = [
+pub const SETTINGS: [(&str, &str); 8] = [
     (
         "KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL",
         "node label that compute_pool selects on (default kubestep.io/compute-pool)",
@@ -54,6 +54,18 @@ pub const SETTINGS: [(&str, &str); 5] = [
     (
         "KUBESTEP_KUBERNETES_FETCH_IMAGE",
         "image of the init container that fetches the step binary",
+    ),
+    (
+        "KUBESTEP_KUBERNETES_BINARY_IN_IMAGE",
+        "path of the step binary inside the image: no init container fetches it",
+    ),
+    (
+        "KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT",
+        "seconds a pod may wait to be scheduled before its task fails (default 600)",
+    ),
+    (
+        "KUBESTEP_KUBERNETES_API_QPS",
+        "most Kubernetes API requests per second a run makes, bursts of twice that (default 20)",
     ),
     (
         "KUBESTEP_CONFIG",
@@ -132,6 +144,12 @@ pub struct Settings {
     pub job_ttl_seconds: Sourced<i32>,
     /// Image of the binary-fetching init container.
     pub fetch_image: String,
+    /// Path of the step binary inside the image, when it is baked in.
+    pub binary_in_image: Option<String>,
+    /// How long a pod may stay unscheduled before its task fails.
+    pub scheduling_timeout_seconds: u64,
+    /// Client-side limit on API requests per second.
+    pub api_qps: u32,
 }
 
 impl Default for Settings {
@@ -144,6 +162,9 @@ impl Default for Settings {
                 source: Source::BuiltIn,
             },
             fetch_image: "curlimages/curl:8.11.1".into(),
+            binary_in_image: None,
+            scheduling_timeout_seconds: 600,
+            api_qps: 20,
         }
     }
 }
@@ -251,6 +272,30 @@ impl Defaults {
                         return Err(bad("an image reference is not empty and has no spaces"));
                     }
                     s.fetch_image = e.value.clone();
+                }
+                "KUBESTEP_KUBERNETES_BINARY_IN_IMAGE" => {
+                    if !e.value.starts_with('/') || e.value.contains(char::is_whitespace) {
+                        return Err(bad("must be an absolute path without spaces"));
+                    }
+                    s.binary_in_image = Some(e.value.clone());
+                }
+                "KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT" => {
+                    s.scheduling_timeout_seconds =
+                        e.value
+                            .trim()
+                            .parse()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| bad("must be a whole number of seconds, 1 or more"))?;
+                }
+                "KUBESTEP_KUBERNETES_API_QPS" => {
+                    s.api_qps = e
+                        .value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=10_000).contains(n))
+                        .ok_or_else(|| bad("must be a whole number from 1 to 10000"))?;
                 }
                 _ => {}
             }

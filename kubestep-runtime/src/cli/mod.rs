@@ -1,5 +1,6 @@
 //! The command line every flow binary has, through `Flow::main()`.
 
+mod kubernetes;
 mod render;
 mod run;
 mod show;
@@ -29,6 +30,9 @@ enum Command {
     Resume(run::ResumeArgs),
     /// Print the saved output of a step's tasks: `logs RUN/STEP[/TASK]`.
     Logs(run::LogsArgs),
+    /// The flow's pods on Kubernetes: list them, kill a run's, print the RBAC a run needs.
+    #[command(subcommand)]
+    Kubernetes(kubernetes::Command),
     /// Run one task (what `run` starts for each task, and what a pod runs).
     #[command(hide = true)]
     Step(run::StepArgs),
@@ -77,6 +81,12 @@ pub enum Error {
     /// The executable cannot run in a pod.
     #[error(transparent)]
     Binary(#[from] crate::binary::Error),
+    /// The Kubernetes executor cannot start.
+    #[error(transparent)]
+    Kubernetes(#[from] crate::executor::kubernetes::Error),
+    /// A setting is invalid.
+    #[error(transparent)]
+    Settings(#[from] kubestep_core::resolve::env::Error),
     /// The flow itself is wrong (a step used twice, ...).
     #[error("{0}")]
     Flow(String),
@@ -219,10 +229,11 @@ pub fn run(
             }
             Command::Run(a) => {
                 check_overrides(flow, &a.with.with)?;
-                runtime()?.block_on(run::run(flow, &a, None, start_input, out))
+                runtime()?.block_on(run::run(flow, &defaults, &a, None, start_input, out))
             }
             Command::Resume(a) => runtime()?.block_on(run::run(
                 flow,
+                &defaults,
                 &a.run,
                 Some(a.run_id.as_deref()),
                 start_input,
@@ -230,6 +241,9 @@ pub fn run(
             )),
             Command::Logs(a) => runtime()?.block_on(run::logs(flow, &a, out)),
             Command::Step(a) => runtime()?.block_on(run::step(flow, &a)),
+            Command::Kubernetes(c) => {
+                runtime()?.block_on(kubernetes::command(flow, &defaults, &c, out))
+            }
         }
     })();
     result.map_err(CliOutcome::Failed)

@@ -1,13 +1,18 @@
-//! `run`: the whole flow, locally, each task a child process of this binary.
+//! `run` and `resume`: the whole flow, each task a child process of this binary, or under
+//! `--with kubernetes` a Job whose pod runs this binary; `logs`; and the hidden `step`.
 
 use super::Error;
 use crate::datastore::{Datastore, Kind};
+use crate::executor::kubernetes::KubernetesExecutor;
 use crate::executor::local::LocalExecutor;
+use crate::executor::{Executor, Routed, RunContext};
 use crate::flow::Flow;
 use crate::orchestrator;
+use kubestep_core::resolve::{self, Defaults};
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Options of `run` (and of `step`, which pods and local task processes run).
 #[derive(Debug, clap::Args)]
@@ -83,15 +88,28 @@ pub(super) struct ResumeArgs {
 /// succeeded on the same input.
 pub(super) async fn run(
     flow: &Flow,
+    defaults: &Defaults,
     args: &Args,
     resume: Option<Option<&str>>,
     start_input: Option<Vec<u8>>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    if !args.with.with.is_empty() {
-        return Err(Error::Unsupported("run --with kubernetes is not available yet in this build; `render` shows the Jobs it will create".into()));
-    }
+    let with = &args.with.with;
+    // Settings are checked before anything starts: a bad one is named, nothing is left behind.
+    let on_kubernetes = if with.is_empty() {
+        Vec::new()
+    } else {
+        flow.steps()
+            .filter(|d| resolve::on_kubernetes(d, with))
+            .map(|d| Ok((d, resolve::resolve(d, defaults, with)?)))
+            .collect::<Result<Vec<_>, Error>>()?
+    };
     let datastore = args.store.open(flow)?;
+    if !on_kubernetes.is_empty() && datastore.kind() == Kind::Local {
+        return Err(Error::Unsupported(
+            "--with kubernetes needs a datastore pods can reach: --datastore s3, azure or gs (a local directory is not visible in pods)".into(),
+        ));
+    }
     let run_id = new_run_id();
     if let Some(file) = &args.run_id_file {
         std::fs::write(file, &run_id).map_err(|e| {
@@ -103,20 +121,40 @@ pub(super) async fn run(
     }
     let exe = std::env::current_exe()
         .map_err(|e| Error::Unsupported(format!("cannot find this executable: {e}")))?;
-    let progress = std::sync::Arc::new(crate::progress::Progress::new(args.quiet));
-    let exec = LocalExecutor {
-        exe,
+    let progress = Arc::new(crate::progress::Progress::new(args.quiet));
+    let ctx = RunContext {
         datastore,
         run_id: run_id.clone(),
         echo: !args.quiet,
         progress: progress.clone(),
+    };
+    let local: Arc<dyn Executor> = Arc::new(LocalExecutor {
+        exe,
+        ctx: ctx.clone(),
+    });
+    let kubernetes = if on_kubernetes.is_empty() {
+        None
+    } else {
+        let settings = defaults.settings()?;
+        let names: Vec<&'static str> = on_kubernetes.iter().map(|(d, _)| d.name).collect();
+        let k = Arc::new(
+            KubernetesExecutor::start(ctx.clone(), flow.name(), on_kubernetes, &settings).await?,
+        );
+        Some((k, names))
+    };
+    let executor = Routed {
+        default: local,
+        steps: kubernetes
+            .iter()
+            .flat_map(|(k, names)| names.iter().map(|n| (*n, k.clone() as Arc<dyn Executor>)))
+            .collect(),
     };
     let started = Instant::now();
     let resume_from = match resume {
         None => None,
         Some(Some(id)) => Some(id.to_string()),
         Some(None) => {
-            let client = crate::client::Client::new(exec.datastore.clone());
+            let client = crate::client::Client::new(ctx.datastore.clone());
             let latest = client
                 .latest_run()
                 .await
@@ -127,7 +165,7 @@ pub(super) async fn run(
                         Error::Unsupported(format!(
                             "flow `{}` has no run to resume in {}",
                             flow.name(),
-                            exec.datastore.root()
+                            ctx.datastore.root()
                         ))
                     })?
                     .run_id,
@@ -135,7 +173,7 @@ pub(super) async fn run(
         }
     };
     if let Some(origin) = &resume_from {
-        let client = crate::client::Client::new(exec.datastore.clone());
+        let client = crate::client::Client::new(ctx.datastore.clone());
         if client
             .run(origin)
             .await
@@ -145,7 +183,7 @@ pub(super) async fn run(
             return Err(Error::Unsupported(format!(
                 "flow `{}` has no run {origin} in {}",
                 flow.name(),
-                exec.datastore.root()
+                ctx.datastore.root()
             )));
         }
         if !args.quiet {
@@ -157,13 +195,24 @@ pub(super) async fn run(
         resume_from,
         start_input,
     };
+    let run = orchestrator::Run {
+        ctx: &ctx,
+        executor: &executor,
+    };
     tokio::select! {
-        result = orchestrator::run(flow, &exec, &options) => {
+        result = orchestrator::run(flow, &run, &options) => {
             progress.finish();
             result.map_err(|e| Error::Run { run_id: run_id.clone(), source: e })?;
         }
-        _ = tokio::signal::ctrl_c() => {
-            let _ = orchestrator::mark_interrupted(&exec).await;
+        () = interrupted() => {
+            progress.finish();
+            if let Some((k, _)) = &kubernetes {
+                let left = k.shutdown(Duration::from_secs(60)).await;
+                if !left.is_empty() {
+                    eprintln!("kubestep: pods of run {run_id} still there after 60 s: {}", left.join(", "));
+                }
+            }
+            let _ = orchestrator::mark_interrupted(&ctx).await;
             return Err(Error::Interrupted { run_id });
         }
     }
@@ -176,6 +225,22 @@ pub(super) async fn run(
         )?;
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Options of `logs`.

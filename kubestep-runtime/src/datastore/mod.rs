@@ -153,13 +153,30 @@ impl Kind {
     }
 }
 
+/// Makes presigned URLs, so a pod can fetch an object (the step binary) without credentials.
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+type Signer = Option<Arc<dyn object_store::signer::Signer>>;
+#[cfg(not(any(feature = "s3", feature = "azure", feature = "gcs")))]
+type Signer = Option<std::convert::Infallible>;
+
 /// A flow's datastore.
 #[derive(Clone, Debug)]
 pub struct Datastore {
     store: Arc<dyn ObjectStore>,
+    signer: Signer,
     flow: String,
     kind: Kind,
     root: String,
+}
+
+/// The object store, under the root's prefix, as a store and as a signer.
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+fn cloud<T: ObjectStore + object_store::signer::Signer>(
+    store: T,
+    prefix: &str,
+) -> (Arc<dyn ObjectStore>, Signer) {
+    let store = Arc::new(object_store::prefix::PrefixStore::new(store, prefix));
+    (store.clone(), Some(store))
 }
 
 /// Milliseconds since the epoch.
@@ -181,6 +198,7 @@ impl Datastore {
         let store = LocalFileSystem::new_with_prefix(&abs).map_err(|e| fail(e.to_string()))?;
         Ok(Datastore {
             store: Arc::new(store),
+            signer: None,
             flow: flow.to_string(),
             kind: Kind::Local,
             root: abs.display().to_string(),
@@ -235,14 +253,18 @@ impl Datastore {
                 kind.name()
             )));
         }
-        let store: Arc<dyn ObjectStore> = match kind {
+        let prefix = url.path().trim_matches('/');
+        let (store, signer) = match kind {
             #[cfg(feature = "s3")]
             Kind::S3 => {
                 let b = settings(&vars, "AWS_").into_iter().fold(
                     object_store::aws::AmazonS3Builder::from_env(),
                     |b, (k, v)| b.with_config(k, v),
                 );
-                Arc::new(b.with_url(root).build().map_err(|e| fail(e.to_string()))?)
+                cloud(
+                    b.with_url(root).build().map_err(|e| fail(e.to_string()))?,
+                    prefix,
+                )
             }
             #[cfg(feature = "azure")]
             Kind::Azure => {
@@ -250,7 +272,10 @@ impl Datastore {
                     object_store::azure::MicrosoftAzureBuilder::from_env(),
                     |b, (k, v)| b.with_config(k, v),
                 );
-                Arc::new(b.with_url(root).build().map_err(|e| fail(e.to_string()))?)
+                cloud(
+                    b.with_url(root).build().map_err(|e| fail(e.to_string()))?,
+                    prefix,
+                )
             }
             #[cfg(feature = "gcs")]
             Kind::Gs => {
@@ -258,7 +283,10 @@ impl Datastore {
                     object_store::gcp::GoogleCloudStorageBuilder::from_env(),
                     |b, (k, v)| b.with_config(k, v),
                 );
-                Arc::new(b.with_url(root).build().map_err(|e| fail(e.to_string()))?)
+                cloud(
+                    b.with_url(root).build().map_err(|e| fail(e.to_string()))?,
+                    prefix,
+                )
             }
             #[allow(unreachable_patterns)]
             other => {
@@ -269,14 +297,9 @@ impl Datastore {
                 )));
             }
         };
-        let prefix = url.path().trim_matches('/');
-        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-            store
-        } else {
-            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
-        };
         Ok(Datastore {
             store,
+            signer,
             flow: flow.to_string(),
             kind,
             root: root.to_string(),
@@ -395,6 +418,57 @@ impl Datastore {
 }
 
 impl Datastore {
+    /// Uploads the step binary once, under its sha256 (`<flow>/binaries/<sha256>`), so pods can
+    /// fetch it; a binary already there is not sent again.
+    pub async fn put_binary(&self, path: &Path, sha256: &str) -> Result<String, Error> {
+        let rest = format!("binaries/{sha256}");
+        let key = self.key(&rest);
+        match self.store.head(&key).await {
+            Ok(_) => return Ok(rest),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Self::store_error(&key)(e)),
+        }
+        let bytes = tokio::fs::read(path).await.map_err(|e| Error::Root {
+            root: self.root.clone(),
+            message: format!("cannot read {} to upload it: {e}", path.display()),
+        })?;
+        let mut upload = object_store::WriteMultipart::new_with_chunk_size(
+            self.store
+                .put_multipart(&key)
+                .await
+                .map_err(Self::store_error(&key))?,
+            16 << 20,
+        );
+        upload.write(&bytes);
+        upload.finish().await.map_err(Self::store_error(&key))?;
+        Ok(rest)
+    }
+
+    /// A URL that lets anyone holding it read `rest` for `expires_in`, without credentials.
+    pub async fn presigned_get(
+        &self,
+        rest: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, Error> {
+        let key = self.key(rest);
+        #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+        if let Some(signer) = &self.signer {
+            return signer
+                .signed_url(object_store::signer::Method::GET, &key, expires_in)
+                .await
+                .map(|u| u.to_string())
+                .map_err(Self::store_error(&key));
+        }
+        let _ = expires_in;
+        Err(Error::Root {
+            root: self.root.clone(),
+            message: format!(
+                "a {} datastore cannot give pods a URL for {key}; pods need --datastore s3, azure or gs",
+                self.kind.name()
+            ),
+        })
+    }
+
     /// Every key under `rest` (relative to the flow), recursively, sorted.
     pub async fn list(&self, rest: &str) -> Result<Vec<String>, Error> {
         use futures::TryStreamExt;

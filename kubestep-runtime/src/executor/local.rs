@@ -2,8 +2,8 @@
 //! hidden `step` command, exactly what a pod runs. A crash or panic fails the task, never the
 //! orchestrator. Output lines are streamed live with a `[step/task]` prefix and saved.
 
-use super::{Outcome, TaskSpec};
-use crate::datastore::{AttemptResult, Datastore, task_key};
+use super::{Executor, Outcome, RunContext, TaskSpec};
+use futures::future::BoxFuture;
 use std::path::PathBuf;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -34,14 +34,14 @@ impl Drop for Group {
 pub struct LocalExecutor {
     /// This binary.
     pub exe: PathBuf,
-    /// Where tasks read and write.
-    pub datastore: Datastore,
-    /// The run.
-    pub run_id: String,
-    /// Print task output live.
-    pub echo: bool,
-    /// Where live output and progress go.
-    pub progress: std::sync::Arc<crate::progress::Progress>,
+    /// The run's datastore and output.
+    pub ctx: RunContext,
+}
+
+impl Executor for LocalExecutor {
+    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.attempt(task))
+    }
 }
 
 async fn pump(
@@ -65,15 +65,14 @@ async fn pump(
 }
 
 impl LocalExecutor {
-    /// Runs one attempt to its end.
-    pub async fn run(&self, task: &TaskSpec) -> Outcome {
-        let key = task_key(&self.run_id, task.step.name, &task.task_id);
+    async fn attempt(&self, task: &TaskSpec) -> Outcome {
+        let ctx = &self.ctx;
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.args([
             "step",
             task.step.name,
             "--run-id",
-            &self.run_id,
+            &ctx.run_id,
             "--task-id",
             &task.task_id,
         ])
@@ -83,9 +82,9 @@ impl LocalExecutor {
             "--input",
             &task.input,
             "--datastore",
-            self.datastore.kind().name(),
+            ctx.datastore.kind().name(),
             "--datastore-root",
-            self.datastore.root(),
+            ctx.datastore.root(),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -103,7 +102,7 @@ impl LocalExecutor {
         let log = Mutex::new(Vec::new());
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
-        let echo = self.echo.then_some(&*self.progress);
+        let echo = ctx.echo.then_some(&*ctx.progress);
         let waited = async {
             let status = match task.timeout {
                 Some(t) => tokio::time::timeout(t, child.wait()).await.ok(),
@@ -124,10 +123,7 @@ impl LocalExecutor {
             .rev()
             .find(|l| !l.trim().is_empty())
             .map(str::to_string);
-        let _ = self
-            .datastore
-            .put_bytes(&format!("{key}/{}.log", task.attempt), log)
-            .await;
+        ctx.save_log(task, log).await;
         let status = match status {
             None => {
                 return Outcome::Failed(format!(
@@ -141,15 +137,7 @@ impl LocalExecutor {
             Some(Ok(s)) => s,
         };
         if status.success() {
-            return match self
-                .datastore
-                .get_record::<AttemptResult>(&format!("{key}/{}.json", task.attempt))
-                .await
-            {
-                Ok(Some(r)) => Outcome::Succeeded(r.output),
-                Ok(None) => Outcome::Failed("the task exited 0 without writing its output".into()),
-                Err(e) => Outcome::Failed(e.to_string()),
-            };
+            return ctx.attempt_output(task).await;
         }
         use std::os::unix::process::ExitStatusExt;
         let how = match (status.code(), status.signal()) {

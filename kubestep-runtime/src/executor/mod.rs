@@ -1,9 +1,16 @@
 //! Executors run one task attempt somewhere and report how it ended; the orchestrator never
-//! knows where. `local` runs it as a child process of this binary.
+//! knows where. `local` runs it as a child process of this binary, `kubernetes` as a Job whose
+//! pod re-launches this binary, and [`Routed`] sends each step to the one it asked for.
 
+pub mod kubernetes;
 pub mod local;
 
+use crate::datastore::{AttemptResult, Datastore, task_key};
+use crate::progress::Progress;
+use futures::future::BoxFuture;
 use kubestep_core::StepDecl;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One attempt of one task.
@@ -26,6 +33,86 @@ pub struct TaskSpec {
 pub enum Outcome {
     /// It wrote this output artifact.
     Succeeded(String),
-    /// It failed, for this reason (one line).
+    /// It failed, for this reason (one line); `#[retry]` may try again.
     Failed(String),
+    /// The platform lost it (evicted, preempted, node lost): retried without spending an
+    /// attempt of `#[retry]`, a bounded number of times.
+    Lost(String),
+}
+
+/// What every executor of a run shares: where outputs and logs go, and where output is shown.
+#[derive(Clone, Debug)]
+pub struct RunContext {
+    /// Where tasks read and write.
+    pub datastore: Datastore,
+    /// The run.
+    pub run_id: String,
+    /// Print task output live.
+    pub echo: bool,
+    /// Where live output and progress go.
+    pub progress: Arc<Progress>,
+}
+
+impl RunContext {
+    /// Prints a task's line with its `[step/task]` prefix, when output is shown.
+    pub fn say(&self, task: &TaskSpec, line: &str) {
+        if self.echo {
+            self.progress.println(
+                &format!("[{}/{}] {line}", task.step.name, task.task_id),
+                true,
+            );
+        }
+    }
+}
+
+impl RunContext {
+    /// Saves an attempt's output (stdout and stderr) beside its records.
+    pub async fn save_log(&self, task: &TaskSpec, log: Vec<u8>) {
+        let key = task_key(&self.run_id, task.step.name, &task.task_id);
+        if let Err(e) = self
+            .datastore
+            .put_bytes(&format!("{key}/{}.log", task.attempt), log)
+            .await
+        {
+            self.say(task, &format!("kubestep: cannot save this task's log: {e}"));
+        }
+    }
+
+    /// The outcome of an attempt whose process exited 0: the output it recorded.
+    pub async fn attempt_output(&self, task: &TaskSpec) -> Outcome {
+        let key = task_key(&self.run_id, task.step.name, &task.task_id);
+        match self
+            .datastore
+            .get_record::<AttemptResult>(&format!("{key}/{}.json", task.attempt))
+            .await
+        {
+            Ok(Some(r)) => Outcome::Succeeded(r.output),
+            Ok(None) => Outcome::Failed("the task exited 0 without writing its output".into()),
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Runs task attempts somewhere. Dropping the returned future stops the attempt (its process
+/// or its Job is removed).
+pub trait Executor: Send + Sync {
+    /// Runs one attempt to its end.
+    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Outcome>;
+}
+
+/// Sends each step to its own executor, and every other step to a default one.
+pub struct Routed {
+    /// For steps not named in `steps`.
+    pub default: Arc<dyn Executor>,
+    /// Step name -> its executor.
+    pub steps: HashMap<&'static str, Arc<dyn Executor>>,
+}
+
+impl Executor for Routed {
+    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Outcome> {
+        self.steps
+            .get(task.step.name)
+            .unwrap_or(&self.default)
+            .run(task)
+    }
 }

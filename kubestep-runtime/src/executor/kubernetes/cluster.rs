@@ -1,0 +1,218 @@
+//! The Kubernetes API as kubestep uses it: every request through a client-side rate limit (a
+//! 200-task fan-out must not flood the API server) and retried with backoff on 429, 5xx and
+//! connection errors; Jobs created idempotently and deleted with their pods.
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
+use kube::{Api, ResourceExt};
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A request failed after its retries.
+#[derive(Debug, thiserror::Error)]
+#[error("Kubernetes API: {what}: {source}")]
+pub struct Error {
+    /// What was asked.
+    pub what: String,
+    /// Why it failed.
+    #[source]
+    pub source: kube::Error,
+}
+
+/// A kube client with a rate limit and retries.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The client.
+    pub client: kube::Client,
+    limiter: Arc<DefaultDirectRateLimiter>,
+}
+
+/// Errors worth another try: the server is busy or failing, or the connection broke.
+fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// HTTP status of an API error, if it is one.
+pub fn code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+impl Cluster {
+    /// A client from KUBECONFIG (or `~/.kube/config`), else the in-cluster service account.
+    pub async fn connect(qps: u32) -> Result<Cluster, Error> {
+        let client = kube::Client::try_default().await.map_err(|source| Error {
+            what: "connect (from KUBECONFIG, ~/.kube/config or the in-cluster service account)"
+                .into(),
+            source,
+        })?;
+        Ok(Cluster::new(client, qps))
+    }
+
+    /// Wraps a client; at most `qps` requests a second, in bursts of up to twice that.
+    pub fn new(client: kube::Client, qps: u32) -> Cluster {
+        let qps = NonZeroU32::new(qps.max(1)).expect("at least 1");
+        let burst = qps.saturating_mul(NonZeroU32::new(2).expect("2"));
+        Cluster {
+            client,
+            limiter: Arc::new(RateLimiter::direct(
+                Quota::per_second(qps).allow_burst(burst),
+            )),
+        }
+    }
+
+    /// Runs a request under the rate limit, retrying transient failures with backoff.
+    pub async fn call<T, F, Fut>(&self, what: impl Fn() -> String, mut f: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        let attempt = || {
+            let fut = f();
+            async {
+                self.limiter.until_ready().await;
+                fut.await
+            }
+        };
+        attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(10))
+                    .with_max_times(8)
+                    .with_jitter(),
+            )
+            .when(transient)
+            .await
+            .map_err(|source| Error {
+                what: what(),
+                source,
+            })
+    }
+
+    /// Jobs of a namespace.
+    pub fn jobs(&self, ns: &str) -> Api<Job> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Pods of a namespace.
+    pub fn pods(&self, ns: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Creates the Job, or adopts the one a previous try of the same create already made (the
+    /// name is deterministic per task attempt, so a retried create never duplicates it).
+    pub async fn create_or_adopt(&self, job: &Job) -> Result<(), String> {
+        let ns = job.namespace().unwrap_or_default();
+        let name = job.name_any();
+        let api = self.jobs(&ns);
+        let what = || format!("create Job {ns}/{name}");
+        let params = PostParams::default();
+        match self.call(what, || api.create(&params, job)).await {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e.source) == Some(409) => {
+                let found = self
+                    .call(|| format!("get Job {ns}/{name}"), || api.get(&name))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ours = [
+                    "kubestep.io/run-id",
+                    "kubestep.io/step",
+                    "kubestep.io/attempt",
+                ]
+                .iter()
+                .all(|k| found.labels().get(*k) == job.labels().get(*k));
+                if ours {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "Job {ns}/{name} exists and belongs to another task (its labels differ); delete it or use another run id"
+                    ))
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Deletes a Job and (in the background, through the garbage collector) its pods.
+    pub async fn delete_job(&self, ns: &str, name: &str) -> Result<(), Error> {
+        let api = self.jobs(ns);
+        let params = DeleteParams::background();
+        match self
+            .call(
+                || format!("delete Job {ns}/{name}"),
+                || api.delete(name, &params),
+            )
+            .await
+        {
+            Err(e) if code(&e.source) == Some(404) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// Deletes every Job matching `selector` in `ns`, with their pods.
+    pub async fn delete_jobs(&self, ns: &str, selector: &str) -> Result<(), Error> {
+        let api = self.jobs(ns);
+        let (delete, list) = (
+            DeleteParams::background(),
+            ListParams::default().labels(selector),
+        );
+        self.call(
+            || format!("delete Jobs {selector} in {ns}"),
+            || api.delete_collection(&delete, &list),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes every pod matching `selector` in `ns` (pods whose Job was deleted without them).
+    pub async fn delete_pods(&self, ns: &str, selector: &str) -> Result<(), Error> {
+        let api = self.pods(ns);
+        let (delete, list) = (
+            DeleteParams::default(),
+            ListParams::default().labels(selector),
+        );
+        self.call(
+            || format!("delete pods {selector} in {ns}"),
+            || api.delete_collection(&delete, &list),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Pods matching `selector` in `ns`.
+    pub async fn list_pods(&self, ns: &str, selector: &str) -> Result<Vec<Pod>, Error> {
+        let api = self.pods(ns);
+        let list = ListParams::default().labels(selector);
+        self.call(
+            || format!("list pods {selector} in {ns}"),
+            || api.list(&list),
+        )
+        .await
+        .map(|l| l.items)
+    }
+
+    /// The last lines a container printed.
+    pub async fn tail(&self, ns: &str, pod: &str, container: &str, lines: i64) -> String {
+        let api = self.pods(ns);
+        let params = LogParams {
+            container: Some(container.into()),
+            tail_lines: Some(lines),
+            ..LogParams::default()
+        };
+        self.call(|| format!("logs of {ns}/{pod}"), || api.logs(pod, &params))
+            .await
+            .unwrap_or_default()
+    }
+}

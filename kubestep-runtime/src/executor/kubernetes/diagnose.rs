@@ -1,0 +1,370 @@
+//! Reading a pod's status: is it waiting (and why), stuck for good, running, or over (and
+//! why). Pure functions of the `Pod` the watch delivered, so every cause is unit-tested.
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+/// The container that runs the step, and the init container that fetches its binary.
+pub const MAIN: &str = "main";
+/// The init container that fetches the binary.
+pub const FETCH: &str = "fetch-binary";
+
+/// Where a task's pod is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Not running yet; the note says why when Kubernetes says (the scheduler's message).
+    Waiting(Option<String>),
+    /// It will never run without a change: a bad image, a missing secret. Fail now.
+    Stuck(String),
+    /// The step's container runs.
+    Running,
+    /// It ended.
+    Ended(End),
+}
+
+/// How a pod ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The step exited 0.
+    Succeeded,
+    /// The step failed; `#[retry]` applies.
+    Failed(String),
+    /// The platform took it away (eviction, preemption, a lost node): retried apart.
+    Lost(String),
+}
+
+/// What the diagnosis needs beyond the pod: the memory limit and timeout it ran with.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    /// The step's name, for the advice in messages.
+    pub step: String,
+    /// The memory limit as rendered (`4096M`), if any.
+    pub memory: Option<String>,
+    /// `#[timeout]` in seconds, if any.
+    pub timeout_seconds: Option<u64>,
+}
+
+fn statuses(pod: &Pod, init: bool) -> impl Iterator<Item = &ContainerStatus> {
+    pod.status
+        .as_ref()
+        .and_then(|s| {
+            if init {
+                s.init_container_statuses.as_ref()
+            } else {
+                s.container_statuses.as_ref()
+            }
+        })
+        .into_iter()
+        .flatten()
+}
+
+fn image_of(pod: &Pod, container: &str) -> String {
+    let spec = pod.spec.as_ref();
+    spec.into_iter()
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
+        .find(|c| c.name == container)
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
+/// Reasons a waiting container gives that no amount of waiting fixes.
+fn stuck(pod: &Pod, c: &ContainerStatus) -> Option<String> {
+    let waiting = c.state.as_ref()?.waiting.as_ref()?;
+    let reason = waiting.reason.as_deref()?;
+    let message = waiting.message.as_deref().unwrap_or("");
+    match reason {
+        "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull" => {
+            Some(format!(
+                "cannot pull image `{}` of container {} ({reason}): {message}",
+                image_of(pod, &c.name),
+                c.name
+            ))
+        }
+        "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => Some(
+            format!("container {} cannot start ({reason}): {message}", c.name),
+        ),
+        _ => None,
+    }
+}
+
+fn condition<'a>(pod: &'a Pod, kind: &str) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+}
+
+/// Where the pod is. `last_line` is the last line the step printed, for failure messages.
+pub fn phase(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> Phase {
+    let status = pod.status.clone().unwrap_or_default();
+    match status.phase.as_deref() {
+        Some("Succeeded") => return Phase::Ended(End::Succeeded),
+        Some("Failed") => return Phase::Ended(failed(pod, limits, last_line)),
+        Some("Unknown") => {
+            return Phase::Ended(End::Lost(format!(
+                "the node of pod {} stopped reporting (phase Unknown){}",
+                name(pod),
+                status.message.map(|m| format!(": {m}")).unwrap_or_default()
+            )));
+        }
+        _ => {}
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Phase::Waiting(Some("the pod is being deleted".into()));
+    }
+    for c in statuses(pod, true).chain(statuses(pod, false)) {
+        if let Some(cause) = stuck(pod, c) {
+            return Phase::Stuck(cause);
+        }
+    }
+    let main_running = statuses(pod, false)
+        .any(|c| c.name == MAIN && c.state.as_ref().is_some_and(|s| s.running.is_some()));
+    if main_running {
+        return Phase::Running;
+    }
+    let scheduled = condition(pod, "PodScheduled");
+    if let Some(c) = scheduled.filter(|c| c.status == "False") {
+        let message = c.message.clone().unwrap_or_default();
+        let reason = c.reason.clone().unwrap_or_else(|| "Unschedulable".into());
+        return Phase::Waiting(Some(format!("{reason}: {message}")));
+    }
+    Phase::Waiting(None)
+}
+
+fn name(pod: &Pod) -> &str {
+    pod.metadata.name.as_deref().unwrap_or("?")
+}
+
+/// The init container that failed, if one did: its log holds the cause.
+pub fn failed_init_container(pod: &Pod) -> Option<String> {
+    statuses(pod, true)
+        .find(|c| {
+            c.state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some_and(|t| t.exit_code != 0)
+        })
+        .map(|c| c.name.clone())
+}
+
+/// Why a pod in phase Failed failed.
+fn failed(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> End {
+    let status = pod.status.clone().unwrap_or_default();
+    let message = status.message.clone().unwrap_or_default();
+    let disruption = condition(pod, "DisruptionTarget").filter(|c| c.status == "True");
+    match status.reason.as_deref() {
+        Some("DeadlineExceeded") => {
+            return End::Failed(match limits.timeout_seconds {
+                Some(t) => format!(
+                    "timed out after {t} s (#[timeout] of step `{}`; the pod's activeDeadlineSeconds)",
+                    limits.step
+                ),
+                None => format!("the pod's deadline passed: {message}"),
+            });
+        }
+        Some(
+            r @ ("Evicted"
+            | "Preempting"
+            | "NodeLost"
+            | "Terminated"
+            | "Shutdown"
+            | "NodeShutdown"
+            | "UnexpectedAdmissionError"
+            | "OutOfpods"
+            | "OutOfcpu"
+            | "OutOfmemory"),
+        ) => {
+            return End::Lost(format!("pod {} {r}: {message}", name(pod)));
+        }
+        _ => {}
+    }
+    if let Some(d) = disruption {
+        return End::Lost(format!(
+            "pod {} was disrupted ({}): {}",
+            name(pod),
+            d.reason.as_deref().unwrap_or("DisruptionTarget"),
+            d.message.as_deref().unwrap_or_default()
+        ));
+    }
+    for c in statuses(pod, true) {
+        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref())
+            && t.exit_code != 0
+        {
+            // The fetch script's last line names a hash mismatch; the orchestrator passes it.
+            let why = t
+                .message
+                .clone()
+                .or_else(|| last_line.map(str::to_string))
+                .unwrap_or_default();
+            return End::Failed(if c.name == FETCH {
+                format!(
+                    "the init container that fetches the step binary failed (exit code {}){}",
+                    t.exit_code,
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {why}")
+                    }
+                )
+            } else {
+                format!("init container {} exited {}: {why}", c.name, t.exit_code)
+            });
+        }
+    }
+    let main = statuses(pod, false)
+        .find(|c| c.name == MAIN)
+        .and_then(|c| c.state.as_ref()?.terminated.clone());
+    let Some(t) = main else {
+        return End::Failed(format!(
+            "pod {} failed before its step ran{}",
+            name(pod),
+            if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            }
+        ));
+    };
+    if t.reason.as_deref() == Some("OOMKilled") {
+        let limit = limits.memory.as_deref().unwrap_or("its limit");
+        return End::Failed(format!(
+            "OOMKilled: step `{step}` used more memory than its limit of {limit}; raise it with \
+             #[kubernetes(memory = ...)] or #[resources(memory = ...)] (MB), or \
+             `--with {step}/kubernetes:memory=N`",
+            step = limits.step
+        ));
+    }
+    let how = match t.signal {
+        Some(s) if t.exit_code == 128 + s => format!("killed by signal {s}"),
+        _ => format!("exit code {}", t.exit_code),
+    };
+    End::Failed(match last_line {
+        Some(l) => format!("{how}: {}", l.strip_prefix("error: ").unwrap_or(l)),
+        None => how,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "main", "image": "nope:1"}],
+                     "initContainers": [{"name": "fetch-binary", "image": "curl"}]},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            step: "train".into(),
+            memory: Some("4096M".into()),
+            timeout_seconds: Some(30),
+        }
+    }
+
+    #[test]
+    fn unschedulable_is_a_waiting_note_with_the_schedulers_message() {
+        let p = pod(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
+            "status": "False", "reason": "Unschedulable",
+            "message": "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."}]}),
+        );
+        assert_eq!(
+            phase(&p, &limits(), None),
+            Phase::Waiting(Some(
+                "Unschedulable: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu.".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn image_pull_and_config_errors_are_stuck_and_named() {
+        let p = pod(
+            json!({"phase": "Pending", "containerStatuses": [{"name": "main",
+            "ready": false, "restartCount": 0, "image": "nope:1", "imageID": "",
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off"}}}]}),
+        );
+        let Phase::Stuck(cause) = phase(&p, &limits(), None) else {
+            panic!()
+        };
+        assert!(
+            cause.contains("`nope:1`") && cause.contains("ImagePullBackOff"),
+            "{cause}"
+        );
+        let p = pod(
+            json!({"phase": "Pending", "containerStatuses": [{"name": "main",
+            "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+            "state": {"waiting": {"reason": "CreateContainerConfigError",
+                                  "message": "secret \"s3\" not found"}}}]}),
+        );
+        let Phase::Stuck(cause) = phase(&p, &limits(), None) else {
+            panic!()
+        };
+        assert!(cause.contains("secret \"s3\" not found"), "{cause}");
+    }
+
+    #[test]
+    fn failures_name_their_cause() {
+        let term = |reason: &str, code: i32| {
+            pod(
+                json!({"phase": "Failed", "containerStatuses": [{"name": "main",
+                "ready": false, "restartCount": 0, "image": "x", "imageID": "",
+                "state": {"terminated": {"reason": reason, "exitCode": code}}}]}),
+            )
+        };
+        let End::Failed(oom) = failed(&term("OOMKilled", 137), &limits(), None) else {
+            panic!()
+        };
+        assert!(
+            oom.contains("4096M") && oom.contains("train/kubernetes:memory"),
+            "{oom}"
+        );
+        assert_eq!(
+            failed(&term("Error", 3), &limits(), Some("error: bad input")),
+            End::Failed("exit code 3: bad input".into())
+        );
+        let deadline = pod(json!({"phase": "Failed", "reason": "DeadlineExceeded",
+            "message": "Pod was active on the node longer than the specified deadline"}));
+        let End::Failed(t) = failed(&deadline, &limits(), None) else {
+            panic!()
+        };
+        assert!(t.contains("timed out after 30 s"), "{t}");
+        let evicted = pod(json!({"phase": "Failed", "reason": "Evicted",
+            "message": "The node was low on resource: memory."}));
+        assert!(matches!(failed(&evicted, &limits(), None), End::Lost(m) if m.contains("Evicted")));
+        let fetch = pod(json!({"phase": "Failed", "initContainerStatuses": [{"name":
+            "fetch-binary", "ready": false, "restartCount": 0, "image": "curl", "imageID": "",
+            "state": {"terminated": {"exitCode": 1, "message": "has sha256 abc, expected def"}}}]}));
+        let End::Failed(f) = failed(&fetch, &limits(), None) else {
+            panic!()
+        };
+        assert!(
+            f.contains("fetches the step binary") && f.contains("expected def"),
+            "{f}"
+        );
+    }
+
+    #[test]
+    fn succeeded_and_running() {
+        assert_eq!(
+            phase(&pod(json!({"phase": "Succeeded"})), &limits(), None),
+            Phase::Ended(End::Succeeded)
+        );
+        let p = pod(
+            json!({"phase": "Running", "containerStatuses": [{"name": "main",
+            "ready": true, "restartCount": 0, "image": "x", "imageID": "",
+            "state": {"running": {}}}]}),
+        );
+        assert_eq!(phase(&p, &limits(), None), Phase::Running);
+    }
+}

@@ -1,0 +1,138 @@
+//! Following a step container's log through the pods/log API. A followed stream can end before
+//! the container does (a dropped connection, a kubelet or proxy cut-off): then it is reopened
+//! from the last timestamp seen, skipping the lines already read, until the watch says the
+//! container is over. Nothing the step printed is lost, its last lines included.
+
+use super::cluster::Cluster;
+use super::diagnose::MAIN;
+use super::watch::Seen;
+use futures::AsyncBufReadExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::LogParams;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The container has stopped writing: it ended, or its pod did or is gone.
+fn over(seen: &Seen) -> bool {
+    match seen {
+        Seen::None => false,
+        Seen::Gone(_) => true,
+        Seen::Pod(p) => {
+            let status = p.status.as_ref();
+            matches!(
+                status.and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed" | "Unknown")
+            ) || status
+                .and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten()
+                .any(|c| c.name == MAIN && c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+        }
+    }
+}
+
+/// `2026-11-27T07:00:00.123456789Z rest` -> (timestamp, rest).
+fn split_timestamp(line: &[u8]) -> (Option<Timestamp>, &[u8]) {
+    let Some(space) = line.iter().position(|b| *b == b' ') else {
+        return (None, line);
+    };
+    match std::str::from_utf8(&line[..space])
+        .ok()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+    {
+        Some(ts) => (Some(ts), &line[space + 1..]),
+        None => (None, line),
+    }
+}
+
+/// Streams the step container's output to `line`, one line at a time without its newline,
+/// until the container is over and its whole log has been read.
+pub async fn follow(
+    cluster: &Cluster,
+    ns: &str,
+    pod: &str,
+    mut seen: watch::Receiver<Seen>,
+    mut line: impl FnMut(&[u8]),
+) {
+    let api = cluster.pods(ns);
+    let mut last: Option<Timestamp> = None;
+    let mut errors = 0u32;
+    loop {
+        let ended = over(&seen.borrow());
+        let params = LogParams {
+            container: Some(MAIN.into()),
+            follow: !ended,
+            timestamps: true,
+            since_time: last,
+            ..LogParams::default()
+        };
+        let clean = match cluster
+            .call(
+                || format!("logs of {ns}/{pod}"),
+                || api.log_stream(pod, &params),
+            )
+            .await
+        {
+            Ok(stream) => {
+                futures::pin_mut!(stream);
+                // After a reopen, `since_time` repeats the lines of the last second read.
+                let mut skipping = last;
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match stream.read_until(b'\n', &mut buf).await {
+                        Ok(0) => break true,
+                        Ok(_) => {
+                            let text = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                            let (ts, rest) = split_timestamp(text);
+                            if let (Some(ts), Some(upto)) = (ts, skipping) {
+                                if ts <= upto {
+                                    continue;
+                                }
+                                skipping = None;
+                            }
+                            last = ts.or(last);
+                            line(rest);
+                        }
+                        Err(_) => break false,
+                    }
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                if errors >= 5 || ended {
+                    line(format!("kubestep: cannot read the log of pod {pod}: {e}").as_bytes());
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                false
+            }
+        };
+        if ended {
+            return;
+        }
+        if clean {
+            // A followed stream ends when the container does; the watch confirms it within a
+            // moment, or the stream was cut and is reopened.
+            let _ = tokio::time::timeout(Duration::from_secs(2), seen.wait_for(over)).await;
+            if over(&seen.borrow()) {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_split_from_the_line() {
+        let (ts, rest) = split_timestamp(b"2026-11-27T07:00:00.5Z hello world");
+        assert_eq!(rest, b"hello world");
+        assert_eq!(ts.unwrap().to_string(), "2026-11-27T07:00:00.5Z");
+        let (ts, rest) = split_timestamp(b"no timestamp here");
+        assert!(ts.is_none());
+        assert_eq!(rest, b"no timestamp here");
+    }
+}

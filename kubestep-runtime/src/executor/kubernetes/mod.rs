@@ -1,0 +1,493 @@
+//! The Kubernetes executor: each task attempt becomes a Job (rendered by kubestep-core) whose
+//! pod fetches this same binary from the datastore, checks its sha256 and runs
+//! `step <name> ...`. One pod watch per namespace tells every task where its pod is; the
+//! step's log is followed live and saved; each way a pod can end becomes its own cause.
+//!
+//! Flow of one attempt: render -> register with the watch -> create (or adopt) the Job ->
+//! watch: pending notes, stuck (image, config) -> delete and fail; running -> follow the log;
+//! ended -> save the log, name the cause, read the output record.
+
+pub mod cluster;
+pub mod diagnose;
+pub mod logs;
+pub mod rbac;
+pub mod watch;
+
+use super::{Executor, Outcome, RunContext, TaskSpec};
+use crate::binary;
+use cluster::Cluster;
+use diagnose::{End, Limits, Phase};
+use futures::future::BoxFuture;
+use kubestep_core::StepDecl;
+use kubestep_core::names::to_label_value;
+use kubestep_core::render::{self, Binary};
+use kubestep_core::resolve::Resolved;
+use kubestep_core::resolve::env::Settings;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use watch::{PodWatch, Seen};
+
+/// The executor cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server is unreachable or refused.
+    #[error(transparent)]
+    Cluster(#[from] cluster::Error),
+    /// The executable cannot run in a pod.
+    #[error(transparent)]
+    Binary(#[from] binary::Error),
+    /// The datastore cannot hold or share the binary.
+    #[error("cannot ship the step binary to pods: {0}")]
+    Datastore(#[from] crate::datastore::Error),
+}
+
+/// How long the presigned binary URL stays valid: the longest S3 allows (7 days), less a margin.
+const URL_LIFETIME: Duration = Duration::from_secs(6 * 24 * 3600);
+
+/// Runs task attempts as Jobs.
+pub struct KubernetesExecutor {
+    ctx: RunContext,
+    cluster: Cluster,
+    flow: String,
+    steps: HashMap<&'static str, Resolved>,
+    binary: Binary,
+    arch: Option<String>,
+    pod_env: Vec<(String, String)>,
+    watches: HashMap<String, PodWatch>,
+    selector: String,
+    start_timeout: Duration,
+}
+
+/// Names of environment variables that hold credentials: never copied into a pod spec; pods
+/// get credentials only through the step's `secrets`.
+fn is_credential(var: &str) -> bool {
+    [
+        "SECRET",
+        "KEY",
+        "TOKEN",
+        "PASSWORD",
+        "CREDENTIAL",
+        "SAS",
+        "SERVICE_ACCOUNT",
+    ]
+    .iter()
+    .any(|w| var.contains(w))
+}
+
+/// The datastore settings a pod needs (endpoint, region, ...), from this process's environment,
+/// without credentials.
+pub fn datastore_env(
+    kind: crate::datastore::Kind,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    use crate::datastore::Kind;
+    let prefixes: &[&str] = match kind {
+        Kind::Local => &[],
+        Kind::S3 => &["AWS_"],
+        Kind::Azure => &["AZURE_", "AZURITE_"],
+        Kind::Gs => &["GOOGLE_"],
+    };
+    let mut env: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(k, _)| prefixes.iter().any(|p| k.starts_with(p)) && !is_credential(k))
+        .collect();
+    env.sort();
+    env
+}
+
+/// The label selector of a flow's Jobs and pods, or of one run's.
+pub fn selector(flow: &str, run_id: Option<&str>) -> String {
+    let mut s = format!(
+        "app.kubernetes.io/managed-by=kubestep,kubestep.io/flow={}",
+        to_label_value(flow)
+    );
+    if let Some(r) = run_id {
+        s.push_str(&format!(",kubestep.io/run-id={}", to_label_value(r)));
+    }
+    s
+}
+
+impl KubernetesExecutor {
+    /// Connects, ships the binary (or uses the one in the image) and starts one pod watch per
+    /// namespace the steps use.
+    pub async fn start(
+        ctx: RunContext,
+        flow: &str,
+        steps: Vec<(&'static StepDecl, Resolved)>,
+        settings: &Settings,
+    ) -> Result<KubernetesExecutor, Error> {
+        let cluster = Cluster::connect(settings.api_qps).await?;
+        Self::with_cluster(ctx, cluster, flow, steps, settings).await
+    }
+
+    /// [`KubernetesExecutor::start`] with a given client.
+    pub async fn with_cluster(
+        ctx: RunContext,
+        cluster: Cluster,
+        flow: &str,
+        steps: Vec<(&'static StepDecl, Resolved)>,
+        settings: &Settings,
+    ) -> Result<KubernetesExecutor, Error> {
+        let (binary, arch) = match &settings.binary_in_image {
+            Some(path) => (Binary::InImage { path: path.clone() }, None),
+            None => {
+                let exe = binary::current()?;
+                let key = ctx.datastore.put_binary(&exe.path, &exe.sha256).await?;
+                let url = ctx.datastore.presigned_get(&key, URL_LIFETIME).await?;
+                (
+                    Binary::Fetched {
+                        url,
+                        sha256: exe.sha256,
+                    },
+                    Some(exe.arch.to_string()),
+                )
+            }
+        };
+        let selector = selector(flow, Some(&ctx.run_id));
+        let mut watches = HashMap::new();
+        for (_, r) in &steps {
+            let ns = &r.namespace.value;
+            if !watches.contains_key(ns) {
+                watches.insert(ns.clone(), PodWatch::start(cluster.pods(ns), &selector));
+            }
+        }
+        Ok(KubernetesExecutor {
+            pod_env: datastore_env(ctx.datastore.kind(), std::env::vars()),
+            ctx,
+            cluster,
+            flow: flow.to_string(),
+            steps: steps.into_iter().map(|(d, r)| (d.name, r)).collect(),
+            binary,
+            arch,
+            watches,
+            selector,
+            start_timeout: Duration::from_secs(settings.scheduling_timeout_seconds),
+        })
+    }
+
+    /// Deletes every Job of the run (the garbage collector removes their pods) and waits, at most
+    /// `wait`, until the run has no pod left. Returns the pods still there.
+    pub async fn shutdown(&self, wait: Duration) -> Vec<String> {
+        for ns in self.watches.keys() {
+            if let Err(e) = self.cluster.delete_jobs(ns, &self.selector).await {
+                self.ctx.progress.println(&format!("kubestep: {e}"), true);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut left = Vec::new();
+        for w in self.watches.values() {
+            left.extend(w.wait_empty(deadline).await);
+        }
+        left
+    }
+
+    fn job_task(&self, spec: &TaskSpec) -> render::Task {
+        let ds = &self.ctx.datastore;
+        let args = [
+            "step",
+            spec.step.name,
+            "--run-id",
+            &self.ctx.run_id,
+            "--task-id",
+            &spec.task_id,
+            "--attempt",
+            &spec.attempt.to_string(),
+            "--input",
+            &spec.input,
+            "--datastore",
+            ds.kind().name(),
+            "--datastore-root",
+            ds.root(),
+        ]
+        .map(String::from)
+        .to_vec();
+        render::Task {
+            flow: self.flow.clone(),
+            run_id: self.ctx.run_id.clone(),
+            step: spec.step.name.into(),
+            task_id: spec.task_id.clone(),
+            attempt: spec.attempt,
+            args,
+            env: self.pod_env.clone(),
+            binary: self.binary.clone(),
+            arch: self.arch.clone(),
+            parallel: None,
+        }
+    }
+
+    async fn attempt(&self, spec: &TaskSpec) -> Outcome {
+        let Some(step) = self.steps.get(spec.step.name) else {
+            return Outcome::Failed(format!(
+                "step `{}` has no Kubernetes settings",
+                spec.step.name
+            ));
+        };
+        let task = self.job_task(spec);
+        let rendered = render::job(step, &task);
+        let ns = step.namespace.value.clone();
+        let name = task.job_name();
+        let memory = rendered
+            .job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.resources.as_ref()?.limits.as_ref()?.get("memory"))
+            .map(|q| q.0.clone());
+        let limits = Limits {
+            step: spec.step.name.into(),
+            memory,
+            timeout_seconds: spec.timeout.map(|t| t.as_secs()),
+        };
+        let watch = &self.watches[&ns];
+        let registration = watch.register(&name);
+        let mut guard = JobGuard {
+            cluster: self.cluster.clone(),
+            ns: ns.clone(),
+            name: name.clone(),
+            armed: true,
+        };
+        if let Err(e) = self.cluster.create_or_adopt(&rendered.job).await {
+            guard.armed = false;
+            return Outcome::Failed(e);
+        }
+        let log = Mutex::new(Vec::<u8>::new());
+        let (start_logs, logs_start) = tokio::sync::oneshot::channel::<String>();
+        let prefix = format!("[{}/{}] ", spec.step.name, spec.task_id);
+        let follow = async {
+            let Ok(pod) = logs_start.await else { return };
+            logs::follow(&self.cluster, &ns, &pod, registration.rx.clone(), |raw| {
+                let line = String::from_utf8_lossy(raw);
+                if self.ctx.echo {
+                    self.ctx.progress.println(&format!("{prefix}{line}"), false);
+                }
+                let mut log = log.lock().expect("not poisoned");
+                log.extend_from_slice(line.as_bytes());
+                log.push(b'\n');
+            })
+            .await;
+        };
+        let waited = self.wait(spec, &limits, registration.rx.clone(), start_logs, watch);
+        let (ended, ()) = tokio::join!(waited, follow);
+        let log = log.into_inner().expect("not poisoned");
+        let last_line = String::from_utf8_lossy(&log)
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(str::to_string);
+        self.ctx.save_log(spec, log).await;
+        let (end, pod) = match ended {
+            Ended::Pod(end, pod) => (end, Some(pod)),
+            Ended::Early(cause) => {
+                // Stuck or never started: the Job would wait forever; remove it now.
+                let _ = self.cluster.delete_job(&ns, &name).await;
+                guard.armed = false;
+                return Outcome::Failed(cause);
+            }
+        };
+        guard.armed = false;
+        match end {
+            End::Succeeded => self.ctx.attempt_output(spec).await,
+            End::Lost(cause) => {
+                // The Job controller would replace the lost pod; the orchestrator retries instead.
+                let _ = self.cluster.delete_job(&ns, &name).await;
+                Outcome::Lost(cause)
+            }
+            End::Failed(_) => {
+                let pod = pod.expect("an ended pod");
+                // An init container's cause is in its own log (the fetch script's message).
+                let last = match diagnose::failed_init_container(&pod) {
+                    Some(c) => {
+                        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+                        let tail = self.cluster.tail(&ns, &pod_name, &c, 5).await;
+                        tail.lines()
+                            .rev()
+                            .find(|l| !l.trim().is_empty())
+                            .map(str::to_string)
+                    }
+                    None => last_line,
+                };
+                match diagnose::phase(&pod, &limits, last.as_deref()) {
+                    Phase::Ended(End::Failed(cause)) => Outcome::Failed(cause),
+                    Phase::Ended(End::Lost(cause)) => Outcome::Lost(cause),
+                    other => Outcome::Failed(format!("the pod ended unexpectedly: {other:?}")),
+                }
+            }
+        }
+    }
+
+    /// Follows the watch until the pod ends or is stuck; starts the log when the step runs.
+    async fn wait(
+        &self,
+        spec: &TaskSpec,
+        limits: &Limits,
+        mut rx: tokio::sync::watch::Receiver<Seen>,
+        start_logs: tokio::sync::oneshot::Sender<String>,
+        watch: &PodWatch,
+    ) -> Ended {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.start_timeout;
+        let mut note: Option<String> = None;
+        let mut start_logs = Some(start_logs);
+        let mut running = false;
+        loop {
+            let seen = rx.borrow_and_update().clone();
+            let pod = match seen {
+                Seen::None => None,
+                Seen::Pod(p) => Some(p),
+                Seen::Gone(p) => {
+                    let phase = diagnose::phase(&p, limits, None);
+                    if let Phase::Ended(end) = phase {
+                        if main_started(&p) {
+                            start(&mut start_logs, &p);
+                        }
+                        return Ended::Pod(end, p);
+                    }
+                    return Ended::Pod(
+                        End::Lost(format!(
+                            "pod {} was deleted before it finished (its node was lost, or someone deleted it)",
+                            p.metadata.name.as_deref().unwrap_or("?")
+                        )),
+                        p,
+                    );
+                }
+            };
+            if let Some(pod) = pod {
+                match diagnose::phase(&pod, limits, None) {
+                    Phase::Waiting(n) => {
+                        if n != note {
+                            if let Some(m) = &n {
+                                self.ctx.say(spec, &format!("pending: {m}"));
+                            }
+                            note = n;
+                        }
+                    }
+                    Phase::Stuck(cause) => return Ended::Early(cause),
+                    Phase::Running => {
+                        running = true;
+                        start(&mut start_logs, &pod);
+                    }
+                    Phase::Ended(end) => {
+                        if main_started(&pod) {
+                            start(&mut start_logs, &pod);
+                        }
+                        return Ended::Pod(end, pod);
+                    }
+                }
+            }
+            let timer = async {
+                if running {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep_until(deadline).await
+                }
+            };
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() {
+                    return Ended::Early("the pod watch stopped".into());
+                },
+                () = timer => {
+                    let why = note
+                        .or_else(|| watch.error().map(|e| format!("the pod watch fails: {e}")))
+                        .unwrap_or_else(|| "no pod was created for its Job".into());
+                    return Ended::Early(format!(
+                        "not running after {} s (KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT): {why}",
+                        started.elapsed().as_secs()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Where a task's watch left it.
+enum Ended {
+    /// The pod ended, this way.
+    Pod(End, Arc<k8s_openapi::api::core::v1::Pod>),
+    /// It never ran and never will: the cause.
+    Early(String),
+}
+
+fn main_started(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.name == diagnose::MAIN
+                && c.state
+                    .as_ref()
+                    .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+        })
+}
+
+fn start(
+    tx: &mut Option<tokio::sync::oneshot::Sender<String>>,
+    pod: &k8s_openapi::api::core::v1::Pod,
+) {
+    if let (Some(tx), Some(name)) = (tx.take(), pod.metadata.name.clone()) {
+        let _ = tx.send(name);
+    }
+}
+
+/// Deletes the attempt's Job if the attempt is dropped before it ends (a failed sibling, or
+/// Ctrl-C), so no pod outlives the task that wanted it.
+struct JobGuard {
+    cluster: Cluster,
+    ns: String,
+    name: String,
+    armed: bool,
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if self.armed
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let (cluster, ns, name) = (self.cluster.clone(), self.ns.clone(), self.name.clone());
+            rt.spawn(async move { cluster.delete_job(&ns, &name).await });
+        }
+    }
+}
+
+impl Executor for KubernetesExecutor {
+    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.attempt(task))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datastore::Kind;
+
+    #[test]
+    fn pods_get_store_settings_but_never_credentials() {
+        let vars = [
+            ("AWS_ENDPOINT", "http://127.0.0.1:9000"),
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "t"),
+            ("AWS_REGION", "us-east-1"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "k"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let env = datastore_env(Kind::S3, vars.clone());
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["AWS_ENDPOINT", "AWS_REGION"]);
+        assert!(datastore_env(Kind::Azure, vars).is_empty());
+    }
+
+    #[test]
+    fn the_run_selector_names_flow_and_run() {
+        assert_eq!(
+            selector("squares", Some("123")),
+            "app.kubernetes.io/managed-by=kubestep,kubestep.io/flow=squares,kubestep.io/run-id=123"
+        );
+        // Values are sanitised as the Job's labels are.
+        assert!(selector("My Flow", None).ends_with(&to_label_value("My Flow")));
+    }
+}
