@@ -91,6 +91,7 @@
 pub use kubestep_core as core;
 pub use kubestep_macros::{kubernetes, resources, retry, step, timeout};
 pub use kubestep_runtime as runtime;
+pub use kubestep_runtime::current::{pod, temp_dir};
 pub use kubestep_runtime::{BoxError, Flow, FlowBuilder, Step};
 
 /// Everything a flow file needs: the attributes, [`Flow`] and [`Step`].

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod current;
 pub mod datastore;
 pub mod executor;
 pub mod flow;

@@ -33,10 +33,19 @@ pub(super) struct Select {
     with: WithArgs,
 }
 
-/// Who the RoleBinding names.
+/// Options of `kubernetes rbac`.
+#[derive(Debug, clap::Args)]
+pub(super) struct RbacArgs {
+    #[command(flatten)]
+    subject: SubjectArgs,
+    #[command(flatten)]
+    with: WithArgs,
+}
+
+/// Who the RoleBinding names: exactly one.
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
-pub(super) struct RbacArgs {
+struct SubjectArgs {
     /// A user, as your API server authenticates it.
     #[arg(long)]
     user: Option<String>,
@@ -46,8 +55,6 @@ pub(super) struct RbacArgs {
     /// A service account, as NAMESPACE/NAME.
     #[arg(long, value_name = "NAMESPACE/NAME")]
     service_account: Option<String>,
-    #[command(flatten)]
-    with: WithArgs,
 }
 
 /// Every namespace a step of the flow would use on Kubernetes.
@@ -77,7 +84,8 @@ pub(super) async fn command(
     };
     match command {
         Command::Rbac(a) => {
-            let who = match (&a.user, &a.group, &a.service_account) {
+            let s = &a.subject;
+            let who = match (&s.user, &s.group, &s.service_account) {
                 (Some(u), _, _) => Who::User(u.clone()),
                 (_, Some(g), _) => Who::Group(g.clone()),
                 (_, _, Some(sa)) => {

@@ -3,8 +3,6 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
-/// The container that runs the step, and the init container that fetches its binary.
-pub const MAIN: &str = "main";
 /// The init container that fetches the binary.
 pub const FETCH: &str = "fetch-binary";
 
@@ -41,6 +39,31 @@ pub struct Limits {
     pub memory: Option<String>,
     /// `#[timeout]` in seconds, if any.
     pub timeout_seconds: Option<u64>,
+}
+
+/// The container that runs the step: a step's pod has exactly one (named after the step).
+pub fn step_container(pod: &Pod) -> &str {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .map_or("", |c| c.name.as_str())
+}
+
+/// Whether the step's container has started (it runs or has ended), so it has a log.
+pub fn step_started(pod: &Pod) -> bool {
+    statuses(pod, false).any(|c| {
+        c.name == step_container(pod)
+            && c.state
+                .as_ref()
+                .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+    })
+}
+
+/// Whether the step's container has ended.
+pub fn step_ended(pod: &Pod) -> bool {
+    statuses(pod, false).any(|c| {
+        c.name == step_container(pod) && c.state.as_ref().is_some_and(|s| s.terminated.is_some())
+    })
 }
 
 fn statuses(pod: &Pod, init: bool) -> impl Iterator<Item = &ContainerStatus> {
@@ -122,9 +145,7 @@ pub fn phase(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> Phase {
             return Phase::Stuck(cause);
         }
     }
-    let main_running = statuses(pod, false)
-        .any(|c| c.name == MAIN && c.state.as_ref().is_some_and(|s| s.running.is_some()));
-    if main_running {
+    if step_started(pod) {
         return Phase::Running;
     }
     let scheduled = condition(pod, "PodScheduled");
@@ -217,7 +238,7 @@ fn failed(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> End {
         }
     }
     let main = statuses(pod, false)
-        .find(|c| c.name == MAIN)
+        .find(|c| c.name == step_container(pod))
         .and_then(|c| c.state.as_ref()?.terminated.clone());
     let Some(t) = main else {
         return End::Failed(format!(
@@ -257,7 +278,7 @@ mod tests {
     fn pod(status: serde_json::Value) -> Pod {
         serde_json::from_value(json!({
             "metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "main", "image": "nope:1"}],
+            "spec": {"containers": [{"name": "train", "image": "nope:1"}],
                      "initContainers": [{"name": "fetch-binary", "image": "curl"}]},
             "status": status,
         }))
@@ -290,7 +311,7 @@ mod tests {
     #[test]
     fn image_pull_and_config_errors_are_stuck_and_named() {
         let p = pod(
-            json!({"phase": "Pending", "containerStatuses": [{"name": "main",
+            json!({"phase": "Pending", "containerStatuses": [{"name": "train",
             "ready": false, "restartCount": 0, "image": "nope:1", "imageID": "",
             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off"}}}]}),
         );
@@ -302,7 +323,7 @@ mod tests {
             "{cause}"
         );
         let p = pod(
-            json!({"phase": "Pending", "containerStatuses": [{"name": "main",
+            json!({"phase": "Pending", "containerStatuses": [{"name": "train",
             "ready": false, "restartCount": 0, "image": "x", "imageID": "",
             "state": {"waiting": {"reason": "CreateContainerConfigError",
                                   "message": "secret \"s3\" not found"}}}]}),
@@ -317,7 +338,7 @@ mod tests {
     fn failures_name_their_cause() {
         let term = |reason: &str, code: i32| {
             pod(
-                json!({"phase": "Failed", "containerStatuses": [{"name": "main",
+                json!({"phase": "Failed", "containerStatuses": [{"name": "train",
                 "ready": false, "restartCount": 0, "image": "x", "imageID": "",
                 "state": {"terminated": {"reason": reason, "exitCode": code}}}]}),
             )
@@ -361,7 +382,7 @@ mod tests {
             Phase::Ended(End::Succeeded)
         );
         let p = pod(
-            json!({"phase": "Running", "containerStatuses": [{"name": "main",
+            json!({"phase": "Running", "containerStatuses": [{"name": "train",
             "ready": true, "restartCount": 0, "image": "x", "imageID": "",
             "state": {"running": {}}}]}),
         );

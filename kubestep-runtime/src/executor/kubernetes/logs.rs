@@ -4,7 +4,7 @@
 //! container is over. Nothing the step printed is lost, its last lines included.
 
 use super::cluster::Cluster;
-use super::diagnose::MAIN;
+use super::diagnose::step_ended;
 use super::watch::Seen;
 use futures::AsyncBufReadExt;
 use k8s_openapi::jiff::Timestamp;
@@ -22,11 +22,7 @@ fn over(seen: &Seen) -> bool {
             matches!(
                 status.and_then(|s| s.phase.as_deref()),
                 Some("Succeeded" | "Failed" | "Unknown")
-            ) || status
-                .and_then(|s| s.container_statuses.as_ref())
-                .into_iter()
-                .flatten()
-                .any(|c| c.name == MAIN && c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+            ) || step_ended(p)
         }
     }
 }
@@ -51,6 +47,7 @@ pub async fn follow(
     cluster: &Cluster,
     ns: &str,
     pod: &str,
+    container: &str,
     mut seen: watch::Receiver<Seen>,
     mut line: impl FnMut(&[u8]),
 ) {
@@ -60,7 +57,7 @@ pub async fn follow(
     loop {
         let ended = over(&seen.borrow());
         let params = LogParams {
-            container: Some(MAIN.into()),
+            container: Some(container.into()),
             follow: !ended,
             timestamps: true,
             since_time: last,

@@ -254,18 +254,33 @@ impl KubernetesExecutor {
         }
         let log = Mutex::new(Vec::<u8>::new());
         let (start_logs, logs_start) = tokio::sync::oneshot::channel::<String>();
+        let container = rendered
+            .job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
         let prefix = format!("[{}/{}] ", spec.step.name, spec.task_id);
         let follow = async {
             let Ok(pod) = logs_start.await else { return };
-            logs::follow(&self.cluster, &ns, &pod, registration.rx.clone(), |raw| {
-                let line = String::from_utf8_lossy(raw);
-                if self.ctx.echo {
-                    self.ctx.progress.println(&format!("{prefix}{line}"), false);
-                }
-                let mut log = log.lock().expect("not poisoned");
-                log.extend_from_slice(line.as_bytes());
-                log.push(b'\n');
-            })
+            logs::follow(
+                &self.cluster,
+                &ns,
+                &pod,
+                &container,
+                registration.rx.clone(),
+                |raw| {
+                    let line = String::from_utf8_lossy(raw);
+                    if self.ctx.echo {
+                        self.ctx.progress.println(&format!("{prefix}{line}"), false);
+                    }
+                    let mut log = log.lock().expect("not poisoned");
+                    log.extend_from_slice(line.as_bytes());
+                    log.push(b'\n');
+                },
+            )
             .await;
         };
         let waited = self.wait(spec, &limits, registration.rx.clone(), start_logs, watch);
@@ -339,7 +354,7 @@ impl KubernetesExecutor {
                 Seen::Gone(p) => {
                     let phase = diagnose::phase(&p, limits, None);
                     if let Phase::Ended(end) = phase {
-                        if main_started(&p) {
+                        if diagnose::step_started(&p) {
                             start(&mut start_logs, &p);
                         }
                         return Ended::Pod(end, p);
@@ -369,7 +384,7 @@ impl KubernetesExecutor {
                         start(&mut start_logs, &pod);
                     }
                     Phase::Ended(end) => {
-                        if main_started(&pod) {
+                        if diagnose::step_started(&pod) {
                             start(&mut start_logs, &pod);
                         }
                         return Ended::Pod(end, pod);
@@ -407,20 +422,6 @@ enum Ended {
     Pod(End, Arc<k8s_openapi::api::core::v1::Pod>),
     /// It never ran and never will: the cause.
     Early(String),
-}
-
-fn main_started(pod: &k8s_openapi::api::core::v1::Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| {
-            c.name == diagnose::MAIN
-                && c.state
-                    .as_ref()
-                    .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
-        })
 }
 
 fn start(
