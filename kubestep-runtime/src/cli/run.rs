@@ -202,6 +202,9 @@ pub(super) async fn run(
     tokio::select! {
         result = orchestrator::run(flow, &run, &options) => {
             progress.finish();
+            if let Some((k, _)) = &kubernetes {
+                k.settle().await;
+            }
             result.map_err(|e| Error::Run { run_id: run_id.clone(), source: e })?;
         }
         () = interrupted() => {

@@ -164,6 +164,9 @@ impl ControlPlane {
                 self.dir.join("tokens.csv").display()
             ),
             "--authorization-mode=Node,RBAC".into(),
+            // As GPU clusters do: pods asking for an extended resource (nvidia.com/gpu)
+            // tolerate the taint that keeps other pods off those nodes.
+            "--enable-admission-plugins=ExtendedResourceToleration".into(),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             format!("--service-account-key-file={}", p.sa_pub.display()),
             format!("--service-account-signing-key-file={}", p.sa_key.display()),

@@ -64,8 +64,20 @@ pub struct Options {
 impl Default for Options {
     /// Two nodes: `node-a` (4 cpus, 16 GiB) and `gpu-node` (8 cpus, 64 GiB, 2 NVIDIA GPUs,
     /// tainted `nvidia.com/gpu=present:NoSchedule`, labelled `nvidia.com/gpu.present=true`).
+    /// Both carry the labels the examples select on (disk type, zone, compute pool, spot).
     fn default() -> Options {
+        let mut node = NodeSpec::new("node-a");
+        for (k, v) in [
+            ("disktype", "ssd"),
+            ("topology.kubernetes.io/zone", "eu-west-1a"),
+            ("kubestep.io/compute-pool", "batch"),
+            ("node.kubernetes.io/lifecycle", "spot"),
+        ] {
+            node.labels.insert(k.into(), v.into());
+        }
         let mut gpu = NodeSpec::new("gpu-node");
+        gpu.labels
+            .insert("kubestep.io/compute-pool".into(), "a100".into());
         gpu.capacity.insert("cpu".into(), "8".into());
         gpu.capacity.insert("memory".into(), "64Gi".into());
         gpu.capacity.insert("nvidia.com/gpu".into(), "2".into());
@@ -77,7 +89,7 @@ impl Default for Options {
             "NoSchedule".into(),
         ));
         Options {
-            nodes: vec![NodeSpec::new("node-a"), gpu],
+            nodes: vec![node, gpu],
             images: agent::DEFAULT_IMAGES.map(String::from).to_vec(),
             dir: None,
         }
@@ -117,6 +129,10 @@ struct Inner {
 /// The Secret, in namespace `default`, that carries the S3 credentials for pods; exported as
 /// `KUBESTEP_KUBERNETES_SECRETS`.
 pub const S3_SECRET_NAME: &str = "kubestep-testenv-s3";
+
+/// The Secret, in namespace `default`, that carries the Azure Blob credentials for pods
+/// (`KUBESTEP_KUBERNETES_SECRETS=kubestep-testenv-azure` for a run on the Azure emulator).
+pub const AZURE_SECRET_NAME: &str = "kubestep-testenv-azure";
 
 /// A running environment. Its processes end when [`TestEnv::stop`] runs or the process exits.
 pub struct TestEnv {
@@ -173,20 +189,22 @@ impl TestEnv {
             cp.kubeconfig.display().to_string(),
         )];
         exports.extend(emulators.exports());
-        // Pods get the S3 credentials only through a Secret, as kubestep's `secrets` asks.
-        let s3: std::collections::BTreeMap<String, String> = exports
-            .iter()
-            .filter(|(k, _)| k.starts_with("AWS_"))
-            .cloned()
-            .collect();
-        let secret = serde_json::json!({"metadata": {"name": S3_SECRET_NAME}, "stringData": s3});
+        // Pods get the store credentials only through Secrets, as kubestep's `secrets` asks.
         let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
             kube::Api::namespaced(client, "default");
-        let secret = serde_json::from_value(secret).map_err(|e| Error::Setup(e.to_string()))?;
-        secrets
-            .create(&kube::api::PostParams::default(), &secret)
-            .await
-            .map_err(|e| Error::Kube(format!("create Secret {S3_SECRET_NAME}: {e}")))?;
+        for (name, prefix) in [(S3_SECRET_NAME, "AWS_"), (AZURE_SECRET_NAME, "AZURE_")] {
+            let data: std::collections::BTreeMap<String, String> = exports
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .cloned()
+                .collect();
+            let secret = serde_json::json!({"metadata": {"name": name}, "stringData": data});
+            let secret = serde_json::from_value(secret).map_err(|e| Error::Setup(e.to_string()))?;
+            secrets
+                .create(&kube::api::PostParams::default(), &secret)
+                .await
+                .map_err(|e| Error::Kube(format!("create Secret {name}: {e}")))?;
+        }
         exports.push(("KUBESTEP_KUBERNETES_SECRETS".into(), S3_SECRET_NAME.into()));
         Ok(TestEnv {
             kubeconfig: cp.kubeconfig.clone(),

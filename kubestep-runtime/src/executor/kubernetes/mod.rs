@@ -57,7 +57,11 @@ pub struct KubernetesExecutor {
     watches: HashMap<String, PodWatch>,
     selector: String,
     start_timeout: Duration,
+    /// Deletions of Jobs whose attempts were dropped, still in flight.
+    cleanup: Cleanup,
 }
+
+type Cleanup = Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>;
 
 /// Names of environment variables that hold credentials: never copied into a pod spec; pods
 /// get credentials only through the step's `secrets`.
@@ -163,7 +167,17 @@ impl KubernetesExecutor {
             watches,
             selector,
             start_timeout: Duration::from_secs(settings.scheduling_timeout_seconds),
+            cleanup: Cleanup::default(),
         })
+    }
+
+    /// Waits until the Jobs of attempts that were stopped (a sibling failed) are deleted; call
+    /// before the process exits, which would drop those deletions.
+    pub async fn settle(&self) {
+        let pending: Vec<_> = std::mem::take(&mut *self.cleanup.lock().expect("not poisoned"));
+        for p in pending {
+            let _ = p.await;
+        }
     }
 
     /// Deletes every Job of the run (the garbage collector removes their pods) and waits, at most
@@ -243,6 +257,7 @@ impl KubernetesExecutor {
         let watch = &self.watches[&ns];
         let registration = watch.register(&name);
         let mut guard = JobGuard {
+            cleanup: self.cleanup.clone(),
             cluster: self.cluster.clone(),
             ns: ns.clone(),
             name: name.clone(),
@@ -436,6 +451,7 @@ fn start(
 /// Deletes the attempt's Job if the attempt is dropped before it ends (a failed sibling, or
 /// Ctrl-C), so no pod outlives the task that wanted it.
 struct JobGuard {
+    cleanup: Cleanup,
     cluster: Cluster,
     ns: String,
     name: String,
@@ -448,7 +464,10 @@ impl Drop for JobGuard {
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             let (cluster, ns, name) = (self.cluster.clone(), self.ns.clone(), self.name.clone());
-            rt.spawn(async move { cluster.delete_job(&ns, &name).await });
+            let deletion = rt.spawn(async move {
+                let _ = cluster.delete_job(&ns, &name).await;
+            });
+            self.cleanup.lock().expect("not poisoned").push(deletion);
         }
     }
 }

@@ -136,12 +136,15 @@ pub struct Agent {
     started: Mutex<HashSet<String>>,
 }
 
-/// Images every agent can run: the host's root file system stands in for each.
-pub const DEFAULT_IMAGES: [&str; 4] = [
+/// Images every agent can run: the host's root file system stands in for each. The last two
+/// are the private images the examples name.
+pub const DEFAULT_IMAGES: [&str; 6] = [
     "debian:bookworm-slim",
     "debian:bookworm",
     "busybox",
     "curlimages/curl:8.11.1",
+    "ghcr.io/acme/train:1.4",
+    "registry.example.com/acme/sorter:1.4",
 ];
 
 fn normalise_image(image: &str) -> String {

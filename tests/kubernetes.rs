@@ -1,0 +1,668 @@
+//! `run --with kubernetes` end to end on the test cluster: the example flows run as Jobs whose
+//! pods fetch the example's own binary from the S3 emulator, outputs are read back through the
+//! client API, and every failure names its cause. The flows run as a user bound to exactly the
+//! Role that `kubernetes rbac` prints.
+
+mod common;
+
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Secret, ServiceAccount};
+use kube::Api;
+use kube::api::PostParams;
+use kubestep::runtime::client::Client;
+use kubestep::runtime::datastore::{Kind, Status, TaskRecord};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::process::Output;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Creates `obj` from JSON unless it exists.
+async fn ensure<K>(api: &Api<K>, obj: serde_json::Value)
+where
+    K: kube::Resource + Clone + DeserializeOwned + serde::Serialize + Debug,
+{
+    let obj: K = serde_json::from_value(obj).expect("valid object");
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("cannot create {:?}: {e}", obj.meta().name),
+    }
+}
+
+/// The environment a user's shell has after `testenv up`, with KUBECONFIG naming the
+/// restricted user; the cluster prepared as an admin would for the examples.
+async fn setup() -> &'static Vec<(String, String)> {
+    static ENV: OnceCell<Vec<(String, String)>> = OnceCell::const_new();
+    ENV.get_or_init(|| async {
+        let env = kubestep_testenv::shared();
+        let admin = env.client().await;
+        let s3: Secret = Api::<Secret>::namespaced(admin.clone(), "default")
+            .get(kubestep_testenv::S3_SECRET_NAME)
+            .await
+            .expect("the testenv S3 Secret");
+        for ns in ["ml", "data"] {
+            ensure(
+                &Api::<Namespace>::all(admin.clone()),
+                serde_json::json!({"metadata": {"name": ns}}),
+            )
+            .await;
+            let secrets = Api::<Secret>::namespaced(admin.clone(), ns);
+            ensure(
+                &secrets,
+                serde_json::json!({"metadata": {"name": kubestep_testenv::S3_SECRET_NAME},
+                    "data": s3.data}),
+            )
+            .await;
+            ensure(
+                &secrets,
+                serde_json::json!({"metadata": {"name": "aws-creds"},
+                    "stringData": {"EXAMPLE_TOKEN": "t"}}),
+            )
+            .await;
+            ensure(
+                &secrets,
+                serde_json::json!({"metadata": {"name": "regcred"},
+                    "type": "kubernetes.io/dockerconfigjson",
+                    "stringData": {".dockerconfigjson": "{\"auths\":{}}"}}),
+            )
+            .await;
+            for sa in ["trainer", "sorter"] {
+                ensure(
+                    &Api::<ServiceAccount>::namespaced(admin.clone(), ns),
+                    serde_json::json!({"metadata": {"name": sa}}),
+                )
+                .await;
+            }
+        }
+        for (ns, claim) in [
+            ("default", "datasets"),
+            ("default", "checkpoints"),
+            ("ml", "datasets"),
+        ] {
+            ensure(
+                &Api::<PersistentVolumeClaim>::namespaced(admin.clone(), ns),
+                serde_json::json!({"metadata": {"name": claim}, "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}}}}),
+            )
+            .await;
+        }
+        // The Role and RoleBinding `kubernetes rbac` prints, for every namespace the examples
+        // use, applied as they are printed.
+        let user = kubestep_testenv::RESTRICTED_USER;
+        for example in ["basic", "all_parameters", "custom_image"] {
+            let out = common::run(example, &["kubernetes", "rbac", "--user", user], &[]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8(out.stdout).unwrap();
+            for doc in text.split("---\n").filter(|d| !d.trim().is_empty()) {
+                let value: serde_json::Value = serde_saphyr::from_str(doc).expect("YAML");
+                let ns = value["metadata"]["namespace"].as_str().unwrap().to_string();
+                match value["kind"].as_str() {
+                    Some("Role") => {
+                        ensure(
+                            &Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(
+                                admin.clone(),
+                                &ns,
+                            ),
+                            value,
+                        )
+                        .await
+                    }
+                    Some("RoleBinding") => {
+                        ensure(
+                            &Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(
+                                admin.clone(),
+                                &ns,
+                            ),
+                            value,
+                        )
+                        .await
+                    }
+                    other => panic!("rbac printed a {other:?}"),
+                }
+            }
+        }
+        env.exports()
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "KUBECONFIG" => (k.clone(), env.restricted_kubeconfig.display().to_string()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect()
+    })
+    .await
+}
+
+fn root() -> String {
+    format!("s3://kubestep/k8s-{}", std::process::id())
+}
+
+/// Runs `example` with `run --with kubernetes` on the S3 emulator; returns the output and the
+/// run id.
+async fn run(example: &str, args: &[&str], extra: &[(&str, &str)]) -> (Output, String) {
+    let env = setup().await;
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id_file = std::env::temp_dir().join(format!(
+        "kubestep-k8s-{}-{example}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let root = root();
+    let mut all = vec![
+        "run",
+        "--with",
+        "kubernetes",
+        "--datastore",
+        "s3",
+        "--datastore-root",
+        &root,
+        "--run-id-file",
+        id_file.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    vars.extend_from_slice(extra);
+    let example = example.to_string();
+    let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = all.iter().map(String::as_str).collect();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        common::run(&example, &args, &vars)
+    })
+    .await
+    .unwrap();
+    let run_id = std::fs::read_to_string(&id_file).unwrap_or_default();
+    let _ = std::fs::remove_file(&id_file);
+    (out, run_id)
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+async fn client(flow: &str) -> Client {
+    Client::open_with(Kind::S3, &root(), flow, setup().await.clone()).unwrap()
+}
+
+/// Runs `example` to success and checks the last step's output.
+async fn succeeds<T: DeserializeOwned + PartialEq + Debug + 'static>(
+    example: &str,
+    flow: &str,
+    args: &[&str],
+    last: &str,
+    expected: T,
+) {
+    let (out, run_id) = run(example, args, &[]).await;
+    assert!(out.status.success(), "{example}: {}", text(&out));
+    let client = client(flow).await;
+    assert_eq!(
+        client.output::<T>(&run_id, last, "0").await.unwrap(),
+        expected,
+        "{example}"
+    );
+}
+
+#[tokio::test]
+async fn basic_foreach_runs_every_task_in_a_pod() {
+    succeeds("basic", "squares", &[], "end", 30u64).await;
+}
+
+#[tokio::test]
+async fn gpu_steps_land_on_the_gpu_node_and_gpu_0_avoids_it() {
+    succeeds("gpu", "gpu-training", &[], "evaluate", true).await;
+}
+
+#[tokio::test]
+async fn custom_image_namespace_and_service_account() {
+    succeeds(
+        "custom_image",
+        "custom-image",
+        &[],
+        "sort",
+        vec![1u32, 2, 3],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_shape_runs_on_kubernetes() {
+    succeeds("flow_shapes", "shapes", &[], "gather", 4 * (2 + 3u64)).await;
+}
+
+#[tokio::test]
+async fn labels_and_annotations() {
+    succeeds("labels_annotations", "labelled", &[], "score", 10u32).await;
+}
+
+#[tokio::test]
+async fn node_selectors_and_compute_pool() {
+    succeeds("node_selector", "node-selection", &[], "on_ssd", 16u64).await;
+}
+
+#[tokio::test]
+async fn persistent_volumes_and_tmpfs() {
+    succeeds("persistent_volumes", "volumes", &[], "preprocess", 15usize).await;
+}
+
+#[tokio::test]
+async fn security_context() {
+    succeeds("security_context", "secure", &[], "locked_down", 1u8).await;
+}
+
+#[tokio::test]
+async fn tolerations() {
+    succeeds(
+        "tolerations",
+        "tolerations",
+        &[],
+        "shout",
+        "HELLO".to_string(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn all_parameters_at_once() {
+    succeeds("all_parameters", "all-parameters", &[], "train", 3.0f32).await;
+}
+
+#[tokio::test]
+async fn parameters_reach_the_pods() {
+    succeeds(
+        "parameters",
+        "parameters",
+        &["--alpha", "0.5", "--n", "4"],
+        "end",
+        3.0f64,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_large_output_moves_through_s3() {
+    succeeds("large_output", "large", &[], "end", {
+        let n = 64 * 1024 * 1024 / 8;
+        (0..n).map(|i| (i % 1000) as f64 * 0.001).sum::<f64>()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_runtime_override_applies_to_every_step_and_one() {
+    let (out, run_id) = run(
+        "runtime_override",
+        &[
+            "--with",
+            "kubernetes:cpu=2",
+            "--with",
+            "train/kubernetes:memory=3000",
+        ],
+        &[],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let client = client("override").await;
+    assert_eq!(
+        client
+            .output::<String>(&run_id, "report", "0")
+            .await
+            .unwrap(),
+        "total 6"
+    );
+    // The pods ran with the overridden requests.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(kubestep_testenv::shared().client().await, "default");
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(&format!("kubestep.io/run-id={run_id}")))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 3);
+    for p in &list.items {
+        let step = &p.metadata.labels.as_ref().unwrap()["kubestep.io/step"];
+        let requests = p.spec.as_ref().unwrap().containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .clone()
+            .unwrap();
+        assert_eq!(requests["cpu"].0, "2", "{step}");
+        // The API server normalises 3000M to 3G.
+        let memory = if step == "train" { "3G" } else { "4096M" };
+        assert_eq!(requests["memory"].0, memory, "{step}");
+    }
+}
+
+/// Runs `kubernetes_failures` and returns the one-line cause it failed with.
+async fn fails(args: &[&str], extra: &[(&str, &str)]) -> (String, String) {
+    let (out, run_id) = run("kubernetes_failures", args, extra).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let cause = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {}", text(&out)))
+        .to_string();
+    (cause, run_id)
+}
+
+#[tokio::test]
+async fn oom_names_the_limit_and_keeps_the_last_lines() {
+    let (cause, run_id) = fails(&["--fail", "oom"], &[]).await;
+    assert!(
+        cause.contains("OOMKilled") && cause.contains("256M") && cause.contains("memory="),
+        "{cause}"
+    );
+    let client = client("k8s-failures").await;
+    let log = client.log(&run_id, "work", "0", 0).await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&log).contains("work starts in mode oom"),
+        "the log of the OOM-killed pod was saved"
+    );
+}
+
+#[tokio::test]
+async fn an_exit_code_is_the_cause() {
+    let (cause, run_id) = fails(&["--fail", "exit"], &[]).await;
+    assert!(cause.contains("exit code 3"), "{cause}");
+    let log = client("k8s-failures")
+        .await
+        .log(&run_id, "work", "0", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&log).contains("work gives up"));
+}
+
+#[tokio::test]
+async fn a_timeout_is_deadline_exceeded() {
+    let (cause, _) = fails(&["--fail", "hang"], &[]).await;
+    assert!(
+        cause.contains("timed out after 20 s") && cause.contains("activeDeadlineSeconds"),
+        "{cause}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_image_fails_fast_and_names_it() {
+    let (cause, run_id) = fails(&["--with", "work/kubernetes:image=no-such-image:1"], &[]).await;
+    assert!(
+        cause.contains("cannot pull image `no-such-image:1`"),
+        "{cause}"
+    );
+    no_job_left(&run_id, Some("work")).await;
+}
+
+#[tokio::test]
+async fn a_missing_secret_fails_fast_and_names_it() {
+    let (cause, run_id) = fails(
+        &["--with", "work/kubernetes:secrets=[\"no-such-secret\"]"],
+        &[],
+    )
+    .await;
+    assert!(
+        cause.contains("CreateContainerConfigError") && cause.contains("no-such-secret"),
+        "{cause}"
+    );
+    no_job_left(&run_id, Some("work")).await;
+}
+
+#[tokio::test]
+async fn an_unschedulable_pod_is_explained_then_times_out() {
+    let (out, run_id) = run(
+        "kubernetes_failures",
+        &["--with", "work/kubernetes:gpu=4"],
+        &[("KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT", "3")],
+    )
+    .await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("[work/0] pending: Unschedulable: 0/2 nodes are available")
+            && all.contains("Insufficient nvidia.com/gpu"),
+        "{all}"
+    );
+    assert!(
+        all.contains("not running after 3 s (KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT)"),
+        "{all}"
+    );
+    no_job_left(&run_id, Some("work")).await;
+}
+
+/// Waits (bounded) until the run (or its `step`) has no Job and no pod.
+async fn no_job_left(run_id: &str, step: Option<&str>) {
+    let admin = kubestep_testenv::shared().client().await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin.clone(), "default");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin, "default");
+    let mut selector = format!("kubestep.io/run-id={run_id}");
+    if let Some(step) = step {
+        selector.push_str(&format!(",kubestep.io/step={step}"));
+    }
+    let lp = kube::api::ListParams::default().labels(&selector);
+    for _ in 0..100 {
+        let (j, p) = (
+            jobs.list(&lp).await.unwrap().items.len(),
+            pods.list(&lp).await.unwrap().items.len(),
+        );
+        if j == 0 && p == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("run {run_id} still has Jobs or pods");
+}
+
+/// Starts `kubernetes_failures --fail sleep` in the background: a run whose step takes a few
+/// seconds, long enough to disturb; returns the process and its run-id file.
+async fn sleeping(name: &str) -> (std::process::Child, std::path::PathBuf) {
+    let env = setup().await.clone();
+    let id_file = std::env::temp_dir().join(format!("kubestep-k8s-{name}-{}", std::process::id()));
+    let child = std::process::Command::new(common::example("kubernetes_failures"))
+        .args([
+            "run",
+            "--with",
+            "kubernetes",
+            "--datastore",
+            "s3",
+            "--datastore-root",
+            &root(),
+            "--fail",
+            "sleep",
+            "--run-id-file",
+            id_file.to_str().unwrap(),
+        ])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, id_file)
+}
+
+#[tokio::test]
+async fn an_eviction_is_retried_without_spending_retry() {
+    let (child, id_file) = sleeping("evict").await;
+    let pod = running_pod(&id_file, "work").await;
+    assert!(kubestep_testenv::shared().evict("default", &pod).await);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    let client = client("k8s-failures").await;
+    let task: TaskRecord = client.task(&run_id, "work", "0").await.unwrap().unwrap();
+    assert_eq!(task.status, Status::Succeeded);
+    assert_eq!(task.attempts.len(), 2, "{task:?}");
+    let cause = task.attempts[0].cause.clone().unwrap();
+    assert!(
+        cause.contains("Evicted") && cause.contains("(infrastructure)"),
+        "{cause}"
+    );
+}
+
+/// The name of the running pod of `step` in the run whose id `id_file` will hold.
+async fn running_pod(id_file: &std::path::Path, step: &str) -> String {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(kubestep_testenv::shared().client().await, "default");
+    for _ in 0..300 {
+        if let Ok(run_id) = std::fs::read_to_string(id_file) {
+            let lp = kube::api::ListParams::default().labels(&format!(
+                "kubestep.io/run-id={run_id},kubestep.io/step={step}"
+            ));
+            for p in pods.list(&lp).await.unwrap().items {
+                let running = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+                    });
+                if running {
+                    return p.metadata.name.unwrap();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no running pod of step {step}");
+}
+
+#[tokio::test]
+async fn ctrl_c_deletes_every_job_and_pod_of_the_run() {
+    let (child, id_file) = sleeping("ctrlc").await;
+    running_pod(&id_file, "work").await;
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc_kill(child.id() as i32, 2) }, 0);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    // The orchestrator waited for the pods to go before it exited.
+    let admin = kubestep_testenv::shared().client().await;
+    let lp = kube::api::ListParams::default().labels(&format!("kubestep.io/run-id={run_id}"));
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin.clone(), "default");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin, "default");
+    assert!(jobs.list(&lp).await.unwrap().items.is_empty());
+    assert!(pods.list(&lp).await.unwrap().items.is_empty());
+    let client = client("k8s-failures").await;
+    let task = client.task(&run_id, "work", "0").await.unwrap().unwrap();
+    assert_eq!(
+        task.status,
+        Status::Failed,
+        "the task is recorded as interrupted"
+    );
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[tokio::test]
+async fn a_failing_foreach_item_cancels_its_siblings_jobs() {
+    let (out, run_id) = run("failing_foreach", &[], &[]).await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("item 2 is broken"), "{all}");
+    // The siblings' 30-second pods were deleted with their Jobs, not left to run.
+    no_job_left_but(&run_id, "2").await;
+}
+
+/// Waits until the run's only Jobs are those of `start` and of task `keep` of the foreach.
+async fn no_job_left_but(run_id: &str, keep: &str) {
+    let admin = kubestep_testenv::shared().client().await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin, "default");
+    let lp = kube::api::ListParams::default().labels(&format!(
+        "kubestep.io/run-id={run_id},kubestep.io/step=work"
+    ));
+    for _ in 0..100 {
+        let left: Vec<String> = jobs
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|j| j.metadata.labels.as_ref().unwrap()["kubestep.io/task-id"].clone())
+            .collect();
+        if left.iter().all(|t| t == keep) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the cancelled siblings' Jobs of run {run_id} are still there");
+}
+
+#[tokio::test]
+async fn kubernetes_list_and_kill_find_a_runs_pods() {
+    let env = setup().await.clone();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (out, run_id) = run("labels_annotations", &[], &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let list = common::run(
+        "labels_annotations",
+        &["kubernetes", "list", "--run-id", &run_id],
+        &vars,
+    );
+    let listed = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.status.success(), "{}", text(&list));
+    assert_eq!(listed.lines().count(), 3, "a header and two pods: {listed}");
+    assert!(listed.contains("\tscore\t0\t0\tSucceeded"), "{listed}");
+    let kill = common::run(
+        "labels_annotations",
+        &["kubernetes", "kill", "--run-id", &run_id],
+        &vars,
+    );
+    assert!(kill.status.success(), "{}", text(&kill));
+    no_job_left(&run_id, None).await;
+}
+
+#[tokio::test]
+async fn a_flow_runs_on_the_azure_emulator() {
+    let root = format!("az://kubestep/k8s-{}", std::process::id());
+    let env = setup().await;
+    let mut vars: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| k != "KUBESTEP_KUBERNETES_SECRETS")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    vars.push((
+        "KUBESTEP_KUBERNETES_SECRETS",
+        kubestep_testenv::AZURE_SECRET_NAME,
+    ));
+    let id_file = std::env::temp_dir().join(format!("kubestep-k8s-az-{}", std::process::id()));
+    let out = common::run(
+        "basic",
+        &[
+            "run",
+            "--with",
+            "kubernetes",
+            "--datastore",
+            "azure",
+            "--datastore-root",
+            &root,
+            "--run-id-file",
+            id_file.to_str().unwrap(),
+        ],
+        &vars,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    let client = Client::open_with(Kind::Azure, &root, "squares", env.clone()).unwrap();
+    assert_eq!(client.output::<u64>(&run_id, "end", "0").await.unwrap(), 30);
+}
