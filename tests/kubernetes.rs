@@ -666,3 +666,18 @@ async fn a_flow_runs_on_the_azure_emulator() {
     let client = Client::open_with(Kind::Azure, &root, "squares", env.clone()).unwrap();
     assert_eq!(client.output::<u64>(&run_id, "end", "0").await.unwrap(), 30);
 }
+
+#[tokio::test]
+async fn a_tokio_program_awaits_a_step_run_in_a_pod() {
+    let env = setup().await.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        common::run("embedded", &[], &vars)
+    })
+    .await
+    .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("3 squared is 9, 4 squared is 16"), "{all}");
+    assert!(all.contains("] squaring 3 in pod embedded-square-"), "{all}");
+}

@@ -16,6 +16,7 @@ pub mod codec;
 pub mod config;
 pub mod current;
 pub mod datastore;
+pub mod embed;
 pub mod executor;
 pub mod flow;
 pub mod orchestrator;

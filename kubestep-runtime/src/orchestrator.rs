@@ -219,6 +219,20 @@ async fn run_task(
     unreachable!("attempts end in a return")
 }
 
+/// Runs one task of `decl` on `input` (an artifact) through its attempts, as a flow's task
+/// runs: retries, lost-attempt retries and records included. Returns the output artifact.
+pub async fn run_one(
+    run: &Run<'_>,
+    decl: &'static StepDecl,
+    task_id: String,
+    input: String,
+) -> Result<String, Error> {
+    let slots = Semaphore::new(1);
+    let (_cancel, cancelled) = watch::channel(false);
+    run.ctx.progress.planned(decl.name, 1);
+    run_task(run, &slots, None, cancelled, decl, task_id, input).await
+}
+
 /// The output of the same task in `origin` if it succeeded on the same input; recorded in this
 /// run as reused. Content addressing makes "same input" exact.
 async fn reuse(

@@ -249,6 +249,43 @@ pub fn run(
     result.map_err(CliOutcome::Failed)
 }
 
+/// A run id: milliseconds since the epoch, then this process's id, so ids sort by start time
+/// and two runs started in the same millisecond differ.
+pub(crate) fn new_run_id() -> String {
+    format!(
+        "{}{:07}",
+        crate::datastore::now_ms(),
+        std::process::id() % 10_000_000
+    )
+}
+
+/// When this process was started to run one task (`<binary> step NAME ...`, what a pod runs),
+/// runs it on the caller's runtime and returns the exit code; otherwise `None`. For programs
+/// that embed steps without `Flow::main()`.
+pub(crate) async fn serve_task(flow: &Flow) -> Option<i32> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_none_or(|a| a != "step") {
+        return None;
+    }
+    let code = match Cli::try_parse_from(&args) {
+        Ok(Cli {
+            command: Command::Step(a),
+        }) => match run::step(flow, &a).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
+        Ok(_) => unreachable!("the first argument is `step`"),
+        Err(e) => {
+            let _ = e.print();
+            e.exit_code()
+        }
+    };
+    Some(code)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

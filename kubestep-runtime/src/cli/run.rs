@@ -65,16 +65,6 @@ pub(super) struct Args {
     pub(super) with: super::WithArgs,
 }
 
-/// A run id: milliseconds since the epoch, then this process's id, so ids sort by start time
-/// and two runs started in the same millisecond differ.
-fn new_run_id() -> String {
-    format!(
-        "{}{:07}",
-        crate::datastore::now_ms(),
-        std::process::id() % 10_000_000
-    )
-}
-
 /// Options of `resume`.
 #[derive(Debug, clap::Args)]
 pub(super) struct ResumeArgs {
@@ -110,7 +100,7 @@ pub(super) async fn run(
             "--with kubernetes needs a datastore pods can reach: --datastore s3, azure or gs (a local directory is not visible in pods)".into(),
         ));
     }
-    let run_id = new_run_id();
+    let run_id = super::new_run_id();
     if let Some(file) = &args.run_id_file {
         std::fs::write(file, &run_id).map_err(|e| {
             Error::Unsupported(format!(

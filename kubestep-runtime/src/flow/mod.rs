@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 #[derive(Clone, Debug)]
 pub struct Flow {
     name: String,
-    stages: Vec<Stage>,
+    pub(crate) stages: Vec<Stage>,
     params: Option<Params>,
 }
 
@@ -49,7 +49,7 @@ fn encode_params<P: clap::FromArgMatches + serde::Serialize + 'static>(
 /// A flow being built; `S` is the state of its last stage.
 #[must_use = "a flow does nothing until `.main()` runs it"]
 pub struct FlowBuilder<S> {
-    flow: Flow,
+    pub(crate) flow: Flow,
     state: PhantomData<fn() -> S>,
 }
 
