@@ -9,7 +9,10 @@ use kubestep::runtime::embed::Steps;
 
 #[kubernetes(cpu = 1, memory = 512)]
 fn square(n: u64) -> u64 {
-    println!("squaring {n} in pod {}", kubestep::pod().map(|p| p.name).unwrap_or_default());
+    println!(
+        "squaring {n} in pod {}",
+        kubestep::pod().map(|p| p.name).unwrap_or_default()
+    );
     n * n
 }
 

@@ -97,34 +97,9 @@ async fn setup() -> &'static Vec<(String, String)> {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let text = String::from_utf8(out.stdout).unwrap();
-            for doc in text.split("---\n").filter(|d| !d.trim().is_empty()) {
-                let value: serde_json::Value = serde_saphyr::from_str(doc).expect("YAML");
-                let ns = value["metadata"]["namespace"].as_str().unwrap().to_string();
-                match value["kind"].as_str() {
-                    Some("Role") => {
-                        ensure(
-                            &Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(
-                                admin.clone(),
-                                &ns,
-                            ),
-                            value,
-                        )
-                        .await
-                    }
-                    Some("RoleBinding") => {
-                        ensure(
-                            &Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(
-                                admin.clone(),
-                                &ns,
-                            ),
-                            value,
-                        )
-                        .await
-                    }
-                    other => panic!("rbac printed a {other:?}"),
-                }
-            }
+            env.apply(&String::from_utf8(out.stdout).unwrap())
+                .await
+                .expect("the printed RBAC applies");
         }
         env.exports()
             .iter()
@@ -679,5 +654,8 @@ async fn a_tokio_program_awaits_a_step_run_in_a_pod() {
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(all.contains("3 squared is 9, 4 squared is 16"), "{all}");
-    assert!(all.contains("] squaring 3 in pod embedded-square-"), "{all}");
+    assert!(
+        all.contains("] squaring 3 in pod embedded-square-"),
+        "{all}"
+    );
 }

@@ -14,6 +14,26 @@ pub struct Executable {
     pub sha256: String,
     /// `kubernetes.io/arch` value, such as `amd64`.
     pub arch: &'static str,
+    /// The newest glibc symbol version it needs (`GLIBC_2.N` -> `(2, N)`), if it links glibc.
+    pub glibc: Option<(u32, u32)>,
+}
+
+/// The newest `GLIBC_x.y` version named in `bytes`, only counting names that end inside it.
+fn glibc_in(bytes: &[u8]) -> Option<(u32, u32)> {
+    let mut newest = None;
+    for at in memchr::memmem::find_iter(bytes, b"GLIBC_") {
+        let rest = &bytes[at + 6..];
+        let end = rest
+            .iter()
+            .position(|b| !(b.is_ascii_digit() || *b == b'.'));
+        let Some(end) = end else { continue };
+        let text = std::str::from_utf8(&rest[..end]).unwrap_or("");
+        let mut parts = text.split('.').map(|p| p.parse::<u32>());
+        if let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) {
+            newest = newest.max(Some((major, minor)));
+        }
+    }
+    newest
 }
 
 /// The executable cannot run in a Linux pod, or cannot be read.
@@ -98,16 +118,26 @@ pub fn inspect(path: &Path) -> Result<Executable, Error> {
     let mut file = std::fs::File::open(path).map_err(read)?;
     let mut hasher = Sha256::new();
     let mut header = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
+    // Each read lands after the last bytes of the one before, so a version name split across
+    // two reads is still seen whole.
+    const OVERLAP: usize = 32;
+    let mut buf = vec![0u8; OVERLAP + (1 << 20)];
+    let mut kept = 0;
+    let mut glibc = None;
     loop {
-        let n = file.read(&mut buf).map_err(read)?;
+        let n = file.read(&mut buf[kept..]).map_err(read)?;
         if n == 0 {
             break;
         }
+        let fresh = &buf[kept..kept + n];
         if header.len() < 64 {
-            header.extend_from_slice(&buf[..n.min(64 - header.len())]);
+            header.extend_from_slice(&fresh[..n.min(64 - header.len())]);
         }
-        hasher.update(&buf[..n]);
+        hasher.update(fresh);
+        glibc = glibc.max(glibc_in(&buf[..kept + n]));
+        let keep = (kept + n).min(OVERLAP);
+        buf.copy_within(kept + n - keep..kept + n, 0);
+        kept = keep;
     }
     let arch = elf_arch(&header).map_err(|found| Error::NotLinux {
         path: path.to_path_buf(),
@@ -122,6 +152,7 @@ pub fn inspect(path: &Path) -> Result<Executable, Error> {
         path: path.to_path_buf(),
         sha256,
         arch,
+        glibc,
     })
 }
 
@@ -153,6 +184,23 @@ mod tests {
                 exe.arch
             }
         );
+    }
+
+    #[test]
+    fn the_newest_glibc_version_is_found() {
+        assert_eq!(
+            glibc_in(b"\0GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_2.17\0"),
+            Some((2, 34))
+        );
+        assert_eq!(glibc_in(b"no glibc here"), None);
+        // Cut off at the end of a read: not counted until the rest arrives.
+        assert_eq!(glibc_in(b"GLIBC_2.3"), None);
+        if cfg!(all(target_os = "linux", target_env = "gnu")) {
+            assert!(
+                current().unwrap().glibc.is_some(),
+                "a glibc test binary names GLIBC_"
+            );
+        }
     }
 
     #[test]

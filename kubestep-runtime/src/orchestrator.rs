@@ -486,7 +486,10 @@ pub async fn run_step(
     let key = task_key(run_id, step, task_id);
     ds.put_record(
         &format!("{key}/{attempt}.json"),
-        &crate::datastore::AttemptResult { output: id },
+        &crate::datastore::AttemptResult {
+            output: id,
+            finished_ms: Some(now_ms()),
+        },
     )
     .await
     .map_err(|e| e.to_string())?;

@@ -126,6 +126,10 @@ pub struct RunRecord {
 pub struct AttemptResult {
     /// The output artifact.
     pub output: String,
+    /// When the task finished writing it, in milliseconds since the epoch: with the attempt's
+    /// end in the task record, how long the orchestrator took to notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
 }
 
 /// Where a datastore lives.
@@ -428,18 +432,34 @@ impl Datastore {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(Self::store_error(&key)(e)),
         }
-        let bytes = tokio::fs::read(path).await.map_err(|e| Error::Root {
+        let unreadable = |e: std::io::Error| Error::Root {
             root: self.root.clone(),
             message: format!("cannot read {} to upload it: {e}", path.display()),
-        })?;
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+        // Streamed in parts, so uploading a large executable does not hold it in memory.
+        const PART: usize = 8 << 20;
         let mut upload = object_store::WriteMultipart::new_with_chunk_size(
             self.store
                 .put_multipart(&key)
                 .await
                 .map_err(Self::store_error(&key))?,
-            16 << 20,
+            PART,
         );
-        upload.write(&bytes);
+        let mut buf = vec![0u8; PART];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut file, &mut buf)
+                .await
+                .map_err(unreadable)?;
+            if n == 0 {
+                break;
+            }
+            upload
+                .wait_for_capacity(2)
+                .await
+                .map_err(Self::store_error(&key))?;
+            upload.write(&buf[..n]);
+        }
         upload.finish().await.map_err(Self::store_error(&key))?;
         Ok(rest)
     }

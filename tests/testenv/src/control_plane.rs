@@ -14,6 +14,10 @@ pub const RESTRICTED_TOKEN: &str = "kubestep-testenv-restricted";
 /// The restricted user's name, for RoleBindings.
 pub const RESTRICTED_USER: &str = "kubestep-restricted";
 
+/// The API server's audit log, under the state directory: one JSON event per request of
+/// [`RESTRICTED_USER`].
+pub const AUDIT_LOG: &str = "audit.log";
+
 /// The running control plane.
 pub struct ControlPlane {
     /// API server URL.
@@ -147,6 +151,17 @@ impl ControlPlane {
         Ok(cp)
     }
 
+    /// The audit policy: metadata of every request the restricted user makes, once each (when
+    /// it completes), and nothing of anyone else's.
+    fn audit_policy(&self) -> Result<PathBuf, Error> {
+        let path = self.dir.join("audit-policy.yaml");
+        let policy = format!(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived, ResponseStarted]\nrules:\n- level: Metadata\n  users: [{RESTRICTED_USER}]\n- level: None\n"
+        );
+        std::fs::write(&path, policy).map_err(|e| Error::io(&path, e))?;
+        Ok(path)
+    }
+
     async fn start_apiserver(&mut self) -> Result<(), Error> {
         let p = &self.pki;
         let args: Vec<String> = vec![
@@ -176,6 +191,10 @@ impl ControlPlane {
             "--kubelet-preferred-address-types=InternalIP".into(),
             // A loopback advertise address cannot be an Endpoints address.
             "--endpoint-reconciler-type=none".into(),
+            // Every request of the restricted user, one JSON line each: what benchmarks count.
+            format!("--audit-policy-file={}", self.audit_policy()?.display()),
+            format!("--audit-log-path={}", self.dir.join(AUDIT_LOG).display()),
+            "--audit-log-format=json".into(),
         ];
         self.apiserver = Some(start(
             &self.dir,

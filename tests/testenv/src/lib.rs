@@ -227,6 +227,50 @@ impl TestEnv {
             .expect("testenv kubeconfig is valid")
     }
 
+    /// The API server's audit log: one JSON line per request of [`RESTRICTED_USER`].
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join(control_plane::AUDIT_LOG)
+    }
+
+    /// Creates every object of a multi-document YAML text as the admin (objects that exist are
+    /// left as they are): what `kubectl create -f` does, for the manifests kubestep prints.
+    pub async fn apply(&self, yaml: &str) -> Result<(), Error> {
+        use kube::api::{DynamicObject, PostParams};
+        use kube::discovery::pinned_kind;
+        let client = self.client().await;
+        for doc in yaml.split("\n---").map(|d| d.trim_start_matches("---")) {
+            if doc.trim().is_empty() {
+                continue;
+            }
+            let obj: DynamicObject =
+                serde_saphyr::from_str(doc).map_err(|e| Error::Setup(format!("{e}: {doc}")))?;
+            let types = obj
+                .types
+                .clone()
+                .ok_or_else(|| Error::Setup(format!("no apiVersion/kind in {doc}")))?;
+            let gvk = kube::api::GroupVersionKind::try_from(&types)
+                .map_err(|e| Error::Setup(e.to_string()))?;
+            let (resource, caps) = pinned_kind(&client, &gvk)
+                .await
+                .map_err(|e| Error::Kube(format!("discover {}: {e}", types.kind)))?;
+            let api: kube::Api<DynamicObject> = match (&caps.scope, &obj.metadata.namespace) {
+                (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                    kube::Api::namespaced_with(client.clone(), ns, &resource)
+                }
+                (kube::discovery::Scope::Namespaced, None) => {
+                    kube::Api::default_namespaced_with(client.clone(), &resource)
+                }
+                _ => kube::Api::all_with(client.clone(), &resource),
+            };
+            match api.create(&PostParams::default(), &obj).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(Error::Kube(format!("create {}: {e}", types.kind))),
+            }
+        }
+        Ok(())
+    }
+
     /// `export NAME=value` pairs a shell or a child process needs: KUBECONFIG, the emulators'
     /// endpoints, credentials and roots, and KUBESTEP_KUBERNETES_SECRETS.
     pub fn exports(&self) -> &[(String, String)] {

@@ -37,10 +37,26 @@ pub enum Error {
     /// The executable cannot run in a pod.
     #[error(transparent)]
     Binary(#[from] binary::Error),
+    /// The executable needs a newer glibc than the default image has.
+    #[error(
+        "this executable needs glibc {}.{} but step `{step}` runs the default image {image}, which has glibc {}.{}; set `image` to one with a newer glibc (for example debian:trixie-slim, glibc 2.41), or build against an older one (for example `cargo zigbuild --target x86_64-unknown-linux-gnu.2.36`)",
+        needs.0, needs.1, DEFAULT_IMAGE_GLIBC.0, DEFAULT_IMAGE_GLIBC.1
+    )]
+    Glibc {
+        /// The step.
+        step: String,
+        /// The default image.
+        image: String,
+        /// The glibc version the executable needs.
+        needs: (u32, u32),
+    },
     /// The datastore cannot hold or share the binary.
     #[error("cannot ship the step binary to pods: {0}")]
     Datastore(#[from] crate::datastore::Error),
 }
+
+/// The glibc of the default image (`debian:bookworm-slim`).
+pub const DEFAULT_IMAGE_GLIBC: (u32, u32) = (2, 36);
 
 /// How long the presigned binary URL stays valid: the longest S3 allows (7 days), less a margin.
 const URL_LIFETIME: Duration = Duration::from_secs(6 * 24 * 3600);
@@ -137,6 +153,17 @@ impl KubernetesExecutor {
             Some(path) => (Binary::InImage { path: path.clone() }, None),
             None => {
                 let exe = binary::current()?;
+                if let Some(needs) = exe.glibc.filter(|v| *v > DEFAULT_IMAGE_GLIBC)
+                    && let Some((d, r)) = steps
+                        .iter()
+                        .find(|(_, r)| r.image.source == kubestep_core::resolve::Source::BuiltIn)
+                {
+                    return Err(Error::Glibc {
+                        step: d.name.into(),
+                        image: r.image.value.clone(),
+                        needs,
+                    });
+                }
                 let key = ctx.datastore.put_binary(&exe.path, &exe.sha256).await?;
                 let url = ctx.datastore.presigned_get(&key, URL_LIFETIME).await?;
                 (
