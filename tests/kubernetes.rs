@@ -40,7 +40,7 @@ async fn setup() -> &'static Vec<(String, String)> {
             .get(kubestep_testenv::S3_SECRET_NAME)
             .await
             .expect("the testenv S3 Secret");
-        for ns in ["ml", "data"] {
+        for ns in ["ml", "data", "full"] {
             ensure(
                 &Api::<Namespace>::all(admin.clone()),
                 serde_json::json!({"metadata": {"name": ns}}),
@@ -87,11 +87,26 @@ async fn setup() -> &'static Vec<(String, String)> {
             )
             .await;
         }
+        // A namespace whose quota allows no pod: the Job controller cannot create one.
+        ensure(
+            &Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(admin.clone(), "full"),
+            serde_json::json!({"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}),
+        )
+        .await;
         // The Role and RoleBinding `kubernetes rbac` prints, for every namespace the examples
         // use, applied as they are printed.
         let user = kubestep_testenv::RESTRICTED_USER;
-        for example in ["basic", "all_parameters", "custom_image"] {
-            let out = common::run(example, &["kubernetes", "rbac", "--user", user], &[]);
+        for (example, with) in [
+            ("basic", "kubernetes"),
+            ("all_parameters", "kubernetes"),
+            ("custom_image", "kubernetes"),
+            ("kubernetes_failures", "work/kubernetes:namespace=full"),
+        ] {
+            let out = common::run(
+                example,
+                &["kubernetes", "rbac", "--user", user, "--with", with],
+                &[],
+            );
             assert!(
                 out.status.success(),
                 "{}",
@@ -414,6 +429,26 @@ async fn an_unschedulable_pod_is_explained_then_times_out() {
         "{all}"
     );
     no_job_left(&run_id, Some("work")).await;
+}
+
+#[tokio::test]
+async fn a_job_without_a_pod_is_explained_by_its_events() {
+    let (out, _) = run(
+        "kubernetes_failures",
+        &["--with", "work/kubernetes:namespace=full"],
+        &[("KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT", "15")],
+    )
+    .await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("[work/0] pending: FailedCreate:") && all.contains("exceeded quota"),
+        "{all}"
+    );
+    assert!(
+        all.contains("not running after 15 s") && all.contains("exceeded quota: no-pods"),
+        "{all}"
+    );
 }
 
 /// Waits (bounded) until the run (or its `step`) has no Job and no pod.

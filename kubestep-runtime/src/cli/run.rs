@@ -200,7 +200,11 @@ pub(super) async fn run(
         () = interrupted() => {
             progress.finish();
             if let Some((k, _)) = &kubernetes {
-                let left = k.shutdown(Duration::from_secs(60)).await;
+                eprintln!("kubestep: deleting the Jobs of run {run_id} (Ctrl-C again to stop waiting)");
+                let left = tokio::select! {
+                    left = k.shutdown(Duration::from_secs(60)) => left,
+                    () = interrupted() => vec!["(not waited for: interrupted again)".into()],
+                };
                 if !left.is_empty() {
                     eprintln!("kubestep: pods of run {run_id} still there after 60 s: {}", left.join(", "));
                 }

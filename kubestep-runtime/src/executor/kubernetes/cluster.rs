@@ -52,11 +52,18 @@ pub fn code(e: &kube::Error) -> Option<u16> {
 impl Cluster {
     /// A client from KUBECONFIG (or `~/.kube/config`), else the in-cluster service account.
     pub async fn connect(qps: u32) -> Result<Cluster, Error> {
-        let client = kube::Client::try_default().await.map_err(|source| Error {
+        let failed = |source| Error {
             what: "connect (from KUBECONFIG, ~/.kube/config or the in-cluster service account)"
                 .into(),
             source,
-        })?;
+        };
+        let mut config = kube::Config::infer()
+            .await
+            .map_err(|e| failed(kube::Error::InferConfig(e)))?;
+        // A half-open connection must end: longer than the watch's own idle limit (290 s + 5),
+        // and a log stream cut by it is reopened from its last line.
+        config.read_timeout = Some(Duration::from_secs(300));
+        let client = kube::Client::try_from(config).map_err(failed)?;
         Ok(Cluster::new(client, qps))
     }
 
@@ -201,6 +208,30 @@ impl Cluster {
         )
         .await
         .map(|l| l.items)
+    }
+
+    /// The latest warning the Job's Events give (`FailedCreate: ...`), if any.
+    pub async fn job_event(&self, ns: &str, job: &str) -> Option<String> {
+        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), ns);
+        let list = ListParams::default().fields(&format!(
+            "involvedObject.kind=Job,involvedObject.name={job}"
+        ));
+        let events = self
+            .call(|| format!("events of Job {ns}/{job}"), || api.list(&list))
+            .await
+            .ok()?;
+        events
+            .items
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.unwrap_or_default(),
+                    e.message.unwrap_or_default()
+                )
+            })
     }
 
     /// The last lines a container printed.

@@ -137,8 +137,13 @@ pub fn phase(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> Phase {
         }
         _ => {}
     }
+    // kubestep deletes Jobs, never pods of a running attempt: a pod being deleted is being
+    // taken away (a drain, an eviction, the node lifecycle controller for a lost node).
     if pod.metadata.deletion_timestamp.is_some() {
-        return Phase::Waiting(Some("the pod is being deleted".into()));
+        return Phase::Ended(End::Lost(format!(
+            "pod {} is being deleted before it finished (drained, evicted, or its node was lost)",
+            name(pod)
+        )));
     }
     for c in statuses(pod, true).chain(statuses(pod, false)) {
         if let Some(cause) = stuck(pod, c) {
@@ -159,6 +164,21 @@ pub fn phase(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> Phase {
 
 fn name(pod: &Pod) -> &str {
     pod.metadata.name.as_deref().unwrap_or("?")
+}
+
+/// Why a scheduled pod's containers are not running yet (`ContainerCreating`,
+/// `PodInitializing`, ...), for a message when it never starts.
+pub fn waiting_reason(pod: &Pod) -> Option<String> {
+    statuses(pod, true)
+        .chain(statuses(pod, false))
+        .find_map(|c| {
+            let w = c.state.as_ref()?.waiting.as_ref()?;
+            Some(format!(
+                "container {} is waiting ({})",
+                c.name,
+                w.reason.as_deref().unwrap_or("no reason given")
+            ))
+        })
 }
 
 /// The init container that failed, if one did: its log holds the cause.

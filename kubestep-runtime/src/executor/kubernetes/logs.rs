@@ -42,7 +42,8 @@ fn split_timestamp(line: &[u8]) -> (Option<Timestamp>, &[u8]) {
 }
 
 /// Streams the step container's output to `line`, one line at a time without its newline,
-/// until the container is over and its whole log has been read.
+/// until the container is over and its whole log has been read. An error says why the log could
+/// not be read; it is not part of the step's output.
 pub async fn follow(
     cluster: &Cluster,
     ns: &str,
@@ -50,7 +51,7 @@ pub async fn follow(
     container: &str,
     mut seen: watch::Receiver<Seen>,
     mut line: impl FnMut(&[u8]),
-) {
+) -> Result<(), String> {
     let api = cluster.pods(ns);
     let mut last: Option<Timestamp> = None;
     let mut errors = 0u32;
@@ -60,7 +61,9 @@ pub async fn follow(
             container: Some(container.into()),
             follow: !ended,
             timestamps: true,
-            since_time: last,
+            // The API takes whole seconds and would round up, skipping the rest of that
+            // second: ask from its start; the lines already read are skipped below.
+            since_time: last.map(|t| Timestamp::from_second(t.as_second()).unwrap_or(t)),
             ..LogParams::default()
         };
         let clean = match cluster
@@ -98,23 +101,20 @@ pub async fn follow(
             Err(e) => {
                 errors += 1;
                 if errors >= 5 || ended {
-                    line(format!("kubestep: cannot read the log of pod {pod}: {e}").as_bytes());
-                    return;
+                    return Err(format!("cannot read the log of pod {pod}: {e}"));
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 false
             }
         };
         if ended {
-            return;
+            return Ok(());
         }
         if clean {
-            // A followed stream ends when the container does; the watch confirms it within a
-            // moment, or the stream was cut and is reopened.
+            // A followed stream ends when the container does, which the watch confirms in a
+            // moment; then one last plain read from `last` gets what a cut stream missed. If
+            // the container still runs, the stream was cut: reopen it.
             let _ = tokio::time::timeout(Duration::from_secs(2), seen.wait_for(over)).await;
-            if over(&seen.borrow()) {
-                return;
-            }
         }
     }
 }

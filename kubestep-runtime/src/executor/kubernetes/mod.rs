@@ -55,11 +55,22 @@ pub enum Error {
     Datastore(#[from] crate::datastore::Error),
 }
 
+/// How long the log may still be read after the pod ended.
+const LOG_GRACE: Duration = Duration::from_secs(15);
+
+/// How long a Job may have no pod before its Events are read for the reason.
+const NO_POD_YET: Duration = Duration::from_secs(10);
+
 /// The glibc of the default image (`debian:bookworm-slim`).
 pub const DEFAULT_IMAGE_GLIBC: (u32, u32) = (2, 36);
 
-/// How long the presigned binary URL stays valid: the longest S3 allows (7 days), less a margin.
+/// How long a presigned binary URL stays valid: the longest S3 allows (7 days), less a margin,
+/// for pods that wait long to be scheduled.
 const URL_LIFETIME: Duration = Duration::from_secs(6 * 24 * 3600);
+
+/// New Jobs get a freshly signed URL this often: a URL signed with temporary credentials
+/// (STS, workload identity) stops working when they expire, whatever its own lifetime.
+const RESIGN_AFTER: Duration = Duration::from_secs(30 * 60);
 
 /// Runs task attempts as Jobs.
 pub struct KubernetesExecutor {
@@ -67,7 +78,11 @@ pub struct KubernetesExecutor {
     cluster: Cluster,
     flow: String,
     steps: HashMap<&'static str, Resolved>,
-    binary: Binary,
+    /// How pods get the binary, and when its URL was signed (re-signed now and then, so URLs
+    /// signed with temporary credentials do not outlive them).
+    binary: Mutex<(Binary, Instant)>,
+    /// The binary's key in the datastore, when pods fetch it.
+    binary_key: Option<String>,
     arch: Option<String>,
     pod_env: Vec<(String, String)>,
     watches: HashMap<String, PodWatch>,
@@ -149,8 +164,8 @@ impl KubernetesExecutor {
         steps: Vec<(&'static StepDecl, Resolved)>,
         settings: &Settings,
     ) -> Result<KubernetesExecutor, Error> {
-        let (binary, arch) = match &settings.binary_in_image {
-            Some(path) => (Binary::InImage { path: path.clone() }, None),
+        let (binary, binary_key, arch) = match &settings.binary_in_image {
+            Some(path) => (Binary::InImage { path: path.clone() }, None, None),
             None => {
                 let exe = binary::current()?;
                 if let Some(needs) = exe.glibc.filter(|v| *v > DEFAULT_IMAGE_GLIBC)
@@ -171,6 +186,7 @@ impl KubernetesExecutor {
                         url,
                         sha256: exe.sha256,
                     },
+                    Some(key),
                     Some(exe.arch.to_string()),
                 )
             }
@@ -189,7 +205,8 @@ impl KubernetesExecutor {
             cluster,
             flow: flow.to_string(),
             steps: steps.into_iter().map(|(d, r)| (d.name, r)).collect(),
-            binary,
+            binary: Mutex::new((binary, Instant::now())),
+            binary_key,
             arch,
             watches,
             selector,
@@ -223,7 +240,26 @@ impl KubernetesExecutor {
         left
     }
 
-    fn job_task(&self, spec: &TaskSpec) -> render::Task {
+    /// How this attempt's pod gets the binary: the URL re-signed when it is older than
+    /// [`RESIGN_AFTER`].
+    async fn binary(&self) -> Result<Binary, crate::datastore::Error> {
+        let (current, signed) = self.binary.lock().expect("not poisoned").clone();
+        let (Binary::Fetched { sha256, .. }, Some(key)) = (&current, &self.binary_key) else {
+            return Ok(current);
+        };
+        if signed.elapsed() < RESIGN_AFTER {
+            return Ok(current);
+        }
+        let url = self.ctx.datastore.presigned_get(key, URL_LIFETIME).await?;
+        let fresh = Binary::Fetched {
+            url,
+            sha256: sha256.clone(),
+        };
+        *self.binary.lock().expect("not poisoned") = (fresh.clone(), Instant::now());
+        Ok(fresh)
+    }
+
+    fn job_task(&self, spec: &TaskSpec, binary: Binary) -> render::Task {
         let ds = &self.ctx.datastore;
         let args = [
             "step",
@@ -251,7 +287,7 @@ impl KubernetesExecutor {
             attempt: spec.attempt,
             args,
             env: self.pod_env.clone(),
-            binary: self.binary.clone(),
+            binary,
             arch: self.arch.clone(),
             parallel: None,
         }
@@ -264,7 +300,11 @@ impl KubernetesExecutor {
                 spec.step.name
             ));
         };
-        let task = self.job_task(spec);
+        let binary = match self.binary().await {
+            Ok(b) => b,
+            Err(e) => return Outcome::Failed(format!("cannot sign the binary's URL: {e}")),
+        };
+        let task = self.job_task(spec, binary);
         let rendered = render::job(step, &task);
         let ns = step.namespace.value.clone();
         let name = task.job_name();
@@ -305,9 +345,10 @@ impl KubernetesExecutor {
             .map(|c| c.name.clone())
             .unwrap_or_default();
         let prefix = format!("[{}/{}] ", spec.step.name, spec.task_id);
+        let (waited_tx, waited_rx) = tokio::sync::oneshot::channel::<()>();
         let follow = async {
             let Ok(pod) = logs_start.await else { return };
-            logs::follow(
+            let following = logs::follow(
                 &self.cluster,
                 &ns,
                 &pod,
@@ -322,10 +363,35 @@ impl KubernetesExecutor {
                     log.extend_from_slice(line.as_bytes());
                     log.push(b'\n');
                 },
-            )
-            .await;
+            );
+            // A log connection that went silent (half-open) must not hold the task once its
+            // pod has ended: the rest of the log gets a bounded grace period.
+            let grace = async {
+                let _ = waited_rx.await;
+                tokio::time::sleep(LOG_GRACE).await;
+            };
+            let failed = tokio::select! {
+                r = following => r.err(),
+                () = grace => Some(format!("the log was still open {} s after the pod ended", LOG_GRACE.as_secs())),
+            };
+            if let Some(e) = failed {
+                self.ctx.say(spec, &format!("kubestep: {e}"));
+            }
         };
-        let waited = self.wait(spec, &limits, registration.rx.clone(), start_logs, watch);
+        let waited = async {
+            let ended = self
+                .wait(
+                    spec,
+                    &limits,
+                    registration.rx.clone(),
+                    start_logs,
+                    watch,
+                    (&ns, &name),
+                )
+                .await;
+            let _ = waited_tx.send(());
+            ended
+        };
         let (ended, ()) = tokio::join!(waited, follow);
         let log = log.into_inner().expect("not poisoned");
         let last_line = String::from_utf8_lossy(&log)
@@ -347,6 +413,10 @@ impl KubernetesExecutor {
         match end {
             End::Succeeded => self.ctx.attempt_output(spec).await,
             End::Lost(cause) => {
+                // A pod seen last before a disconnect and gone since may have finished its work.
+                if let Outcome::Succeeded(output) = self.ctx.attempt_output(spec).await {
+                    return Outcome::Succeeded(output);
+                }
                 // The Job controller would replace the lost pod; the orchestrator retries instead.
                 let _ = self.cluster.delete_job(&ns, &name).await;
                 Outcome::Lost(cause)
@@ -382,9 +452,12 @@ impl KubernetesExecutor {
         mut rx: tokio::sync::watch::Receiver<Seen>,
         start_logs: tokio::sync::oneshot::Sender<String>,
         watch: &PodWatch,
+        job: (&str, &str),
     ) -> Ended {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.start_timeout;
+        let events_at = tokio::time::Instant::now() + NO_POD_YET;
+        let mut asked_events = false;
         let mut note: Option<String> = None;
         let mut start_logs = Some(start_logs);
         let mut running = false;
@@ -440,12 +513,39 @@ impl KubernetesExecutor {
                     tokio::time::sleep_until(deadline).await
                 }
             };
+            // A Job whose pod the Job controller cannot create (a quota, an admission webhook)
+            // says why only in its Events: read them once when no pod has come after a while.
+            let no_pod = matches!(*rx.borrow(), Seen::None);
+            let ask_events = async {
+                if no_pod && !asked_events {
+                    tokio::time::sleep_until(events_at).await
+                } else {
+                    std::future::pending::<()>().await
+                }
+            };
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() {
                     return Ended::Early("the pod watch stopped".into());
                 },
+                () = ask_events => {
+                    asked_events = true;
+                    if let Some(event) = self.cluster.job_event(job.0, job.1).await {
+                        self.ctx.say(spec, &format!("pending: {event}"));
+                        note = Some(event);
+                    }
+                },
                 () = timer => {
+                    if matches!(*rx.borrow(), Seen::None)
+                        && let Some(event) = self.cluster.job_event(job.0, job.1).await
+                    {
+                        note = Some(event);
+                    }
+                    let waiting = match &*rx.borrow() {
+                        Seen::Pod(p) => diagnose::waiting_reason(p),
+                        _ => None,
+                    };
                     let why = note
+                        .or(waiting)
                         .or_else(|| watch.error().map(|e| format!("the pod watch fails: {e}")))
                         .unwrap_or_else(|| "no pod was created for its Job".into());
                     return Ended::Early(format!(

@@ -38,6 +38,7 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// - pods: `list` and `watch` (the run's one watch per namespace), `get` is what `list` needs
 ///   for single names, `delete`/`deletecollection` to remove pods a Job left behind.
 /// - pods/log: `get`, to follow each step's output.
+/// - events: `list`, to say why a Job has no pod (a quota, an admission webhook).
 pub fn role(namespace: &str) -> Role {
     Role {
         metadata: ObjectMeta {
@@ -58,6 +59,7 @@ pub fn role(namespace: &str) -> Role {
                 &["get", "list", "watch", "delete", "deletecollection"],
             ),
             rule("", &["pods/log"], &["get"]),
+            rule("", &["events"], &["list"]),
         ]),
     }
 }
