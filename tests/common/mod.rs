@@ -1,4 +1,6 @@
 //! Running the example binaries the way a user would, with a clean kubestep environment.
+// Each test binary uses part of this module.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
