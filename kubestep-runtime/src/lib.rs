@@ -1,11 +1,13 @@
-//! kubestep-runtime: the flow graph, the command line, and (in later stages) the executors and
-//! the datastore.
+//! kubestep-runtime: the flow graph, the command line, the orchestrator, the executors (local
+//! processes and Kubernetes Jobs), the datastore and the client API.
 //!
 //! Where it sits in the flow of data: the macro's static step descriptions are wired into a
-//! [`Flow`]; `Flow::main()` parses the command line and, for `show` and `render`, resolves each
-//! step's settings with kubestep-core and prints them or the Jobs they render to. A Kubernetes
-//! run creates those Jobs, and each pod re-launches this same binary with
-//! `step <name> --run-id .. --task-id .. --attempt ..`.
+//! [`Flow`]; `Flow::main()` parses the command line; `show` and `render` resolve each step's
+//! settings with kubestep-core and print them or the Jobs they render to; `run` walks the
+//! stages (`orchestrator`), handing each task attempt to an `executor`: a child process, or a
+//! Job whose pod re-launches this same binary with `step <name> --run-id .. --task-id ..`.
+//! Values move between tasks as artifacts in the `datastore`; `client` reads them back, and
+//! `embed` runs single steps from any async program.
 
 #![warn(missing_docs)]
 
