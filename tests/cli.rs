@@ -230,3 +230,51 @@ fn help_lists_the_commands() {
     let out = stdout(&run("basic", &["--help"], &[]));
     assert!(out.contains("show") && out.contains("render"), "{out}");
 }
+
+#[test]
+fn kubernetes_runs_need_a_datastore_pods_can_reach() {
+    let dir = std::env::temp_dir().join(format!("kubestep-cli-local-{}", std::process::id()));
+    let err = failure(
+        &run(
+            "basic",
+            &[
+                "run",
+                "--with",
+                "kubernetes",
+                "--datastore-root",
+                dir.to_str().unwrap(),
+            ],
+            &[],
+        ),
+        1,
+    );
+    assert!(
+        err.contains(
+            "--with kubernetes needs a datastore pods can reach: --datastore s3, azure or gs"
+        ),
+        "{err}"
+    );
+    assert!(!dir.join("squares/runs").exists(), "nothing ran");
+}
+
+#[test]
+fn rbac_needs_exactly_one_subject_and_prints_the_role() {
+    let err = failure(&run("basic", &["kubernetes", "rbac"], &[]), 2);
+    assert!(err.contains("--user"), "{err}");
+    let out = stdout(&run(
+        "custom_image",
+        &["kubernetes", "rbac", "--service-account", "ci/runner"],
+        &[],
+    ));
+    // One Role and one RoleBinding for each namespace the steps use.
+    assert_eq!(out.matches("\nkind: Role\n").count(), 2, "{out}");
+    assert_eq!(out.matches("\nkind: RoleBinding\n").count(), 2, "{out}");
+    assert!(
+        out.contains("namespace: data") && out.contains("namespace: default"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kind: ServiceAccount\n  name: runner\n  namespace: ci"),
+        "{out}"
+    );
+}
