@@ -29,8 +29,12 @@
 //! }
 //! ```
 //!
-//! `cargo run -- show` prints the graph and every step's settings with their sources;
-//! `cargo run -- render --with kubernetes` prints the Jobs a Kubernetes run would create.
+//! `cargo run -- run` runs it locally; `cargo run -- run --with kubernetes --datastore s3` runs
+//! the steps as Jobs whose pods fetch this binary from the datastore and run it (the README's
+//! "Running on Kubernetes" has the details). `cargo run -- show` prints the graph and every
+//! step's settings with their sources; `cargo run -- render --with kubernetes` prints the Jobs a
+//! Kubernetes run would create. Inside a step, [`pod()`] says which pod it runs in; an async
+//! program can run single steps on Kubernetes with [`runtime::embed`].
 //!
 //! ## Steps
 //!

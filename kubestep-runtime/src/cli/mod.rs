@@ -24,7 +24,8 @@ enum Command {
     /// Print the Kubernetes Jobs that `run --with kubernetes` would create, as YAML. Needs no
     /// cluster and no kubeconfig.
     Render(render::Args),
-    /// Run the flow: every step's tasks as processes of this binary, outputs in the datastore.
+    /// Run the flow: every step's tasks as processes of this binary, or with --with kubernetes
+    /// as Kubernetes Jobs whose pods run this binary; outputs in the datastore.
     Run(run::Args),
     /// Run the flow again from a failed run, reusing every task that finished there.
     Resume(run::ResumeArgs),

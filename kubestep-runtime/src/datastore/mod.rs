@@ -1,5 +1,6 @@
 //! The datastore: step outputs as content-addressed artifacts, and run, task and log records
-//! beside them, on local disk or (later) object storage, all through `object_store`.
+//! beside them, on local disk or in object storage (S3, Azure Blob, GCS), all through
+//! `object_store`; and the step binary that pods fetch through a presigned URL.
 //!
 //! Layout under the root:
 //! ```text
@@ -8,6 +9,7 @@
 //! <flow>/runs/<run>/<step>/<task>/task.json        the task's record (attempts, output)
 //! <flow>/runs/<run>/<step>/<task>/<attempt>.json   what one attempt produced
 //! <flow>/runs/<run>/<step>/<task>/<attempt>.log    its stdout and stderr
+//! <flow>/binaries/<sha256>                         the executable pods run (Kubernetes runs)
 //! ```
 //! Every write is atomic (object_store stages local files and renames them), so a killed task
 //! never leaves a visible partial output.
