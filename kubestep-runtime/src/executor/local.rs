@@ -118,11 +118,7 @@ impl LocalExecutor {
             pump(err, prefix.clone(), echo, true, &log)
         );
         let log = log.into_inner();
-        let last_line = String::from_utf8_lossy(&log)
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(str::to_string);
+        let last_line = super::last_line(&log);
         ctx.save_log(task, log).await;
         let status = match status {
             None => {

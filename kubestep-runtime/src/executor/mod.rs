@@ -93,6 +93,15 @@ impl RunContext {
     }
 }
 
+/// The last line a task printed that is not blank: what a failure's cause quotes.
+pub fn last_line(log: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(log)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::to_string)
+}
+
 /// Runs task attempts somewhere. Dropping the returned future stops the attempt (its process
 /// or its Job is removed).
 pub trait Executor: Send + Sync {

@@ -308,12 +308,15 @@ impl KubernetesExecutor {
         let rendered = render::job(step, &task);
         let ns = step.namespace.value.clone();
         let name = task.job_name();
-        let memory = rendered
+        // The step's container: the only one of its pod.
+        let main = rendered
             .job
             .spec
             .as_ref()
             .and_then(|s| s.template.spec.as_ref())
-            .and_then(|p| p.containers.first())
+            .and_then(|p| p.containers.first());
+        let container = main.map(|c| c.name.clone()).unwrap_or_default();
+        let memory = main
             .and_then(|c| c.resources.as_ref()?.limits.as_ref()?.get("memory"))
             .map(|q| q.0.clone());
         let limits = Limits {
@@ -336,14 +339,6 @@ impl KubernetesExecutor {
         }
         let log = Mutex::new(Vec::<u8>::new());
         let (start_logs, logs_start) = tokio::sync::oneshot::channel::<String>();
-        let container = rendered
-            .job
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|p| p.containers.first())
-            .map(|c| c.name.clone())
-            .unwrap_or_default();
         let prefix = format!("[{}/{}] ", spec.step.name, spec.task_id);
         let (waited_tx, waited_rx) = tokio::sync::oneshot::channel::<()>();
         let follow = async {
@@ -394,11 +389,7 @@ impl KubernetesExecutor {
         };
         let (ended, ()) = tokio::join!(waited, follow);
         let log = log.into_inner().expect("not poisoned");
-        let last_line = String::from_utf8_lossy(&log)
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(str::to_string);
+        let last_line = super::last_line(&log);
         self.ctx.save_log(spec, log).await;
         let (end, pod) = match ended {
             Ended::Pod(end, pod) => (end, Some(pod)),
@@ -428,10 +419,7 @@ impl KubernetesExecutor {
                     Some(c) => {
                         let pod_name = pod.metadata.name.clone().unwrap_or_default();
                         let tail = self.cluster.tail(&ns, &pod_name, &c, 5).await;
-                        tail.lines()
-                            .rev()
-                            .find(|l| !l.trim().is_empty())
-                            .map(str::to_string)
+                        super::last_line(tail.as_bytes())
                     }
                     None => last_line,
                 };
