@@ -5,6 +5,7 @@
 //! `Vec<T>` or a tuple by concatenating encodings, which is exactly postcard's layout (a varint
 //! length, then the elements; a tuple is its elements in order).
 
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::any::{Any, TypeId};
@@ -46,6 +47,46 @@ pub fn encode_value<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, Error>
     }
     let _ = any;
     encode(value)
+}
+
+/// Encodes a step's output, which it owns: [`encode_value`]'s blocks are not even copied, the
+/// chunks are the varint length and the vector's own buffer.
+pub fn encode_owned<T: Serialize + 'static>(value: T) -> Result<Vec<Bytes>, Error> {
+    #[cfg(target_endian = "little")]
+    {
+        let any: Box<dyn Any> = Box::new(value);
+        let any = match any.downcast::<Vec<f64>>() {
+            Ok(v) => return Ok(owned_block(*v)),
+            Err(any) => any,
+        };
+        let any = match any.downcast::<Vec<f32>>() {
+            Ok(v) => return Ok(owned_block(*v)),
+            Err(any) => any,
+        };
+        let any = match any.downcast::<Vec<u8>>() {
+            Ok(v) => return Ok(owned_block(*v)),
+            Err(any) => any,
+        };
+        let value = any.downcast::<T>().expect("the value is a T");
+        Ok(vec![Bytes::from(encode(&*value)?)])
+    }
+    #[cfg(not(target_endian = "little"))]
+    Ok(vec![Bytes::from(encode(&value)?)])
+}
+
+/// A vector of plain numbers, seen as its bytes.
+struct PlainBytes<T>(Vec<T>);
+
+impl<T: Plain> AsRef<[u8]> for PlainBytes<T> {
+    fn as_ref(&self) -> &[u8] {
+        as_bytes(&self.0)
+    }
+}
+
+fn owned_block<T: Plain + Send>(v: Vec<T>) -> Vec<Bytes> {
+    let mut prefix = Vec::with_capacity(10);
+    push_varint(&mut prefix, v.len() as u64);
+    vec![Bytes::from(prefix), Bytes::from_owner(PlainBytes(v))]
 }
 
 /// Decodes a step's value, with the block fast path of [`encode_value`].
@@ -93,12 +134,33 @@ fn from_block<T: Plain>(bytes: &[u8]) -> Result<Vec<T>, Error> {
     if (rest.len() as u64) != len.saturating_mul(size as u64) {
         return Err(postcard::Error::DeserializeUnexpectedEnd);
     }
-    let mut out = vec![T::default(); len as usize];
-    // SAFETY: `out` holds exactly `rest.len()` bytes of `Plain` values, any bit pattern valid.
+    // Not zero-filled first: the copy is the only pass over the new memory.
+    let mut out: Vec<T> = Vec::with_capacity(len as usize);
+    huge_pages(out.as_mut_ptr().cast(), rest.len());
+    // SAFETY: the capacity holds exactly `rest.len()` bytes of `Plain` values (any bit pattern
+    // is valid), all written before the length is set.
     unsafe {
-        std::ptr::copy_nonoverlapping(rest.as_ptr(), out.as_mut_ptr().cast::<u8>(), rest.len())
-    };
+        std::ptr::copy_nonoverlapping(rest.as_ptr(), out.as_mut_ptr().cast::<u8>(), rest.len());
+        out.set_len(len as usize);
+    }
     Ok(out)
+}
+
+/// Asks the kernel to back a large fresh buffer with transparent huge pages (where they are
+/// enabled for `madvise`): filling 256 MiB then faults 128 times instead of 65,536. Advice only.
+pub(crate) fn huge_pages(ptr: *mut u8, len: usize) {
+    const PAGE: usize = 4096;
+    if len < 4 << 20 {
+        return;
+    }
+    let start = (ptr as usize).next_multiple_of(PAGE);
+    let end = (ptr as usize + len) & !(PAGE - 1);
+    if end > start {
+        // SAFETY: the range lies inside one live allocation; MADV_HUGEPAGE changes no contents.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
 }
 
 fn push_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -173,8 +235,21 @@ mod tests {
             decode_value::<Vec<f64>>(&encode(&floats).unwrap()).unwrap(),
             floats
         );
+        assert_eq!(
+            encode_owned(floats.clone()).unwrap().concat(),
+            encode(&floats).unwrap(),
+            "the zero-copy chunks are postcard too"
+        );
+        assert_eq!(
+            encode_owned(("a".to_string(), 2u8)).unwrap().concat(),
+            encode(&("a".to_string(), 2u8)).unwrap()
+        );
         let bytes: Vec<u8> = (0..=255).collect();
         assert_eq!(encode_value(&bytes).unwrap(), encode(&bytes).unwrap());
+        assert_eq!(
+            encode_owned(bytes.clone()).unwrap().concat(),
+            encode(&bytes).unwrap()
+        );
         assert_eq!(
             decode_value::<Vec<u8>>(&encode(&bytes).unwrap()).unwrap(),
             bytes

@@ -482,7 +482,7 @@ pub async fn run_step(
         .ok_or_else(|| format!("flow `{}` has no step `{step}`", flow.name()))?;
     let input = ds.get_artifact(input).await.map_err(|e| e.to_string())?;
     let output = runner(input).await.map_err(|e| e.to_string())?;
-    let id = ds.put_artifact(output).await.map_err(|e| e.to_string())?;
+    let id = ds.put_chunks(output).await.map_err(|e| e.to_string())?;
     let key = task_key(run_id, step, task_id);
     ds.put_record(
         &format!("{key}/{attempt}.json"),

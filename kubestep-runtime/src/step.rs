@@ -59,9 +59,10 @@ pub enum TaskError {
     Output(crate::codec::Error),
 }
 
-/// A step with its types erased: encoded input in, encoded output out. What a task runs.
+/// A step with its types erased: encoded input in, encoded output out (as consecutive chunks,
+/// so a large vector is stored from its own buffer). What a task runs.
 pub type RunFn =
-    fn(bytes::Bytes) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, TaskError>> + Send>>;
+    fn(bytes::Bytes) -> Pin<Box<dyn Future<Output = Result<Vec<bytes::Bytes>, TaskError>> + Send>>;
 
 /// Splits an encoded `Vec<I>` into its items' encodings, for a foreach.
 pub type SplitFn = fn(&[u8]) -> Result<Vec<Vec<u8>>, crate::codec::Error>;
@@ -73,7 +74,7 @@ pub fn runner<S: Step>() -> RunFn {
 
 fn run_encoded<S: Step>(
     input: bytes::Bytes,
-) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, TaskError>> + Send>> {
+) -> Pin<Box<dyn Future<Output = Result<Vec<bytes::Bytes>, TaskError>> + Send>> {
     Box::pin(async move {
         let input: S::Input =
             crate::codec::decode_value(&input).map_err(|source| TaskError::Input {
@@ -81,6 +82,6 @@ fn run_encoded<S: Step>(
                 source,
             })?;
         let output = S::default().call(input).await.map_err(TaskError::Step)?;
-        crate::codec::encode_value(&output).map_err(TaskError::Output)
+        crate::codec::encode_owned(output).map_err(TaskError::Output)
     })
 }

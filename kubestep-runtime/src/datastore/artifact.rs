@@ -44,31 +44,51 @@ fn hash(payload: &[u8]) -> blake3::Hash {
 }
 
 /// A payload ready to store: its address, the header, and the (maybe compressed) body, which
-/// is the payload itself, uncopied, when it is stored raw.
+/// is the payload's own chunks, uncopied, when it is stored raw.
 pub struct Sealed {
     /// The content address.
     pub id: String,
     /// The envelope header.
     pub header: Vec<u8>,
-    /// What follows the header.
-    pub body: Bytes,
+    /// What follows the header, in order.
+    pub body: Vec<Bytes>,
 }
 
-/// Wraps a payload.
-pub fn seal(payload: Vec<u8>) -> Sealed {
-    let digest = hash(&payload);
-    let sample = &payload[..payload.len().min(SAMPLE)];
+/// Wraps a payload given as chunks (a step's output arrives as a small prefix and its data's
+/// own buffer, so 256 MiB are never copied to be stored).
+pub fn seal(chunks: Vec<Bytes>) -> Sealed {
+    let len: usize = chunks.iter().map(Bytes::len).sum();
+    let mut hasher = blake3::Hasher::new();
+    for c in &chunks {
+        if c.len() >= 1 << 20 {
+            hasher.update_rayon(c);
+        } else {
+            hasher.update(c);
+        }
+    }
+    let digest = hasher.finalize();
+    let mut sample = Vec::with_capacity(len.min(SAMPLE));
+    for c in &chunks {
+        let room = SAMPLE - sample.len();
+        sample.extend_from_slice(&c[..c.len().min(room)]);
+        if sample.len() == SAMPLE {
+            break;
+        }
+    }
     let compressed = (sample.len() >= 512)
-        .then(|| zstd::bulk::compress(sample, 1).ok())
+        .then(|| zstd::bulk::compress(&sample, 1).ok())
         .flatten()
         .filter(|c| sample.len() as f64 / c.len().max(1) as f64 >= WORTH_IT)
-        .and_then(|_| zstd::bulk::compress(&payload, 1).ok());
+        .and_then(|_| zstd::bulk::compress(&chunks.concat(), 1).ok());
     let mut header = Vec::with_capacity(HEADER);
     header.extend_from_slice(MAGIC);
     header.push(u8::from(compressed.is_some()));
-    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    header.extend_from_slice(&(len as u64).to_le_bytes());
     header.extend_from_slice(digest.as_bytes());
-    let body = Bytes::from(compressed.unwrap_or(payload));
+    let body = match compressed {
+        Some(c) => vec![Bytes::from(c)],
+        None => chunks,
+    };
     Sealed {
         id: digest.to_hex().to_string(),
         header,
@@ -105,8 +125,15 @@ mod tests {
     use super::*;
 
     fn sealed(payload: Vec<u8>) -> (String, Bytes) {
-        let s = seal(payload);
-        (s.id, Bytes::from([s.header, s.body.to_vec()].concat()))
+        // In two chunks, as a step's block output arrives.
+        let at = payload.len() / 3;
+        let payload = Bytes::from(payload);
+        let s = seal(vec![payload.slice(..at), payload.slice(at..)]);
+        let mut stored = s.header;
+        for c in s.body {
+            stored.extend_from_slice(&c);
+        }
+        (s.id, Bytes::from(stored))
     }
 
     #[test]
