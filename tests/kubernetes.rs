@@ -335,17 +335,23 @@ async fn the_runtime_override_applies_to_every_step_and_one() {
     }
 }
 
-/// Runs `kubernetes_failures` and returns the one-line cause it failed with.
+/// Runs `kubernetes_failures`, which must fail; returns the one-line cause it failed with, and
+/// its run id. [`fails_with_output`] also gives everything it printed.
 async fn fails(args: &[&str], extra: &[(&str, &str)]) -> (String, String) {
+    let (cause, _, run_id) = fails_with_output(args, extra).await;
+    (cause, run_id)
+}
+
+async fn fails_with_output(args: &[&str], extra: &[(&str, &str)]) -> (String, String, String) {
     let (out, run_id) = run("kubernetes_failures", args, extra).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let cause = stderr
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let cause = String::from_utf8_lossy(&out.stderr)
         .lines()
         .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("no error line: {}", text(&out)))
+        .unwrap_or_else(|| panic!("no error line: {all}"))
         .to_string();
-    (cause, run_id)
+    (cause, all, run_id)
 }
 
 #[tokio::test]
@@ -411,14 +417,11 @@ async fn a_missing_secret_fails_fast_and_names_it() {
 
 #[tokio::test]
 async fn an_unschedulable_pod_is_explained_then_times_out() {
-    let (out, run_id) = run(
-        "kubernetes_failures",
+    let (_, all, run_id) = fails_with_output(
         &["--with", "work/kubernetes:gpu=4"],
         &[("KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT", "3")],
     )
     .await;
-    let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
         all.contains("[work/0] pending: Unschedulable: 0/2 nodes are available")
             && all.contains("Insufficient nvidia.com/gpu"),
@@ -433,14 +436,11 @@ async fn an_unschedulable_pod_is_explained_then_times_out() {
 
 #[tokio::test]
 async fn a_job_without_a_pod_is_explained_by_its_events() {
-    let (out, _) = run(
-        "kubernetes_failures",
+    let (_, all, _) = fails_with_output(
         &["--with", "work/kubernetes:namespace=full"],
         &[("KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT", "15")],
     )
     .await;
-    let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(
         all.contains("[work/0] pending: FailedCreate:") && all.contains("exceeded quota"),
         "{all}"
@@ -504,7 +504,7 @@ async fn sleeping(name: &str) -> (std::process::Child, std::path::PathBuf) {
 #[tokio::test]
 async fn an_eviction_is_retried_without_spending_retry() {
     let (child, id_file) = sleeping("evict").await;
-    let pod = running_pod(&id_file, "work").await;
+    let pod = common::running_pod(&id_file, "work").await;
     assert!(kubestep_testenv::shared().evict("default", &pod).await);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
@@ -523,38 +523,10 @@ async fn an_eviction_is_retried_without_spending_retry() {
     );
 }
 
-/// The name of the running pod of `step` in the run whose id `id_file` will hold.
-async fn running_pod(id_file: &std::path::Path, step: &str) -> String {
-    let pods: Api<k8s_openapi::api::core::v1::Pod> =
-        Api::namespaced(kubestep_testenv::shared().client().await, "default");
-    for _ in 0..300 {
-        if let Ok(run_id) = std::fs::read_to_string(id_file) {
-            let lp = kube::api::ListParams::default().labels(&format!(
-                "kubestep.io/run-id={run_id},kubestep.io/step={step}"
-            ));
-            for p in pods.list(&lp).await.unwrap().items {
-                let running = p
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.container_statuses.as_ref())
-                    .is_some_and(|c| {
-                        c.iter()
-                            .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-                    });
-                if running {
-                    return p.metadata.name.unwrap();
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no running pod of step {step}");
-}
-
 #[tokio::test]
 async fn ctrl_c_deletes_every_job_and_pod_of_the_run() {
     let (child, id_file) = sleeping("ctrlc").await;
-    running_pod(&id_file, "work").await;
+    common::running_pod(&id_file, "work").await;
     // SAFETY: kill has no memory-safety preconditions.
     assert_eq!(unsafe { libc_kill(child.id() as i32, 2) }, 0);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())

@@ -5,11 +5,8 @@
 
 mod common;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 use kubestep::runtime::client::Client;
 use kubestep::runtime::datastore::{Kind, Status};
-use std::time::Duration;
 
 #[tokio::test]
 async fn a_run_survives_an_api_server_restart() {
@@ -33,27 +30,7 @@ async fn a_run_survives_an_api_server_restart() {
         .spawn()
         .unwrap();
     // Once the step runs, take the API server away for a moment.
-    let pods: Api<Pod> = Api::namespaced(env.client().await, "default");
-    let mut running = false;
-    for _ in 0..300 {
-        if let Ok(run_id) = std::fs::read_to_string(&id_file) {
-            let lp = kube::api::ListParams::default().labels(&format!(
-                "kubestep.io/run-id={run_id},kubestep.io/step=work"
-            ));
-            running = pods
-                .list(&lp)
-                .await
-                .unwrap()
-                .items
-                .iter()
-                .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
-            if running {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(running, "the step's pod never ran");
+    common::running_pod(&id_file, "work").await;
     env.restart_apiserver().await.unwrap();
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await

@@ -22,7 +22,7 @@ use crate::flow::{Flow, Stage, StageKind};
 use crate::orchestrator::{self, Run};
 use crate::progress::Progress;
 use crate::step::{Step, runner};
-use kubestep_core::resolve::{self, with_arg};
+use kubestep_core::resolve;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -105,12 +105,7 @@ impl Steps {
             return Err(Error::Unreachable("local"));
         }
         let defaults = crate::config::defaults()?;
-        let all = [with_arg::parse("kubernetes").expect("a valid --with")];
-        let steps = self
-            .flow
-            .steps()
-            .map(|d| Ok((d, resolve::resolve(d, &defaults, &all)?)))
-            .collect::<Result<Vec<_>, Error>>()?;
+        let steps = crate::executor::kubernetes::resolve_all(self.flow.steps(), &defaults, &[])?;
         let ctx = RunContext {
             datastore,
             run_id: crate::cli::new_run_id(),

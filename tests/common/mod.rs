@@ -1,4 +1,5 @@
-//! Running the example binaries the way a user would, with a clean kubestep environment.
+//! Running the example binaries the way a user would, with a clean kubestep environment, and
+//! finding the pods they start on the test cluster.
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
@@ -34,4 +35,32 @@ pub fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     }
     cmd.envs(env.iter().copied());
     cmd.output().expect("run example")
+}
+
+/// The name of the running pod of `step` in the run whose id `id_file` will hold.
+pub async fn running_pod(id_file: &std::path::Path, step: &str) -> String {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(kubestep_testenv::shared().client().await, "default");
+    for _ in 0..300 {
+        if let Ok(run_id) = std::fs::read_to_string(id_file) {
+            let lp = kube::api::ListParams::default().labels(&format!(
+                "kubestep.io/run-id={run_id},kubestep.io/step={step}"
+            ));
+            for p in pods.list(&lp).await.unwrap().items {
+                let running = p
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+                    });
+                if running {
+                    return p.metadata.name.unwrap();
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no running pod of step {step}");
 }

@@ -6,7 +6,7 @@ use crate::executor::kubernetes::cluster::Cluster;
 use crate::executor::kubernetes::rbac::{self, Who};
 use crate::executor::kubernetes::selector;
 use crate::flow::Flow;
-use kubestep_core::resolve::{self, Defaults, with_arg};
+use kubestep_core::resolve::Defaults;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::Duration;
@@ -63,11 +63,8 @@ fn namespaces(
     defaults: &Defaults,
     with: &WithArgs,
 ) -> Result<BTreeSet<String>, Error> {
-    let mut all = with.with.clone();
-    all.push(with_arg::parse("kubernetes").map_err(|e| Error::Unsupported(e.message))?);
-    flow.steps()
-        .map(|d| Ok(resolve::resolve(d, defaults, &all)?.namespace.value))
-        .collect()
+    let steps = crate::executor::kubernetes::resolve_all(flow.steps(), defaults, &with.with)?;
+    Ok(steps.into_iter().map(|(_, r)| r.namespace.value).collect())
 }
 
 pub(super) async fn command(

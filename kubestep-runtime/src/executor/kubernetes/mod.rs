@@ -131,6 +131,20 @@ pub fn datastore_env(
     env
 }
 
+/// Every step's settings as if `--with kubernetes` sent it to Kubernetes, under `with` too: what
+/// a program that embeds steps launches, and where `kubernetes list|kill|rbac` look.
+pub fn resolve_all(
+    steps: impl Iterator<Item = &'static StepDecl>,
+    defaults: &kubestep_core::resolve::Defaults,
+    with: &[kubestep_core::resolve::WithArg],
+) -> Result<Vec<(&'static StepDecl, Resolved)>, kubestep_core::resolve::Error> {
+    let mut all = with.to_vec();
+    all.push(kubestep_core::resolve::with_arg::parse("kubernetes").expect("a valid --with"));
+    steps
+        .map(|d| Ok((d, kubestep_core::resolve::resolve(d, defaults, &all)?)))
+        .collect()
+}
+
 /// The label selector of a flow's Jobs and pods, or of one run's.
 pub fn selector(flow: &str, run_id: Option<&str>) -> String {
     let mut s = format!(
