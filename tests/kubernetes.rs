@@ -59,11 +59,12 @@ async fn setup() -> &'static Vec<(String, String)> {
                     "stringData": {"EXAMPLE_TOKEN": "t"}}),
             )
             .await;
+            // What the private registry of `custom_image` really asks for.
             ensure(
                 &secrets,
                 serde_json::json!({"metadata": {"name": "regcred"},
                     "type": "kubernetes.io/dockerconfigjson",
-                    "stringData": {".dockerconfigjson": "{\"auths\":{}}"}}),
+                    "stringData": {".dockerconfigjson": kubestep_testenv::pull_secret_json()}}),
             )
             .await;
             for sa in ["trainer", "sorter"] {

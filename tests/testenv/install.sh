@@ -1,130 +1,144 @@
 #!/usr/bin/env bash
-# Installs what the test cluster needs on a Debian bookworm machine, idempotently:
-#   - Debian packages: etcd-server, bubblewrap, openssl, curl, golang-go, rsync, dpkg-dev
-#   - kube-apiserver, kube-controller-manager and kube-scheduler v1.20.2, built once from Debian
-#     bookworm's `kubernetes` source package and cached outside the repository, keyed by version.
-# Prints the directory holding the three binaries on its last line.
+# Installs and builds what the test cluster needs on a Debian bookworm machine, idempotently,
+# caching every build outside the repository keyed by its inputs:
+#   - Debian packages: containerd, runc, the CNI plugins, iptables, docker-registry, skopeo,
+#     umoci, debootstrap, busybox-static, apache2-utils (htpasswd), rsync, openssl, curl
+#   - go/kube: kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubelet and
+#     a GPU device plugin in one binary, from k8s.io/kubernetes's Go module
+#   - go/services: etcd, CoreDNS and fake-gcs-server in one binary, from their Go modules
+#   - images/build.sh: the images, built from Debian packages into registry storage
+#   - the datastore emulators: moto (PyPI) and Azurite (npm)
+# The Go builds, the images and the emulators run in parallel on a cold machine.
+# Prints KEY=PATH lines (kube, services, images, emulators) and `version PART VERSION` lines.
 set -euo pipefail
 
-version=1.20.2
+here=$(cd "$(dirname "$0")" && pwd)
 cache="${KUBESTEP_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubestep-testenv}"
-bin="$cache/kubernetes-v$version/bin"
+mkdir -p "$cache"
 say() { echo "testenv install: $*" >&2; }
+# One install at a time: scripts/test starts one in the background while cargo builds, and the
+# first test to start a cluster runs this again.
+exec 9>"$cache/install.lock"
+flock 9
+
+kubernetes=v1.34.4
+moto=5.2.5
+azurite=3.37.0
 
 need_pkgs=()
-for p in etcd-server bubblewrap openssl curl golang-go rsync dpkg-dev; do
+for p in containerd runc containernetworking-plugins iptables docker-registry skopeo umoci \
+  debootstrap busybox-static apache2-utils rsync openssl curl gcc libc6-dev python3-venv; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
-src_list=/etc/apt/sources.list.d/kubestep-bookworm-src.sources
-if [ ! -x "$bin/kube-apiserver" ] && [ ! -f "$src_list" ]; then
-  say "adding a deb-src entry for bookworm (to build the control plane from Debian's source)"
-  cat > "$src_list" <<'SRC'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  updated=0
-fi
-if [ ${#need_pkgs[@]} -gt 0 ] || [ "${updated:-1}" = 0 ]; then
-  say "apt-get update"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing ${need_pkgs[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2
 fi
-
-# Datastore emulators: moto (S3) and gcp-storage-emulator (GCS) from PyPI in a virtualenv, the
-# Azure SDK to create Azurite's container, and Azurite (Azure Blob) from npm.
-emu="$cache/emulators"
-if [ ! -x "$emu/py/bin/moto_server" ] || [ ! -x "$emu/py/bin/gcp-storage-emulator" ] || [ ! -x "$emu/py/bin/python" ]; then
-  say "installing moto[server], gcp-storage-emulator and azure-storage-blob into $emu/py"
-  python3 -m venv "$emu/py"
-  "$emu/py/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5' 'gcp-storage-emulator==2026.7.19' 'azure-storage-blob==12.*' >&2
-fi
-if [ ! -x "$emu/npm/node_modules/.bin/azurite-blob" ]; then
-  say "installing azurite into $emu/npm"
-  mkdir -p "$emu/npm"
-  npm install --silent --no-audit --no-fund --prefix "$emu/npm" azurite@3.37.0 >&2
+# containerd's package starts a system containerd on /run/containerd; the cluster runs its own.
+if command -v systemctl >/dev/null && systemctl is-active -q containerd 2>/dev/null; then
+  systemctl disable --now containerd >&2 || true
 fi
 
-if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/kube-scheduler" ]; then
-  say "control plane v$version cached in $bin"
-  echo "$bin"
-  exit 0
-fi
+go_version=$(go env GOVERSION 2>/dev/null || true)
+case "$go_version" in
+  go1.2[4-9]* | go1.[3-9]*) ;;
+  *) say "Go 1.24 or newer is needed to build Kubernetes $kubernetes (found '${go_version:-none}')"; exit 1 ;;
+esac
 
-work="$cache/build-v$version"
-rm -rf "$work"
-mkdir -p "$work"
-cd "$work"
-say "downloading Debian's kubernetes source package"
-apt-get source --download-only kubernetes >&2
-orig=$(ls kubernetes_*.orig.tar.* | head -n1)
-say "unpacking $orig"
-mkdir -p src
-tar -xf "$orig" -C src --strip-components=1
-# The vendored modern-go/reflect2 v1.0.1 calls reflect.mapiterinit with its pre-Go-1.18
-# signature; built with Debian's Go 1.19 the API server then crashes ("unexpected fault
-# address" in aeshashbody) the first time it encodes a map. Apply reflect2 v1.0.2's fix.
-say "patching vendored modern-go/reflect2 for Go >= 1.18"
-r2=src/vendor/github.com/modern-go/reflect2
-python3 - "$r2" <<'PY'
-import sys, pathlib
-d = pathlib.Path(sys.argv[1])
-link = d / "unsafe_link.go"
-s = link.read_text()
-s = s.replace("func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer) *hiter",
-              "func mapiterinit(rtype unsafe.Pointer, m unsafe.Pointer, it *hiter)")
-old_hiter = s[s.index("type hiter struct {"):]
-old_hiter = old_hiter[:old_hiter.index("}\n") + 2]
-s = s.replace(old_hiter, """type hiter struct {
-	key         unsafe.Pointer
-	value       unsafe.Pointer
-	t           unsafe.Pointer
-	h           unsafe.Pointer
-	buckets     unsafe.Pointer
-	bptr        unsafe.Pointer
-	overflow    *[]unsafe.Pointer
-	oldoverflow *[]unsafe.Pointer
-	startBucket uintptr
-	offset      uint8
-	wrapped     bool
-	B           uint8
-	i           uint8
-	bucket      uintptr
-	checkBucket uintptr
-}
-""")
-link.write_text(s)
-m = d / "unsafe_map.go"
-s = m.read_text()
-s = s.replace("""	return &UnsafeMapIterator{
-		hiter:      mapiterinit(type2.rtype, *(*unsafe.Pointer)(obj)),""", """	var it hiter
-	mapiterinit(type2.rtype, *(*unsafe.Pointer)(obj), &it)
-	return &UnsafeMapIterator{
-		hiter:      &it,""")
-m.write_text(s)
-assert "&it" in s and "it *hiter)" in link.read_text(), "reflect2 patch did not apply"
+# key FILES...: a short hash of the inputs of a build, and of the Go toolchain.
+key() { { echo "$go_version"; cat "$@"; } | sha256sum | cut -c1-16; }
+
+# The Debian archive this machine's apt uses, for debootstrap: no mirror is named here.
+debian_mirror() {
+  python3 - <<'PY'
+import glob, re
+def entries():
+    for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+        try:
+            text = open(path).read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            parts = re.sub(r"\[[^]]*\]", "", line.split("#")[0]).split()
+            if len(parts) >= 3 and parts[0] == "deb":
+                yield parts[1], [parts[2]]
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        for stanza in re.split(r"\n\s*\n", open(path).read()):
+            fields = {}
+            for line in stanza.splitlines():
+                if line.startswith("#") or ":" not in line:
+                    continue
+                k, v = line.split(":", 1)
+                fields[k.strip().lower()] = v.split()
+            if "deb" in fields.get("types", []) and fields.get("enabled", ["yes"])[0] != "no":
+                for uri in fields.get("uris", []):
+                    yield uri, fields.get("suites", [])
+for uri, suites in entries():
+    if "bookworm" in suites:
+        print(uri.rstrip("/"))
+        break
+else:
+    raise SystemExit("no Debian bookworm archive in this machine's apt sources")
 PY
-mkdir -p gopath/src/k8s.io
-ln -sfn "$work/src" gopath/src/k8s.io/kubernetes
-say "building kube-apiserver, kube-controller-manager, kube-scheduler (about 9 minutes on 2 cores)"
-(
-  cd gopath/src/k8s.io/kubernetes
-  export GOPATH="$work/gopath" GO111MODULE=off CGO_ENABLED=0 GOFLAGS=-mod=vendor GOCACHE="$work/gocache"
-  export KUBE_GIT_VERSION="v$version" KUBE_GIT_TREE_STATE=clean
-  make WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler" >&2
-)
-out=gopath/src/k8s.io/kubernetes/_output/local/bin/linux/amd64
-[ -d "$out" ] || out=$(dirname "$(find "$work/src/_output" -name kube-apiserver -type f | head -n1)")
-mkdir -p "$bin"
-for b in kube-apiserver kube-controller-manager kube-scheduler; do
-  install -m 0755 "$out/$b" "$bin/$b"
+}
+
+# go_build NAME LDFLAGS: builds go/NAME into $cache/go/NAME-KEY/NAME unless cached.
+go_build() {
+  local name=$1 ldflags=$2 src="$here/go/$1"
+  local out="$cache/go/$name-$(key "$src"/go.mod "$src"/go.sum "$src"/*.go)"
+  if [ ! -x "$out/$name" ]; then
+    say "building go/$name (the first time: about 20 minutes for kube on 2 cores)"
+    mkdir -p "$out.tmp"
+    (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/$name" .) >&2
+    rm -rf "$out" && mv "$out.tmp" "$out"
+  fi
+  echo "$out/$name"
+}
+
+images="$cache/images-$(key "$here/images/build.sh" "$here/images/pause.c")"
+emu="$cache/emulators"
+logs="$cache/logs"
+mkdir -p "$logs"
+pids=()
+if [ ! -d "$images/public" ]; then
+  say "building the images (log: $logs/images.log)"
+  (bash "$here/images/build.sh" "$images" "$(debian_mirror)" >"$logs/images.log" 2>&1) &
+  pids+=($!)
+fi
+if [ ! -x "$emu/py/bin/moto_server" ] || [ ! -x "$emu/npm/node_modules/.bin/azurite-blob" ]; then
+  say "installing moto $moto and azurite $azurite into $emu (log: $logs/emulators.log)"
+  (
+    python3 -m venv "$emu/py"
+    "$emu/py/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto" 'azure-storage-blob==12.*'
+    mkdir -p "$emu/npm"
+    npm install --silent --no-audit --no-fund --prefix "$emu/npm" "azurite@$azurite"
+  ) >"$logs/emulators.log" 2>&1 &
+  pids+=($!)
+fi
+version_flags="-X k8s.io/component-base/version.gitVersion=$kubernetes -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean"
+kube=$(go_build kube "$version_flags")
+services=$(go_build services "")
+for pid in "${pids[@]}"; do
+  if ! wait "$pid"; then
+    say "a background install failed; see $logs/images.log and $logs/emulators.log"
+    tail -n 30 "$logs"/*.log >&2
+    exit 1
+  fi
 done
-"$bin/kube-apiserver" --version >&2
-rm -rf "$work"
-say "control plane v$version installed in $bin"
-echo "$bin"
+
+echo "kube=$kube"
+echo "services=$services"
+echo "images=$images"
+echo "emulators=$emu"
+mod_version() { sed -n "s|^[[:space:]]*$1 \(v[^ ]*\).*|\1|p" "$here/go/$2/go.mod" | head -n1; }
+echo "version kubernetes $kubernetes"
+echo "version etcd $(mod_version go.etcd.io/etcd/server/v3 services)"
+echo "version coredns $(mod_version github.com/coredns/coredns services)"
+echo "version fake-gcs-server $(mod_version github.com/fsouza/fake-gcs-server services)"
+for p in containerd runc containernetworking-plugins docker-registry; do
+  echo "version $p $(dpkg-query -W -f='${Version}' "$p")"
+done
+echo "version go $go_version"
+echo "version moto $moto"
+echo "version azurite $azurite"

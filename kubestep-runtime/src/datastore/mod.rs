@@ -16,6 +16,9 @@
 
 pub mod artifact;
 
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+mod tls;
+
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
@@ -227,14 +230,16 @@ impl Datastore {
         flow: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Datastore, Error> {
-        // `KEY_NAME` -> the builder's `key_name` setting, for the variables of this store.
+        // `KEY_NAME` -> the builder's `key_name` setting, for the variables of this store: the
+        // environment's, then `vars` over them.
         fn settings<K: std::str::FromStr>(
             vars: &[(String, String)],
             prefix: &str,
         ) -> Vec<(K, String)> {
-            vars.iter()
+            std::env::vars()
+                .chain(vars.iter().cloned())
                 .filter(|(k, _)| k.starts_with(prefix))
-                .filter_map(|(k, v)| Some((k.to_ascii_lowercase().parse().ok()?, v.clone())))
+                .filter_map(|(k, v)| Some((k.to_ascii_lowercase().parse().ok()?, v)))
                 .collect()
         }
         let vars: Vec<(String, String)> = vars.into_iter().collect();
@@ -263,10 +268,15 @@ impl Datastore {
         let (store, signer) = match kind {
             #[cfg(feature = "s3")]
             Kind::S3 => {
-                let b = settings(&vars, "AWS_").into_iter().fold(
-                    object_store::aws::AmazonS3Builder::from_env(),
-                    |b, (k, v)| b.with_config(k, v),
-                );
+                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as Key};
+                let (mut b, mut client) = (AmazonS3Builder::from_env(), tls::client_options());
+                for (k, v) in settings(&vars, "AWS_") {
+                    match k {
+                        Key::Client(k) => client = client.with_config(k, v),
+                        k => b = b.with_config(k, v),
+                    }
+                }
+                let b = b.with_client_options(client);
                 cloud(
                     b.with_url(root).build().map_err(|e| fail(e.to_string()))?,
                     prefix,
@@ -274,10 +284,15 @@ impl Datastore {
             }
             #[cfg(feature = "azure")]
             Kind::Azure => {
-                let b = settings(&vars, "AZURE_").into_iter().fold(
-                    object_store::azure::MicrosoftAzureBuilder::from_env(),
-                    |b, (k, v)| b.with_config(k, v),
-                );
+                use object_store::azure::{AzureConfigKey as Key, MicrosoftAzureBuilder};
+                let (mut b, mut client) = (MicrosoftAzureBuilder::from_env(), tls::client_options());
+                for (k, v) in settings(&vars, "AZURE_") {
+                    match k {
+                        Key::Client(k) => client = client.with_config(k, v),
+                        k => b = b.with_config(k, v),
+                    }
+                }
+                let b = b.with_client_options(client);
                 cloud(
                     b.with_url(root).build().map_err(|e| fail(e.to_string()))?,
                     prefix,
@@ -285,10 +300,16 @@ impl Datastore {
             }
             #[cfg(feature = "gcs")]
             Kind::Gs => {
-                let b = settings(&vars, "GOOGLE_").into_iter().fold(
-                    object_store::gcp::GoogleCloudStorageBuilder::from_env(),
-                    |b, (k, v)| b.with_config(k, v),
-                );
+                use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey as Key};
+                let (mut b, mut client) =
+                    (GoogleCloudStorageBuilder::from_env(), tls::client_options());
+                for (k, v) in settings(&vars, "GOOGLE_") {
+                    match k {
+                        Key::Client(k) => client = client.with_config(k, v),
+                        k => b = b.with_config(k, v),
+                    }
+                }
+                let b = b.with_client_options(client);
                 cloud(
                     b.with_url(root).build().map_err(|e| fail(e.to_string()))?,
                     prefix,

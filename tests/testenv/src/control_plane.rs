@@ -1,7 +1,8 @@
-//! etcd, kube-apiserver, kube-controller-manager and kube-scheduler v1.20.2 on loopback.
+//! etcd, kube-apiserver, kube-controller-manager and kube-scheduler: etcd on loopback (only the
+//! API server talks to it), the API server on the bridge address, where host and pods reach it.
 
 use crate::pki::Pki;
-use crate::{Error, spawn};
+use crate::{Error, Parts, network, spawn};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -9,6 +10,9 @@ use tokio::process::Child;
 
 /// The static bearer tokens of the API server.
 pub const ADMIN_TOKEN: &str = "kubestep-testenv-admin";
+/// kube-proxy's token (user `system:kube-proxy`, bound to `system:node-proxier` by the API
+/// server's bootstrap policy).
+pub const PROXY_TOKEN: &str = "kubestep-testenv-kube-proxy";
 /// A user with no rights until an RBAC binding grants some: for least-privilege tests.
 pub const RESTRICTED_TOKEN: &str = "kubestep-testenv-restricted";
 /// The restricted user's name, for RoleBindings.
@@ -27,7 +31,7 @@ pub struct ControlPlane {
     /// Kubeconfig of the restricted user.
     pub restricted_kubeconfig: PathBuf,
     dir: PathBuf,
-    bin: PathBuf,
+    kube: PathBuf,
     pki: Pki,
     etcd_url: String,
     port: u16,
@@ -60,7 +64,8 @@ fn start(dir: &Path, name: &str, program: &Path, args: &[String]) -> Result<Chil
     spawn::spawn(cmd).map_err(|e| Error::Setup(format!("cannot start {}: {e}", program.display())))
 }
 
-fn kubeconfig(path: &Path, server: &str, ca: &Path, token: &str) -> Result<(), Error> {
+/// Writes a kubeconfig for `server` that authenticates with a bearer token.
+pub fn kubeconfig(path: &Path, server: &str, ca: &Path, token: &str) -> Result<(), Error> {
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: user\n  user:\n    token: {token}\ncontexts:\n- name: testenv\n  context:\n    cluster: testenv\n    user: user\n    namespace: default\ncurrent-context: testenv\n",
         ca = ca.display()
@@ -71,19 +76,33 @@ fn kubeconfig(path: &Path, server: &str, ca: &Path, token: &str) -> Result<(), E
 impl ControlPlane {
     /// Starts everything and waits until the API server is ready and the default
     /// ServiceAccount exists (pods cannot be created before).
-    pub async fn start(dir: &Path, bin: &Path, pki: Pki) -> Result<ControlPlane, Error> {
+    /// `nodes` are the node names whose kubelets get a token (user `system:node:<name>`).
+    pub async fn start(
+        dir: &Path,
+        parts: &Parts,
+        pki: Pki,
+        nodes: &[String],
+    ) -> Result<ControlPlane, Error> {
         let tokens = dir.join("tokens.csv");
-        std::fs::write(&tokens, format!("{ADMIN_TOKEN},admin,admin,\"system:masters\"\n{RESTRICTED_TOKEN},{RESTRICTED_USER},{RESTRICTED_USER}\n"))
-            .map_err(|e| Error::io(&tokens, e))?;
+        let mut users = format!(
+            "{ADMIN_TOKEN},admin,admin,\"system:masters\"\n{RESTRICTED_TOKEN},{RESTRICTED_USER},{RESTRICTED_USER}\n{PROXY_TOKEN},system:kube-proxy,system:kube-proxy\n"
+        );
+        for n in nodes {
+            users.push_str(&format!(
+                "{},system:node:{n},system:node:{n},\"system:nodes\"\n",
+                crate::node::token(n)
+            ));
+        }
+        std::fs::write(&tokens, users).map_err(|e| Error::io(&tokens, e))?;
         let (etcd_port, peer_port, port) = (free_port()?, free_port()?, free_port()?);
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
-        let server = format!("https://127.0.0.1:{port}");
+        let server = format!("https://{}:{port}", network::HOST_IP);
         let mut cp = ControlPlane {
             server: server.clone(),
             kubeconfig: dir.join("kubeconfig"),
             restricted_kubeconfig: dir.join("kubeconfig-restricted"),
             dir: dir.to_path_buf(),
-            bin: bin.to_path_buf(),
+            kube: parts.kube.clone(),
             pki,
             etcd_url: etcd_url.clone(),
             port,
@@ -111,43 +130,43 @@ impl ControlPlane {
             format!("http://127.0.0.1:{peer_port}"),
             "--initial-cluster".into(),
             format!("default=http://127.0.0.1:{peer_port}"),
+            // A test cluster's data need not survive a power cut; fsync dominates on this disk.
+            "--unsafe-no-fsync".into(),
         ]
         .into();
-        cp.etcd = Some(start(dir, "etcd", Path::new("etcd"), &etcd_args)?);
+        let etcd_args: Vec<String> = std::iter::once("etcd".to_string())
+            .chain(etcd_args)
+            .collect();
+        cp.etcd = Some(start(dir, "etcd", &parts.services, &etcd_args)?);
         cp.start_apiserver().await?;
         let kc = cp.kubeconfig.display().to_string();
         let sa_key = cp.pki.sa_key.display().to_string();
         let ca = cp.pki.ca_cert.display().to_string();
         let cm = [
+            "kube-controller-manager".into(),
             format!("--kubeconfig={kc}"),
-            "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle".into(),
+            // Pod CIDRs come from each node's CNI configuration, not from nodeipam.
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle".into(),
             "--leader-elect=false".into(),
-            "--port=0".into(),
             "--secure-port=0".into(),
             format!("--service-account-private-key-file={sa_key}"),
             format!("--root-ca-file={ca}"),
-            "--feature-gates=TTLAfterFinished=true".into(),
+            // A lost node is noticed within 20 s (upstream: 50 s), so fault tests stay short.
+            "--node-monitor-grace-period=20s".into(),
+            "--node-monitor-period=2s".into(),
             // Finished Jobs and their pods are cleaned quickly in tests.
             "--concurrent-ttl-after-finished-syncs=5".into(),
         ];
-        cp.others.push(start(
-            dir,
-            "kube-controller-manager",
-            &bin.join("kube-controller-manager"),
-            &cm,
-        )?);
+        cp.others
+            .push(start(dir, "kube-controller-manager", &cp.kube, &cm)?);
         let sched = [
+            "kube-scheduler".into(),
             format!("--kubeconfig={kc}"),
             "--leader-elect=false".into(),
-            "--port=0".into(),
             "--secure-port=0".into(),
         ];
-        cp.others.push(start(
-            dir,
-            "kube-scheduler",
-            &bin.join("kube-scheduler"),
-            &sched,
-        )?);
+        cp.others
+            .push(start(dir, "kube-scheduler", &cp.kube, &sched)?);
         Ok(cp)
     }
 
@@ -165,11 +184,11 @@ impl ControlPlane {
     async fn start_apiserver(&mut self) -> Result<(), Error> {
         let p = &self.pki;
         let args: Vec<String> = vec![
+            "kube-apiserver".into(),
             format!("--etcd-servers={}", self.etcd_url),
-            "--bind-address=127.0.0.1".into(),
+            format!("--bind-address={}", network::HOST_IP),
             format!("--secure-port={}", self.port),
-            "--insecure-port=0".into(),
-            "--advertise-address=127.0.0.1".into(),
+            format!("--advertise-address={}", network::HOST_IP),
             format!("--cert-dir={}", self.dir.join("apiserver-certs").display()),
             format!("--tls-cert-file={}", p.server_cert.display()),
             format!("--tls-private-key-file={}", p.server_key.display()),
@@ -179,29 +198,23 @@ impl ControlPlane {
                 self.dir.join("tokens.csv").display()
             ),
             "--authorization-mode=Node,RBAC".into(),
-            // As GPU clusters do: pods asking for an extended resource (nvidia.com/gpu)
-            // tolerate the taint that keeps other pods off those nodes.
-            "--enable-admission-plugins=ExtendedResourceToleration".into(),
+            // As production clusters run: kubelets may touch only their own Node and pods;
+            // as GPU clusters do, pods asking for an extended resource (nvidia.com/gpu)
+            // tolerate the taint that keeps other pods off those nodes. PodSecurity is on by
+            // default and enforces what a namespace's labels say.
+            "--enable-admission-plugins=NodeRestriction,ExtendedResourceToleration".into(),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             format!("--service-account-key-file={}", p.sa_pub.display()),
             format!("--service-account-signing-key-file={}", p.sa_key.display()),
-            "--service-cluster-ip-range=10.0.0.0/24".into(),
-            "--feature-gates=TTLAfterFinished=true".into(),
+            format!("--service-cluster-ip-range={}", network::SERVICE_CIDR),
             "--allow-privileged=true".into(),
             "--kubelet-preferred-address-types=InternalIP".into(),
-            // A loopback advertise address cannot be an Endpoints address.
-            "--endpoint-reconciler-type=none".into(),
             // Every request of the restricted user, one JSON line each: what benchmarks count.
             format!("--audit-policy-file={}", self.audit_policy()?.display()),
             format!("--audit-log-path={}", self.dir.join(AUDIT_LOG).display()),
             "--audit-log-format=json".into(),
         ];
-        self.apiserver = Some(start(
-            &self.dir,
-            "kube-apiserver",
-            &self.bin.join("kube-apiserver"),
-            &args,
-        )?);
+        self.apiserver = Some(start(&self.dir, "kube-apiserver", &self.kube, &args)?);
         self.wait_ready().await
     }
 

@@ -1,8 +1,9 @@
-//! Datastore emulators on loopback: moto (S3), Azurite (Azure Blob) and gcp-storage-emulator
-//! (GCS), each with a ready bucket or container named [`BUCKET`].
+//! Datastore emulators on the bridge address, one endpoint for the host and the pods alike:
+//! moto (S3), Azurite (Azure Blob) and fake-gcs-server (GCS), each with a ready bucket or
+//! container named [`BUCKET`].
 
 use crate::control_plane::free_port;
-use crate::{Error, spawn};
+use crate::{Error, Parts, network, spawn};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -22,29 +23,15 @@ pub const AZURE_KEY: &str =
 
 /// The running emulators and how to reach them.
 pub struct Emulators {
-    /// S3 endpoint (`http://127.0.0.1:<port>`).
+    /// S3 endpoint (`http://<bridge address>:<port>`).
     pub s3_endpoint: String,
-    /// Azure Blob endpoint of the development account (`http://127.0.0.1:<port>/devstoreaccount1`).
+    /// Azure Blob endpoint of the development account (`http://<bridge address>:<port>/devstoreaccount1`).
     pub azure_endpoint: String,
-    /// GCS endpoint (`http://127.0.0.1:<port>`).
+    /// GCS endpoint (`http://<bridge address>:<port>`).
     pub gcs_endpoint: String,
     /// A service-account file pointing object_store's GCS client at the emulator, without OAuth.
     pub gcs_service_account: PathBuf,
     children: Vec<Child>,
-}
-
-/// Where `install.sh` put the emulators: `KUBESTEP_TESTENV_EMULATORS`, or beside the control
-/// plane's binaries in the cache.
-pub fn root(control_plane_bin: &Path) -> PathBuf {
-    std::env::var_os("KUBESTEP_TESTENV_EMULATORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            control_plane_bin
-                .parent()
-                .and_then(Path::parent)
-                .unwrap_or(Path::new("."))
-                .join("emulators")
-        })
 }
 
 fn start(dir: &Path, name: &str, cmd: &mut Command) -> Result<Child, Error> {
@@ -60,7 +47,7 @@ fn start(dir: &Path, name: &str, cmd: &mut Command) -> Result<Child, Error> {
 
 async fn wait_port(port: u16, name: &str, log: &Path) -> Result<(), Error> {
     for _ in 0..600 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+        if tokio::net::TcpStream::connect((network::HOST_IP, port))
             .await
             .is_ok()
         {
@@ -90,11 +77,13 @@ fn run(what: &str, cmd: &mut Command) -> Result<(), Error> {
 
 impl Emulators {
     /// Starts the three emulators and creates their bucket and container.
-    pub async fn start(dir: &Path, root: &Path) -> Result<Emulators, Error> {
+    pub async fn start(dir: &Path, parts: &Parts) -> Result<Emulators, Error> {
         let dir = dir.join("emulators");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let root = &parts.emulators;
+        let host = network::HOST_IP.to_string();
         let py = root.join("py/bin");
-        for tool in ["moto_server", "gcp-storage-emulator", "python"] {
+        for tool in ["moto_server", "python"] {
             if !py.join(tool).exists() {
                 return Err(Error::Setup(format!(
                     "{} is missing; run tests/testenv/install.sh",
@@ -107,7 +96,7 @@ impl Emulators {
         children.push(start(
             &dir,
             "moto",
-            Command::new(py.join("moto_server")).args(["-H", "127.0.0.1", "-p", &s3.to_string()]),
+            Command::new(py.join("moto_server")).args(["-H", &host, "-p", &s3.to_string()]),
         )?);
         let azurite_dir = dir.join("azurite");
         std::fs::create_dir_all(&azurite_dir).map_err(|e| Error::io(&azurite_dir, e))?;
@@ -117,7 +106,7 @@ impl Emulators {
             Command::new(root.join("npm/node_modules/.bin/azurite-blob"))
                 .args([
                     "--blobHost",
-                    "127.0.0.1",
+                    &host,
                     "--blobPort",
                     &azure.to_string(),
                     "--silent",
@@ -130,26 +119,27 @@ impl Emulators {
         children.push(start(
             &dir,
             "gcs",
-            Command::new(py.join("gcp-storage-emulator")).args([
-                "start",
-                "-H",
-                "127.0.0.1",
-                "--port",
+            Command::new(&parts.services).args([
+                "fake-gcs-server",
+                "-host",
+                &host,
+                "-port",
                 &gcs.to_string(),
-                "--default-bucket",
+                "-public-host",
+                &format!("{host}:{gcs}"),
+                "-bucket",
                 BUCKET,
-                "--in-memory",
             ]),
         )?);
         wait_port(s3, "moto", &dir.join("moto.log")).await?;
         wait_port(azure, "azurite", &dir.join("azurite.log")).await?;
-        wait_port(gcs, "gcp-storage-emulator", &dir.join("gcs.log")).await?;
-        let s3_endpoint = format!("http://127.0.0.1:{s3}");
+        wait_port(gcs, "fake-gcs-server", &dir.join("gcs.log")).await?;
+        let s3_endpoint = format!("http://{host}:{s3}");
         run(
             "creating the S3 bucket",
             Command::new("curl").args(["-sf", "-X", "PUT", &format!("{s3_endpoint}/{BUCKET}")]),
         )?;
-        let azure_endpoint = format!("http://127.0.0.1:{azure}/{AZURE_ACCOUNT}");
+        let azure_endpoint = format!("http://{host}:{azure}/{AZURE_ACCOUNT}");
         let connection = format!(
             "DefaultEndpointsProtocol=http;AccountName={AZURE_ACCOUNT};AccountKey={AZURE_KEY};BlobEndpoint={azure_endpoint};"
         );
@@ -162,7 +152,7 @@ impl Emulators {
                 BUCKET,
             ]),
         )?;
-        let gcs_endpoint = format!("http://127.0.0.1:{gcs}");
+        let gcs_endpoint = format!("http://{host}:{gcs}");
         let gcs_service_account = dir.join("gcs-service-account.json");
         let account = serde_json::json!({"disable_oauth": true, "client_email": "testenv@kubestep.invalid", "private_key": "", "private_key_id": "", "gcs_base_url": gcs_endpoint});
         std::fs::write(&gcs_service_account, account.to_string())
@@ -206,6 +196,15 @@ impl Emulators {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+    }
+
+    /// Sends SIGSTOP (or SIGCONT) to the S3 emulator, the first one started.
+    pub fn pause_s3(&self, paused: bool) {
+        if let Some(pid) = self.children.first().and_then(|c| c.id()) {
+            let sig = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid as i32, sig) };
+        }
     }
 
     /// Stops the emulators.

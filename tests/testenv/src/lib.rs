@@ -1,26 +1,35 @@
-//! kubestep-testenv: a real Kubernetes control plane (etcd, kube-apiserver,
-//! kube-controller-manager and kube-scheduler v1.20.2, built from Debian's source package) on
-//! loopback, and a node agent of our own that runs the pods bound to its Nodes as sandboxed
-//! local processes. Only the kubelet is ours; the API server, scheduler and Job controller are
-//! the real ones.
+//! kubestep-testenv: a Kubernetes cluster on this machine with real nodes. etcd, the API
+//! server, controller manager, scheduler, kube-proxy and kubelets of a current release, built
+//! from their Go modules; each node a kubelet with its own containerd and runc, pods networked
+//! by the CNI bridge plugin, images built locally from Debian packages and served by a real
+//! registry; CoreDNS for cluster DNS; datastore emulators beside it. See the README for what
+//! each part is and how it was built.
 //!
 //! Where it sits: kubestep's end-to-end tests and benchmarks talk to it exactly as to a
 //! cluster, through `KUBECONFIG`. `cargo run -p kubestep-testenv -- up` starts one for a shell;
-//! [`shared`] starts one per test binary, which dies with the test process.
+//! [`shared`] starts one per test binary, which dies with the test process. One cluster runs
+//! on a machine at a time (it owns a bridge, a cgroup subtree and iptables rules).
 
 #![warn(missing_docs)]
 
-pub mod agent;
+mod addons;
+mod cgroups;
 mod control_plane;
 pub mod emulators;
+mod network;
+mod node;
 mod pki;
+mod registry;
 mod spawn;
 
-pub use agent::{NodeSpec, Stop};
 pub use control_plane::{ADMIN_TOKEN, RESTRICTED_TOKEN, RESTRICTED_USER};
+pub use network::{HOST_IP, node_ip};
+pub use node::NodeSpec;
+pub use registry::{PRIVATE_REGISTRY, REGISTRY_PASSWORD, REGISTRY_USER};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// Why the environment cannot start or act.
 #[derive(Debug, thiserror::Error)]
@@ -53,55 +62,53 @@ impl Error {
 /// What to start.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The nodes the agent registers.
+    /// The nodes.
     pub nodes: Vec<NodeSpec>,
-    /// Images the agent can "pull".
-    pub images: Vec<String>,
     /// Where state, logs and volumes go (a fresh temporary directory by default).
     pub dir: Option<PathBuf>,
 }
 
 impl Default for Options {
-    /// Two nodes: `node-a` (4 cpus, 16 GiB) and `gpu-node` (8 cpus, 64 GiB, 2 NVIDIA GPUs,
-    /// tainted `nvidia.com/gpu=present:NoSchedule`, labelled `nvidia.com/gpu.present=true`).
-    /// Both carry the labels the examples select on (disk type, zone, compute pool, spot).
+    /// `node-a` (8 cores, 32 GiB) carries the labels the examples select on (disk type, zone,
+    /// compute pool, spot); `gpu-node` (8 cores, 64 GiB, 2 `nvidia.com/gpu` from its device
+    /// plugin) is tainted `nvidia.com/gpu=present:NoSchedule` and labelled
+    /// `nvidia.com/gpu.present=true`, as GPU node pools are.
     fn default() -> Options {
-        let mut node = NodeSpec::new("node-a");
-        for (k, v) in [
-            ("disktype", "ssd"),
-            ("topology.kubernetes.io/zone", "eu-west-1a"),
-            ("kubestep.io/compute-pool", "batch"),
-            ("node.kubernetes.io/lifecycle", "spot"),
-        ] {
-            node.labels.insert(k.into(), v.into());
-        }
-        let mut gpu = NodeSpec::new("gpu-node");
-        gpu.labels
-            .insert("kubestep.io/compute-pool".into(), "a100".into());
-        gpu.capacity.insert("cpu".into(), "8".into());
-        gpu.capacity.insert("memory".into(), "64Gi".into());
-        gpu.capacity.insert("nvidia.com/gpu".into(), "2".into());
-        gpu.labels
-            .insert("nvidia.com/gpu.present".into(), "true".into());
-        gpu.taints.push((
-            "nvidia.com/gpu".into(),
-            "present".into(),
-            "NoSchedule".into(),
-        ));
+        let mut node = NodeSpec::new("node-a")
+            .label("disktype", "ssd")
+            .label("topology.kubernetes.io/zone", "eu-west-1a")
+            .label("kubestep.io/compute-pool", "batch")
+            .label("node.kubernetes.io/lifecycle", "spot");
+        node.memory_mib = 32 * 1024;
+        let mut gpu = NodeSpec::new("gpu-node")
+            .label("kubestep.io/compute-pool", "a100")
+            .label("nvidia.com/gpu.present", "true")
+            .taint("nvidia.com/gpu=present:NoSchedule");
+        gpu.gpus = 2;
         Options {
             nodes: vec![node, gpu],
-            images: agent::DEFAULT_IMAGES.map(String::from).to_vec(),
             dir: None,
         }
     }
 }
 
-/// The control plane's binaries: `KUBESTEP_TESTENV_BIN`, or built once by `install.sh` and
-/// cached outside the repository.
-pub fn control_plane_bin() -> Result<PathBuf, Error> {
-    if let Some(dir) = std::env::var_os("KUBESTEP_TESTENV_BIN") {
-        return Ok(PathBuf::from(dir));
-    }
+/// The built and installed parts `install.sh` reports: where each is, and its version.
+#[derive(Clone, Debug)]
+pub struct Parts {
+    /// The multi-call Kubernetes binary (`kube kube-apiserver|...|kubelet|gpu-device-plugin`).
+    pub kube: PathBuf,
+    /// The multi-call services binary (`services etcd|coredns|fake-gcs-server`).
+    pub services: PathBuf,
+    /// The registries' storage (`public/`, `private/`).
+    pub images: PathBuf,
+    /// The datastore emulators' installs (`py/`, `npm/`).
+    pub emulators: PathBuf,
+    /// (part, version) of everything built or installed, for `status`.
+    pub versions: Vec<(String, String)>,
+}
+
+/// Installs (once) and finds every part: runs `install.sh`, which builds what its cache lacks.
+pub fn install() -> Result<Parts, Error> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
     let out = std::process::Command::new("bash")
         .arg(&script)
@@ -116,14 +123,38 @@ pub fn control_plane_bin() -> Result<PathBuf, Error> {
         )));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().last().unwrap_or("").trim();
-    Ok(PathBuf::from(last))
+    let mut versions = Vec::new();
+    let path = |key: &str| -> Result<PathBuf, Error> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(PathBuf::from)
+            .ok_or_else(|| Error::Setup(format!("{} printed no {key}=", script.display())))
+    };
+    let parts = Parts {
+        kube: path("kube")?,
+        services: path("services")?,
+        images: path("images")?,
+        emulators: path("emulators")?,
+        versions: Vec::new(),
+    };
+    for l in text.lines() {
+        if let Some((part, version)) = l.strip_prefix("version ").and_then(|v| v.split_once(' ')) {
+            versions.push((part.to_string(), version.to_string()));
+        }
+    }
+    Ok(Parts { versions, ..parts })
 }
 
 struct Inner {
     control_plane: tokio::sync::Mutex<control_plane::ControlPlane>,
+    addons: tokio::sync::Mutex<addons::Addons>,
+    registries: tokio::sync::Mutex<registry::Registries>,
     emulators: tokio::sync::Mutex<emulators::Emulators>,
-    agent: Arc<agent::Agent>,
+    nodes: tokio::sync::Mutex<Vec<node::Node>>,
+    parts: Parts,
+    dir: PathBuf,
+    /// Held for the environment's life: one cluster per machine.
+    _lock: std::fs::File,
 }
 
 /// The Secret, in namespace `default`, that carries the S3 credentials for pods; exported as
@@ -134,13 +165,18 @@ pub const S3_SECRET_NAME: &str = "kubestep-testenv-s3";
 /// (`KUBESTEP_KUBERNETES_SECRETS=kubestep-testenv-azure` for a run on the Azure emulator).
 pub const AZURE_SECRET_NAME: &str = "kubestep-testenv-azure";
 
+/// A `kubernetes.io/dockerconfigjson` document that lets pods pull from [`PRIVATE_REGISTRY`].
+pub fn pull_secret_json() -> String {
+    registry::Registries::pull_secret_json()
+}
+
 /// A running environment. Its processes end when [`TestEnv::stop`] runs or the process exits.
 pub struct TestEnv {
     /// Admin kubeconfig.
     pub kubeconfig: PathBuf,
     /// Kubeconfig of a user with no rights but those RBAC grants ([`RESTRICTED_USER`]).
     pub restricted_kubeconfig: PathBuf,
-    /// State directory: logs of every component, pod logs and volumes.
+    /// State directory: logs of every component, the nodes' containerd and kubelet state.
     pub dir: PathBuf,
     exports: Vec<(String, String)>,
     inner: Arc<Inner>,
@@ -158,32 +194,141 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client, Error> {
     kube::Client::try_from(config).map_err(|e| Error::Setup(e.to_string()))
 }
 
+/// Takes the machine-wide lock, waiting up to two minutes for another environment to end.
+fn lock() -> Result<std::fs::File, Error> {
+    use std::os::fd::AsRawFd;
+    let path = std::env::temp_dir().join("kubestep-testenv.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    for _ in 0..1200 {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(Error::Setup(format!(
+        "another test cluster runs on this machine (it holds {}); stop it with `cargo run -p kubestep-testenv -- down`",
+        path.display()
+    )))
+}
+
+fn mount(args: &[&str]) -> Result<(), Error> {
+    let out = std::process::Command::new("mount")
+        .args(args)
+        .output()
+        .map_err(|e| Error::Setup(format!("cannot run mount: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Setup(format!(
+            "mount {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Unmounts everything under `dir`, deepest first, and `dir` itself if it is a mount.
+fn unmount_under(dir: &Path) {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .collect();
+    points.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in points {
+        let _ = std::process::Command::new("umount").args(["-l", m]).output();
+    }
+}
+
+/// Removes what a killed environment left: its processes (every one lives in the cgroup
+/// subtree), mounts and state directories, the bridge, iptables rules.
+fn clean_stale(parts: &Parts) {
+    cgroups::kill_all(None);
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("kubestep-testenv-")
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        if unsafe { libc::kill(pid, 0) } == 0 {
+            continue;
+        }
+        unmount_under(&entry.path());
+        let _ = std::fs::remove_dir_all(entry.path());
+    }
+    addons::clean_proxy_rules(parts);
+    network::down();
+}
+
 impl TestEnv {
     /// Starts an environment on `runtime`, which must outlive it.
     pub async fn start(options: Options) -> Result<TestEnv, Error> {
         let _ = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let bin = control_plane_bin()?;
-        let dir = match options.dir {
-            Some(d) => d,
+        let lock = lock()?;
+        let parts = install()?;
+        let dir = match &options.dir {
+            Some(d) => d.clone(),
             None => std::env::temp_dir().join(format!("kubestep-testenv-{}", std::process::id())),
         };
-        clean_stale();
+        clean_stale(&parts);
+        unmount_under(&dir);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        match TestEnv::start_in(options, dir.clone(), parts.clone(), lock).await {
+            Ok(env) => Ok(env),
+            Err(e) => {
+                // What started is dropped (and killed) already; the rest lives in the cgroups,
+                // the bridge and the mounts.
+                cgroups::kill_all(None);
+                addons::clean_proxy_rules(&parts);
+                network::down();
+                unmount_under(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_in(
+        options: Options,
+        dir: PathBuf,
+        parts: Parts,
+        lock: std::fs::File,
+    ) -> Result<TestEnv, Error> {
+        // The kubelets run in mount namespaces of their own; what they mount under the state
+        // directory (volumes) must still reach containerd here.
+        let d = dir.display().to_string();
+        mount(&["--bind", &d, &d])?;
+        mount(&["--make-shared", &d])?;
+        network::up(options.nodes.len())?;
         let pki = pki::create(&dir.join("pki"))?;
-        let (cert, key) = (pki.server_cert.clone(), pki.server_key.clone());
-        let cp = control_plane::ControlPlane::start(&dir, &bin, pki).await?;
+        let names: Vec<String> = options.nodes.iter().map(|n| n.name.clone()).collect();
+        let cp = control_plane::ControlPlane::start(&dir, &parts, pki.clone(), &names).await?;
         let client = client_for(&cp.kubeconfig).await?;
-        let emulators = emulators::Emulators::start(&dir, &emulators::root(&bin)).await?;
-        let agent = agent::Agent::start(
-            client.clone(),
-            options.nodes,
-            dir.clone(),
-            options.images,
-            cert,
-            key,
-        )
-        .await?;
+        let addons = addons::Addons::start(&dir, &parts, &cp.server, &pki.ca_cert, &client).await?;
+        let registries = registry::Registries::start(&dir, &parts.images).await?;
+        let emulators = emulators::Emulators::start(&dir, &parts).await?;
+        let mut nodes = Vec::new();
+        for (i, spec) in options.nodes.into_iter().enumerate() {
+            nodes.push(
+                node::Node::start(spec, i, &dir, &parts, &registries, &cp.server, &pki.ca_cert)
+                    .await?,
+            );
+        }
+        wait_nodes_ready(&client, &names, &dir).await?;
+        volumes(&client, &dir).await?;
         let mut exports = vec![(
             "KUBECONFIG".to_string(),
             cp.kubeconfig.display().to_string(),
@@ -209,12 +354,17 @@ impl TestEnv {
         Ok(TestEnv {
             kubeconfig: cp.kubeconfig.clone(),
             restricted_kubeconfig: cp.restricted_kubeconfig.clone(),
-            dir,
+            dir: dir.clone(),
             exports,
             inner: Arc::new(Inner {
                 control_plane: tokio::sync::Mutex::new(cp),
+                addons: tokio::sync::Mutex::new(addons),
+                registries: tokio::sync::Mutex::new(registries),
                 emulators: tokio::sync::Mutex::new(emulators),
-                agent,
+                nodes: tokio::sync::Mutex::new(nodes),
+                parts,
+                dir,
+                _lock: lock,
             }),
             runtime: tokio::runtime::Handle::current(),
         })
@@ -230,6 +380,11 @@ impl TestEnv {
     /// The API server's audit log: one JSON line per request of [`RESTRICTED_USER`].
     pub fn audit_log(&self) -> PathBuf {
         self.dir.join(control_plane::AUDIT_LOG)
+    }
+
+    /// (part, version) of every built or installed part.
+    pub fn versions(&self) -> &[(String, String)] {
+        &self.inner.parts.versions
     }
 
     /// Creates every object of a multi-document YAML text as the admin (objects that exist are
@@ -284,31 +439,123 @@ impl TestEnv {
         self.runtime.spawn(f).await.expect("testenv task")
     }
 
-    /// Fault: evicts a pod (DisruptionTarget condition, reason Evicted).
+    /// Fault: evicts a pod through the Eviction API, as a node drain does. False if the API
+    /// refused (no such pod, or a disruption budget forbids it).
     pub async fn evict(&self, ns: &str, pod: &str) -> bool {
-        self.inner.agent.stop(ns, pod, Stop::Evict)
-    }
-
-    /// Fault: kills one container of a pod.
-    pub async fn kill_container(&self, ns: &str, pod: &str, container: &str) -> bool {
-        self.inner.agent.stop(ns, pod, Stop::Kill(container.into()))
-    }
-
-    /// Fault: keeps pods whose name starts with `prefix` Pending until [`TestEnv::release`].
-    pub fn hold_pending(&self, ns: &str, prefix: &str) {
-        self.inner.agent.hold(ns, prefix);
-    }
-
-    /// Lets held pods start.
-    pub fn release(&self, ns: &str, prefix: &str) {
-        self.inner.agent.release(ns, prefix);
-    }
-
-    /// Fault: reports a node NotReady (and taints it), or Ready again.
-    pub async fn set_node_ready(&self, node: &str, ready: bool) -> Result<(), Error> {
-        let (agent, node) = (self.inner.agent.clone(), node.to_string());
-        self.on_env(async move { agent.set_ready(&node, ready).await })
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(self.client().await, ns);
+        pods.evict(pod, &kube::api::EvictParams::default())
             .await
+            .is_ok()
+    }
+
+    /// Fault: kills one container of a pod through its node's containerd (SIGKILL to the
+    /// container's processes). False if the pod, container or node is not found.
+    pub async fn kill_container(&self, ns: &str, pod: &str, container: &str) -> bool {
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(self.client().await, ns);
+        let Ok(p) = pods.get(pod).await else {
+            return false;
+        };
+        let node_name = p.spec.as_ref().and_then(|s| s.node_name.clone());
+        let id = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == container))
+            .and_then(|c| c.container_id.clone());
+        let (Some(node_name), Some(id)) = (node_name, id) else {
+            return false;
+        };
+        let id = id.trim_start_matches("containerd://").to_string();
+        let nodes = self.inner.nodes.lock().await;
+        let Some(node) = nodes.iter().find(|n| n.spec.name == node_name) else {
+            return false;
+        };
+        std::process::Command::new("ctr")
+            .arg("--address")
+            .arg(&node.containerd_socket)
+            .args(["-n", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", &id])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Fault: every node gets the taint `kubestep.io/hold=true:NoSchedule`, so new pods stay
+    /// Pending (the scheduler says why) until [`TestEnv::release_pending`].
+    pub async fn hold_pending(&self) -> Result<(), Error> {
+        self.set_hold_taint(true).await
+    }
+
+    /// Lifts the taint of [`TestEnv::hold_pending`].
+    pub async fn release_pending(&self) -> Result<(), Error> {
+        self.set_hold_taint(false).await
+    }
+
+    async fn set_hold_taint(&self, on: bool) -> Result<(), Error> {
+        use k8s_openapi::api::core::v1::Node;
+        let nodes: kube::Api<Node> = kube::Api::all(self.client().await);
+        let names: Vec<String> = self
+            .inner
+            .nodes
+            .lock()
+            .await
+            .iter()
+            .map(|n| n.spec.name.clone())
+            .collect();
+        for name in names {
+            let node = nodes
+                .get(&name)
+                .await
+                .map_err(|e| Error::Kube(format!("get Node {name}: {e}")))?;
+            let mut taints: Vec<serde_json::Value> = node
+                .spec
+                .and_then(|s| s.taints)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| t.key != HOLD_TAINT)
+                .map(|t| serde_json::to_value(t).unwrap_or_default())
+                .collect();
+            if on {
+                taints.push(serde_json::json!({"key": HOLD_TAINT, "value": "true", "effect": "NoSchedule"}));
+            }
+            let patch = serde_json::json!({"spec": {"taints": taints}});
+            nodes
+                .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+                .await
+                .map_err(|e| Error::Kube(format!("taint Node {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Fault: node `name` is lost: its kubelet and containerd stop (its containers go on
+    /// running, unreachable). The node lifecycle controller marks it NotReady within the
+    /// 20-second grace period and taints it `node.kubernetes.io/unreachable`.
+    pub async fn lose_node(&self, name: &str) -> Result<(), Error> {
+        let (inner, name) = (self.inner.clone(), name.to_string());
+        self.on_env(async move {
+            let mut nodes = inner.nodes.lock().await;
+            let node = nodes
+                .iter_mut()
+                .find(|n| n.spec.name == name)
+                .ok_or_else(|| Error::Setup(format!("no node {name}")))?;
+            node.lose().await;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Brings a lost node back: containerd and the kubelet start again on its state.
+    pub async fn restore_node(&self, name: &str) -> Result<(), Error> {
+        let (inner, name) = (self.inner.clone(), name.to_string());
+        self.on_env(async move {
+            let mut nodes = inner.nodes.lock().await;
+            let node = nodes
+                .iter_mut()
+                .find(|n| n.spec.name == name)
+                .ok_or_else(|| Error::Setup(format!("no node {name}")))?;
+            node.restore(&inner.parts).await
+        })
+        .await
     }
 
     /// Fault: restarts the API server (watches break and must resume).
@@ -318,56 +565,86 @@ impl TestEnv {
             .await
     }
 
-    /// Stops every process of the environment.
+    /// Fault: freezes the S3 emulator (SIGSTOP) or lets it go on (SIGCONT). moto keeps its
+    /// objects in memory, so a pause, unlike a restart, loses nothing.
+    pub async fn pause_s3(&self, paused: bool) {
+        self.inner.emulators.lock().await.pause_s3(paused);
+    }
+
+    /// Stops every process of the environment and removes its bridge, rules and mounts.
     pub async fn stop(&self) {
         let inner = self.inner.clone();
         self.on_env(async move {
+            for node in inner.nodes.lock().await.iter_mut() {
+                node.stop().await;
+            }
             inner.emulators.lock().await.stop().await;
+            inner.registries.lock().await.stop().await;
+            inner.addons.lock().await.stop().await;
             inner.control_plane.lock().await.stop().await;
+            cgroups::kill_all(None);
+            addons::clean_proxy_rules(&inner.parts);
+            network::down();
+            unmount_under(&inner.dir);
         })
         .await;
     }
 }
 
-/// Removes what environments of dead processes left: tmpfs mounts, state directories, empty
-/// cgroups. (Their processes died with them.)
-fn clean_stale() {
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let tmp = std::env::temp_dir();
-    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("kubestep-testenv-")
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: signal 0 only checks that the process exists.
-        if unsafe { libc::kill(pid, 0) } == 0 {
-            continue;
-        }
-        let dir = entry.path().display().to_string();
-        for m in mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(1))
-            .filter(|m| m.starts_with(&dir))
-        {
-            let _ = std::process::Command::new("umount").arg(m).output();
-        }
-        let _ = std::fs::remove_dir_all(entry.path());
+/// How many persistent volumes the environment offers to claims.
+pub const VOLUMES: usize = 32;
+
+/// [`VOLUMES`] hostPath PersistentVolumes of 100 GiB under the state directory, with no
+/// storage class: the real PV controller binds claims to them, as an admin's static volumes.
+async fn volumes(client: &kube::Client, dir: &Path) -> Result<(), Error> {
+    use k8s_openapi::api::core::v1::PersistentVolume;
+    let api: kube::Api<PersistentVolume> = kube::Api::all(client.clone());
+    for i in 0..VOLUMES {
+        let pv = serde_json::json!({
+            "metadata": {"name": format!("testenv-pv-{i}")},
+            "spec": {"capacity": {"storage": "100Gi"},
+                     "accessModes": ["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"],
+                     "persistentVolumeReclaimPolicy": "Retain",
+                     "hostPath": {"path": dir.join(format!("volumes/pv-{i}")), "type": "DirectoryOrCreate"}}
+        });
+        let pv = serde_json::from_value(pv).map_err(|e| Error::Setup(e.to_string()))?;
+        api.create(&kube::api::PostParams::default(), &pv)
+            .await
+            .map_err(|e| Error::Kube(format!("create PersistentVolume {i}: {e}")))?;
     }
-    for entry in std::fs::read_dir("/sys/fs/cgroup/memory/kubestep-testenv")
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if entry.path().is_dir()
-            && std::fs::read_to_string(entry.path().join("cgroup.procs"))
-                .is_ok_and(|p| p.trim().is_empty())
-        {
-            let _ = std::fs::remove_dir(entry.path());
+    Ok(())
+}
+
+/// The taint of [`TestEnv::hold_pending`].
+const HOLD_TAINT: &str = "kubestep.io/hold";
+
+/// Waits until every node is Ready, for at most 90 seconds.
+async fn wait_nodes_ready(client: &kube::Client, names: &[String], dir: &Path) -> Result<(), Error> {
+    use k8s_openapi::api::core::v1::Node;
+    let api: kube::Api<Node> = kube::Api::all(client.clone());
+    let mut waiting: Vec<&String> = names.iter().collect();
+    for _ in 0..900 {
+        let mut still = Vec::new();
+        for name in waiting {
+            let ready = api.get_opt(name).await.ok().flatten().is_some_and(|n| {
+                n.status
+                    .and_then(|s| s.conditions)
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            });
+            if !ready {
+                still.push(name);
+            }
         }
+        if still.is_empty() {
+            return Ok(());
+        }
+        waiting = still;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Err(Error::Setup(format!(
+        "nodes {waiting:?} not Ready after 90 s; see {}/nodes/<node>/kubelet.log",
+        dir.display()
+    )))
 }
 
 /// One environment per process, started on first use on a runtime of its own (test runtimes
@@ -389,7 +666,7 @@ pub fn shared() -> &'static TestEnv {
                     .expect("testenv runtime");
                 let env = rt.block_on(TestEnv::start(Options::default()));
                 let _ = tx.send(env);
-                // Keep the runtime (and with it the agent) alive for the life of the process.
+                // Keep the runtime alive for the life of the process.
                 rt.block_on(std::future::pending::<()>());
             })
             .expect("testenv thread");

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(about = "kubestep's test cluster: a real control plane on loopback and a node agent")]
+#[command(about = "kubestep's test cluster: a current Kubernetes with real nodes on this machine")]
 struct Cli {
     /// State directory of the environment.
     #[arg(long, env = "KUBESTEP_TESTENV_DIR", default_value_os_t = std::env::temp_dir().join("kubestep-testenv"))]
@@ -23,7 +23,7 @@ enum Command {
     Up,
     /// Stop the cluster and every process it started.
     Down,
-    /// Say whether the cluster runs.
+    /// Say whether the cluster runs, and the version of every part.
     Status,
     /// Run the cluster in the foreground until SIGTERM or SIGINT (what `up` starts).
     #[command(hide = true)]
@@ -45,16 +45,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Up => up(&cli.dir),
         Command::Down => down(&cli.dir),
-        Command::Status => {
-            match pid_of(&cli.dir) {
-                Some(pid) => println!(
-                    "running (supervisor pid {pid}, state in {})",
-                    cli.dir.display()
-                ),
-                None => println!("not running"),
-            }
-            Ok(())
-        }
+        Command::Status => status(&cli.dir),
         Command::Serve => serve(cli.dir.clone()),
     };
     match result {
@@ -64,6 +55,21 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn status(dir: &std::path::Path) -> Result<(), String> {
+    match pid_of(dir) {
+        Some(pid) => println!(
+            "running (supervisor pid {pid}, state in {})",
+            dir.display()
+        ),
+        None => println!("not running"),
+    }
+    let parts = kubestep_testenv::install().map_err(|e| e.to_string())?;
+    for (part, version) in &parts.versions {
+        println!("{part:<28} {version}");
+    }
+    Ok(())
 }
 
 fn up(dir: &std::path::Path) -> Result<(), String> {

@@ -1,4 +1,4 @@
-//! Keys and certificates for the control plane and the kubelet endpoint, made with openssl.
+//! Keys and certificates for the API server and service accounts, made with openssl.
 
 use crate::Error;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::process::Command;
 pub struct Pki {
     /// The CA certificate that signed the serving certificate.
     pub ca_cert: PathBuf,
-    /// Serving certificate for 127.0.0.1 and localhost (API server and kubelet endpoint).
+    /// The API server's serving certificate: the bridge address, the `kubernetes` Service.
     pub server_cert: PathBuf,
     /// Its key.
     pub server_key: PathBuf,
@@ -41,8 +41,12 @@ pub fn create(dir: &Path) -> Result<Pki, Error> {
     let ext = dir.join("server.ext");
     std::fs::write(
         &ext,
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default.svc\n\
-         basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        format!(
+            "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:{},IP:{},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n\
+             basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+            crate::network::HOST_IP,
+            crate::network::KUBERNETES_SERVICE_IP
+        ),
     )
     .map_err(|e| Error::io(&ext, e))?;
     openssl(

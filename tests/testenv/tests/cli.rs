@@ -42,10 +42,20 @@ fn up_prints_exports_and_down_leaves_nothing_running() {
     assert!(kubeconfig.exists());
     let (_, status) = testenv(&dir, &["status"]);
     assert!(status.starts_with("running"), "{status}");
+    // Every built or installed part says its version.
+    for part in ["kubernetes v1.34", "etcd v3.6", "coredns v1", "containerd 1.6"] {
+        let (name, version) = part.split_once(' ').unwrap();
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with(name) && l.split_whitespace().nth(1).is_some_and(|v| v.starts_with(version))),
+            "no {part} in\n{status}"
+        );
+    }
     let (ok, out) = testenv(&dir, &["down"]);
     assert!(ok, "{out}");
     let (_, status) = testenv(&dir, &["status"]);
-    assert_eq!(status.trim(), "not running");
+    assert!(status.starts_with("not running"), "{status}");
     // Nothing of this environment survives: no process has its directory on its command line.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();

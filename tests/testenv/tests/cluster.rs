@@ -1,5 +1,5 @@
-//! The test cluster against its own promises: real API server, scheduler and Job controller;
-//! our agent running the pods. Each test works in a namespace of its own.
+//! The test cluster against its own promises: a real control plane, and real nodes running
+//! real containers from the cluster's own images. Each test works in a namespace of its own.
 
 mod common;
 
@@ -66,7 +66,7 @@ async fn memory_overrun_is_oomkilled_with_137() {
         pod(
             "hog",
             json!({"name": "main", "image": "debian:bookworm-slim",
-        "command": ["python3", "-c", "x = bytearray(300 * 1024 * 1024)"],
+        "command": ["bash", "-c", "x=$(head -c 300M /dev/zero | tr '\\0' a)"],
         "resources": {"limits": {"memory": "64Mi"}, "requests": {"memory": "64Mi"}}}),
         ),
     )
@@ -77,18 +77,18 @@ async fn memory_overrun_is_oomkilled_with_137() {
 }
 
 #[tokio::test]
-async fn an_unknown_image_backs_off() {
+async fn an_image_the_registry_lacks_backs_off() {
     let client = setup("t-image").await;
     let pods: Api<Pod> = Api::namespaced(client, "t-image");
     create(
         &pods,
         pod(
             "bad",
-            json!({"name": "main", "image": "registry.invalid/nope:1"}),
+            json!({"name": "main", "image": "kubestep-testenv/nope:1"}),
         ),
     )
     .await;
-    let p = wait_for(&pods, "bad", 30, |p| {
+    let p = wait_for(&pods, "bad", 60, |p| {
         state(p)["waiting"]["reason"] == "ImagePullBackOff"
     })
     .await;
@@ -96,9 +96,50 @@ async fn an_unknown_image_backs_off() {
         state(&p)["waiting"]["message"]
             .as_str()
             .unwrap()
-            .contains("registry.invalid/nope:1")
+            .contains("kubestep-testenv/nope:1")
     );
     assert_eq!(phase(&p), "Pending");
+}
+
+#[tokio::test]
+async fn the_private_registry_needs_the_pull_secret() {
+    let client = setup("t-private").await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "t-private");
+    create(&secrets, json!({"metadata": {"name": "regcred"}, "type": "kubernetes.io/dockerconfigjson",
+        "stringData": {".dockerconfigjson": kubestep_testenv::pull_secret_json()}}))
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-private");
+    let image = format!("{}/acme/sorter:1.4", kubestep_testenv::PRIVATE_REGISTRY);
+    let mut with = pod(
+        "with-secret",
+        json!({"name": "main", "image": image, "command": ["cat", "/etc/kubestep-image"]}),
+    );
+    with["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+    create(&pods, with).await;
+    create(
+        &pods,
+        pod(
+            "without",
+            json!({"name": "main", "image": image, "command": ["true"]}),
+        ),
+    )
+    .await;
+    wait_for(&pods, "with-secret", 60, |p| phase(p) == "Succeeded").await;
+    assert_eq!(
+        pods.logs("with-secret", &LogParams::default()).await.unwrap(),
+        format!("{image}\n")
+    );
+    let p = wait_for(&pods, "without", 60, |p| {
+        state(p)["waiting"]["reason"] == "ErrImagePull"
+            || state(p)["waiting"]["reason"] == "ImagePullBackOff"
+    })
+    .await;
+    let message = state(&p)["waiting"]["message"].to_string();
+    assert!(
+        message.contains("401") || message.contains("nauthorized"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -136,6 +177,7 @@ async fn a_missing_secret_is_a_container_config_error() {
 #[tokio::test]
 async fn empty_dir_tmpfs_and_claim_are_mounted_at_their_paths() {
     let client = setup("t-volumes").await;
+    // Bound by the real PV controller to one of the environment's hostPath volumes.
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "t-volumes");
     create(&claims, json!({"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})).await;
     let pods: Api<Pod> = Api::namespaced(client, "t-volumes");
@@ -256,22 +298,44 @@ async fn tolerations_and_node_selectors_steer_pods() {
 }
 
 #[tokio::test]
-async fn pods_with_hostname_and_subdomain_resolve_each_other() {
-    let client = setup("t-hosts").await;
-    let pods: Api<Pod> = Api::namespaced(client, "t-hosts");
-    for (name, cmd) in [
-        ("main-0", "sleep 3"),
-        ("worker-1", "sleep 1; grep -c 'main-0.train' /etc/hosts"),
-    ] {
-        create(&pods, json!({"metadata": {"name": name}, "spec": {"restartPolicy": "Never", "hostname": name, "subdomain": "train",
+async fn cluster_dns_resolves_services_and_pod_hostnames_only_behind_a_headless_service() {
+    let client = setup("t-dns").await;
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), "t-dns");
+    create(&services, json!({"metadata": {"name": "train"}, "spec": {"clusterIP": "None",
+        "publishNotReadyAddresses": true, "selector": {"app": "train"}}}))
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-dns");
+    let lookup = |name: &str| format!("nslookup {name} >/dev/null 2>&1 && echo yes || echo no");
+    let script = [
+        // The control member, through the headless Service (retried while it starts).
+        format!("for i in $(seq 100); do {} | grep -q yes && break; sleep 0.2; done; {}",
+            lookup("main-0.train.t-dns.svc.cluster.local"), lookup("main-0.train.t-dns.svc.cluster.local")),
+        // A subdomain with no Service of that name does not resolve, as on a real cluster.
+        lookup("lonely.nosvc.t-dns.svc.cluster.local"),
+        // The API server's Service, by its short name through the search path, and its IP
+        // answering on 443 through kube-proxy.
+        lookup("kubernetes.default"),
+        "echo $(wget -q -T 5 --no-check-certificate -O - https://kubernetes.default.svc/healthz)".to_string(),
+        // Nothing outside the cluster resolves: no forwarding to outside resolvers.
+        lookup("example.com"),
+    ]
+    .join("; ");
+    for (name, cmd) in [("main-0", "sleep 20"), ("worker-1", script.as_str())] {
+        create(&pods, json!({"metadata": {"name": name, "labels": {"app": "train"}}, "spec": {"restartPolicy": "Never", "hostname": name, "subdomain": "train",
             "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", cmd]}]}}))
         .await;
     }
-    wait_for(&pods, "worker-1", 30, |p| phase(p) == "Succeeded").await;
-    assert_eq!(
-        pods.logs("worker-1", &LogParams::default()).await.unwrap(),
-        "1\n"
-    );
+    create(&pods, json!({"metadata": {"name": "lonely"}, "spec": {"restartPolicy": "Never", "hostname": "lonely", "subdomain": "nosvc",
+        "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "20"]}]}}))
+    .await;
+    wait_for(&pods, "worker-1", 60, |p| phase(p) == "Succeeded").await;
+    let log = pods.logs("worker-1", &LogParams::default()).await.unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[0], "yes", "{log}");
+    assert_eq!(lines[1], "no", "{log}");
+    assert_eq!(lines[2], "yes", "{log}");
+    assert_eq!(lines[3], "ok", "{log}");
+    assert_eq!(lines[4], "no", "{log}");
 }
 
 #[tokio::test]
@@ -279,15 +343,6 @@ async fn faults_evict_and_hold() {
     let env = kubestep_testenv::shared();
     let client = setup("t-faults").await;
     let pods: Api<Pod> = Api::namespaced(client, "t-faults");
-    env.hold_pending("t-faults", "held");
-    create(
-        &pods,
-        pod(
-            "held",
-            json!({"name": "main", "image": "busybox", "command": ["true"]}),
-        ),
-    )
-    .await;
     create(
         &pods,
         pod(
@@ -296,21 +351,47 @@ async fn faults_evict_and_hold() {
         ),
     )
     .await;
-    wait_for(&pods, "victim", 30, |p| phase(p) == "Running").await;
+    wait_for(&pods, "victim", 60, |p| phase(p) == "Running").await;
     assert!(env.evict("t-faults", "victim").await);
-    let p = wait_for(&pods, "victim", 30, |p| phase(p) == "Failed").await;
-    let status = p.status.unwrap();
-    assert_eq!(status.reason.as_deref(), Some("Evicted"));
-    assert!(
-        status
-            .conditions
-            .unwrap()
-            .iter()
-            .any(|c| c.type_ == "DisruptionTarget")
-    );
-    assert_eq!(phase(&pods.get("held").await.unwrap()), "Pending");
-    env.release("t-faults", "held");
-    wait_for(&pods, "held", 30, |p| phase(p) == "Succeeded").await;
+    // The Eviction API marks the pod as disrupted and deletes it gracefully.
+    let mut disrupted = false;
+    for _ in 0..300 {
+        match pods.get_opt("victim").await.unwrap() {
+            Some(p) => {
+                disrupted |= p.status.and_then(|s| s.conditions).is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.type_ == "DisruptionTarget"
+                            && c.reason.as_deref() == Some("EvictionByEvictionAPI")
+                    })
+                });
+            }
+            None => break,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(disrupted, "no DisruptionTarget condition was seen");
+    assert!(pods.get_opt("victim").await.unwrap().is_none());
+
+    env.hold_pending().await.unwrap();
+    create(
+        &pods,
+        pod(
+            "held",
+            json!({"name": "main", "image": "busybox", "command": ["true"]}),
+        ),
+    )
+    .await;
+    let p = wait_for(&pods, "held", 30, |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.reason.as_deref() == Some("Unschedulable")))
+    })
+    .await;
+    let message = serde_json::to_string(&p.status).unwrap();
+    assert!(message.contains("kubestep.io/hold"), "{message}");
+    env.release_pending().await.unwrap();
+    wait_for(&pods, "held", 60, |p| phase(p) == "Succeeded").await;
 }
 
 #[tokio::test]
@@ -380,7 +461,7 @@ async fn env_comes_from_the_downward_api_secrets_and_config_maps() {
     wait_for(&pods, "env", 30, |p| phase(p) == "Succeeded").await;
     assert_eq!(
         pods.logs("env", &LogParams::default()).await.unwrap(),
-        "env t-env node-a default 127.0.0.1 s3cr3t ana fast fast\n"
+        "env t-env node-a default 10.244.0.11 s3cr3t ana fast fast\n"
     );
 }
 

@@ -1,5 +1,5 @@
 //! Faults that disturb the whole environment, so they get one of their own: the API server
-//! restarting under the agent, and a node going NotReady.
+//! restarting under the kubelets, and a node lost.
 
 mod common;
 
@@ -13,7 +13,7 @@ async fn watches_survive_an_api_server_restart() {
     let client = setup("t-restart").await;
     drop(client);
     env.restart_apiserver().await.unwrap();
-    // The agent's watch must resume: a pod created after the restart still runs.
+    // The kubelets' and controllers' watches must resume: a pod created after the restart runs.
     let client = env.client().await;
     let pods_after: Api<Pod> = Api::namespaced(client, "t-restart");
     create(
@@ -27,16 +27,17 @@ async fn watches_survive_an_api_server_restart() {
     wait_for(&pods_after, "after", 60, |p| phase(p) == "Succeeded").await;
 }
 
-async fn a_not_ready_node_is_tainted_and_pods_wait() {
+async fn a_lost_node_is_tainted_unreachable_and_pods_wait() {
     let env = kubestep_testenv::shared();
     let client = setup("t-notready").await;
-    env.set_node_ready("gpu-node", false).await.unwrap();
+    env.lose_node("gpu-node").await.unwrap();
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
-    let n = wait_for(&nodes, "gpu-node", 10, |n| {
+    // The node lifecycle controller notices the silence after its 20 s grace period.
+    let n = wait_for(&nodes, "gpu-node", 60, |n| {
         n.spec
             .as_ref()
             .and_then(|s| s.taints.as_ref())
-            .is_some_and(|t| t.iter().any(|t| t.key == "node.kubernetes.io/not-ready"))
+            .is_some_and(|t| t.iter().any(|t| t.key == "node.kubernetes.io/unreachable"))
     })
     .await;
     let ready = n
@@ -47,7 +48,7 @@ async fn a_not_ready_node_is_tainted_and_pods_wait() {
         .into_iter()
         .find(|c| c.type_ == "Ready")
         .unwrap();
-    assert_eq!(ready.status, "False");
+    assert_eq!(ready.status, "Unknown");
     let pods: Api<Pod> = Api::namespaced(client, "t-notready");
     create(
         &pods,
@@ -67,13 +68,13 @@ async fn a_not_ready_node_is_tainted_and_pods_wait() {
             })
     })
     .await;
-    env.set_node_ready("gpu-node", true).await.unwrap();
-    wait_for(&pods, "gpu-bound", 60, |p| phase(p) == "Succeeded").await;
+    env.restore_node("gpu-node").await.unwrap();
+    wait_for(&pods, "gpu-bound", 90, |p| phase(p) == "Succeeded").await;
 }
 
 /// In sequence: a restarting API server would break the other fault's calls.
 #[tokio::test]
 async fn faults_that_disturb_the_whole_environment() {
-    a_not_ready_node_is_tainted_and_pods_wait().await;
+    a_lost_node_is_tainted_unreachable_and_pods_wait().await;
     watches_survive_an_api_server_restart().await;
 }

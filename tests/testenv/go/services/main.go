@@ -1,0 +1,21 @@
+// Command services runs one of the test cluster's services, named by the first argument:
+// etcd, coredns or fake-gcs-server; the rest are that service's own flags.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	commands := map[string]func(args []string){
+		"etcd":            runEtcd,
+		"coredns":         runCoreDNS,
+		"fake-gcs-server": runFakeGCS,
+	}
+	if len(os.Args) < 2 || commands[os.Args[1]] == nil {
+		fmt.Fprintln(os.Stderr, "usage: services etcd|coredns|fake-gcs-server [flags]")
+		os.Exit(2)
+	}
+	commands[os.Args[1]](os.Args[2:])
+}
