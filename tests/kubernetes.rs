@@ -506,7 +506,12 @@ async fn sleeping(name: &str) -> (std::process::Child, std::path::PathBuf) {
 async fn an_eviction_is_retried_without_spending_retry() {
     let (child, id_file) = sleeping("evict").await;
     let pod = common::running_pod(&id_file, "work").await;
-    assert!(kubestep_testenv::shared().evict("default", &pod).await);
+    // A drain with a 1-second grace period: the step is killed mid-run.
+    assert!(
+        kubestep_testenv::shared()
+            .evict("default", &pod, Some(1))
+            .await
+    );
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
@@ -519,7 +524,7 @@ async fn an_eviction_is_retried_without_spending_retry() {
     assert_eq!(task.attempts.len(), 2, "{task:?}");
     let cause = task.attempts[0].cause.clone().unwrap();
     assert!(
-        cause.contains("Evicted") && cause.contains("(infrastructure)"),
+        cause.contains("EvictionByEvictionAPI") && cause.contains("(infrastructure)"),
         "{cause}"
     );
 }

@@ -285,7 +285,8 @@ impl Datastore {
             #[cfg(feature = "azure")]
             Kind::Azure => {
                 use object_store::azure::{AzureConfigKey as Key, MicrosoftAzureBuilder};
-                let (mut b, mut client) = (MicrosoftAzureBuilder::from_env(), tls::client_options());
+                let (mut b, mut client) =
+                    (MicrosoftAzureBuilder::from_env(), tls::client_options());
                 for (k, v) in settings(&vars, "AZURE_") {
                     match k {
                         Key::Client(k) => client = client.with_config(k, v),

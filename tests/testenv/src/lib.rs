@@ -242,7 +242,9 @@ fn unmount_under(dir: &Path) {
         .collect();
     points.sort_by_key(|m| std::cmp::Reverse(m.len()));
     for m in points {
-        let _ = std::process::Command::new("umount").args(["-l", m]).output();
+        let _ = std::process::Command::new("umount")
+            .args(["-l", m])
+            .output();
     }
 }
 
@@ -439,12 +441,29 @@ impl TestEnv {
         self.runtime.spawn(f).await.expect("testenv task")
     }
 
-    /// Fault: evicts a pod through the Eviction API, as a node drain does. False if the API
+    /// Fault: evicts a pod through the Eviction API, as a node drain does, with the pod's own
+    /// grace period or `grace_seconds` (`kubectl drain --grace-period`). False if the API
     /// refused (no such pod, or a disruption budget forbids it).
-    pub async fn evict(&self, ns: &str, pod: &str) -> bool {
-        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
-            kube::Api::namespaced(self.client().await, ns);
-        pods.evict(pod, &kube::api::EvictParams::default())
+    pub async fn evict(&self, ns: &str, pod: &str, grace_seconds: Option<u32>) -> bool {
+        // Posted by hand: kube 5.0.0's `Api::evict` writes `delete_options` where the API
+        // expects `deleteOptions`, so a grace period given there is silently dropped.
+        let mut eviction = serde_json::json!({
+            "apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": pod, "namespace": ns},
+        });
+        if let Some(g) = grace_seconds {
+            eviction["deleteOptions"] = serde_json::json!({"gracePeriodSeconds": g});
+        }
+        let Ok(request) =
+            http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{pod}/eviction"))
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(eviction.to_string().into_bytes())
+        else {
+            return false;
+        };
+        self.client()
+            .await
+            .request::<serde_json::Value>(request)
             .await
             .is_ok()
     }
@@ -516,11 +535,17 @@ impl TestEnv {
                 .map(|t| serde_json::to_value(t).unwrap_or_default())
                 .collect();
             if on {
-                taints.push(serde_json::json!({"key": HOLD_TAINT, "value": "true", "effect": "NoSchedule"}));
+                taints.push(
+                    serde_json::json!({"key": HOLD_TAINT, "value": "true", "effect": "NoSchedule"}),
+                );
             }
             let patch = serde_json::json!({"spec": {"taints": taints}});
             nodes
-                .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+                .patch(
+                    &name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
                 .await
                 .map_err(|e| Error::Kube(format!("taint Node {name}: {e}")))?;
         }
@@ -619,7 +644,11 @@ async fn volumes(client: &kube::Client, dir: &Path) -> Result<(), Error> {
 const HOLD_TAINT: &str = "kubestep.io/hold";
 
 /// Waits until every node is Ready, for at most 90 seconds.
-async fn wait_nodes_ready(client: &kube::Client, names: &[String], dir: &Path) -> Result<(), Error> {
+async fn wait_nodes_ready(
+    client: &kube::Client,
+    names: &[String],
+    dir: &Path,
+) -> Result<(), Error> {
     use k8s_openapi::api::core::v1::Node;
     let api: kube::Api<Node> = kube::Api::all(client.clone());
     let mut waiting: Vec<&String> = names.iter().collect();

@@ -59,10 +59,7 @@ fn main() -> std::process::ExitCode {
 
 fn status(dir: &std::path::Path) -> Result<(), String> {
     match pid_of(dir) {
-        Some(pid) => println!(
-            "running (supervisor pid {pid}, state in {})",
-            dir.display()
-        ),
+        Some(pid) => println!("running (supervisor pid {pid}, state in {})", dir.display()),
         None => println!("not running"),
     }
     let parts = kubestep_testenv::install().map_err(|e| e.to_string())?;

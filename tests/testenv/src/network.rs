@@ -64,7 +64,10 @@ pub fn up(nodes: usize) -> Result<(), Error> {
     down();
     run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
     // The gateway first: the CNI plugin checks the bridge's primary address against it.
-    run("ip", &["addr", "add", &format!("{HOST_IP}/16"), "dev", BRIDGE])?;
+    run(
+        "ip",
+        &["addr", "add", &format!("{HOST_IP}/16"), "dev", BRIDGE],
+    )?;
     for i in 0..nodes {
         run(
             "ip",
@@ -92,7 +95,16 @@ pub fn up(nodes: usize) -> Result<(), Error> {
     run(
         "iptables",
         &[
-            "-w", "-A", GUARD_CHAIN, "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP",
+            "-w",
+            "-A",
+            GUARD_CHAIN,
+            "-i",
+            BRIDGE,
+            "!",
+            "-o",
+            BRIDGE,
+            "-j",
+            "DROP",
         ],
     )?;
     run("iptables", &["-w", "-I", "FORWARD", "1", "-j", GUARD_CHAIN])?;

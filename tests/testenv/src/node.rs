@@ -114,11 +114,19 @@ fn fake_numa(dir: &Path, cpus: u32, mib: u64) -> Result<(), Error> {
             write(&topology.join("core_id"), &format!("{}\n", n * real + i))?;
             write(&topology.join("physical_package_id"), &format!("{n}\n"))?;
         }
-        let distances: Vec<&str> = (0..nodes).map(|m| if m == n { "10" } else { "20" }).collect();
-        write(&node.join("distance"), &format!("{}\n", distances.join(" ")))?;
+        let distances: Vec<&str> = (0..nodes)
+            .map(|m| if m == n { "10" } else { "20" })
+            .collect();
+        write(
+            &node.join("distance"),
+            &format!("{}\n", distances.join(" ")),
+        )?;
         write(
             &node.join("meminfo"),
-            &format!("Node {n} MemTotal:       {} kB\n", mib * 1024 / nodes as u64),
+            &format!(
+                "Node {n} MemTotal:       {} kB\n",
+                mib * 1024 / nodes as u64
+            ),
         )?;
     }
     Ok(())
@@ -126,7 +134,8 @@ fn fake_numa(dir: &Path, cpus: u32, mib: u64) -> Result<(), Error> {
 
 /// This machine's `/proc/meminfo` with `MemTotal` replaced.
 fn fake_meminfo(path: &Path, mib: u64) -> Result<(), Error> {
-    let real = std::fs::read_to_string("/proc/meminfo").map_err(|e| Error::io("/proc/meminfo".as_ref(), e))?;
+    let real = std::fs::read_to_string("/proc/meminfo")
+        .map_err(|e| Error::io("/proc/meminfo".as_ref(), e))?;
     let text: String = real
         .lines()
         .map(|l| {
@@ -311,7 +320,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         cgroups::create(&name)?;
         let mut labels = String::new();
         for (k, v) in &self.spec.labels {
-            let _ = write!(labels, "{}{k}={v}", if labels.is_empty() { "" } else { "," });
+            let _ = write!(
+                labels,
+                "{}{k}={v}",
+                if labels.is_empty() { "" } else { "," }
+            );
         }
         // The kubelet sees the node's own cores and memory, and a device plugin directory of the
         // node's own; its volume mounts under the node's directory still reach containerd,
@@ -325,19 +338,27 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         );
         let (out, err) = log(&d, "kubelet")?;
         let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--propagation", "unchanged", "--", "sh", "-c", &script])
-            .arg(&parts.kube)
-            .arg("kubelet")
-            .arg(format!("--config={}", d.join("kubelet.json").display()))
-            .arg(format!("--kubeconfig={}", d.join("kubeconfig").display()))
-            .arg(format!("--root-dir={}", d.join("kubelet").display()))
-            .arg(format!("--cert-dir={}", d.join("kubelet-pki").display()))
-            .arg(format!("--hostname-override={name}"))
-            .arg(format!("--node-ip={}", network::node_ip(self.index)))
-            .arg(format!("--node-labels={labels}"))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "unchanged",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .arg(&parts.kube)
+        .arg("kubelet")
+        .arg(format!("--config={}", d.join("kubelet.json").display()))
+        .arg(format!("--kubeconfig={}", d.join("kubeconfig").display()))
+        .arg(format!("--root-dir={}", d.join("kubelet").display()))
+        .arg(format!("--cert-dir={}", d.join("kubelet-pki").display()))
+        .arg(format!("--hostname-override={name}"))
+        .arg(format!("--node-ip={}", network::node_ip(self.index)))
+        .arg(format!("--node-labels={labels}"))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
         self.children.push(
             spawn::spawn(cmd)
                 .map_err(|e| Error::Setup(format!("cannot start the kubelet of {name}: {e}")))?,

@@ -61,8 +61,8 @@ fn start_one(
         .stdin(Stdio::null())
         .stdout(Stdio::from(f))
         .stderr(Stdio::from(g));
-    let child =
-        spawn::spawn(cmd).map_err(|e| Error::Setup(format!("cannot start docker-registry: {e}")))?;
+    let child = spawn::spawn(cmd)
+        .map_err(|e| Error::Setup(format!("cannot start docker-registry: {e}")))?;
     Ok((addr, child))
 }
 

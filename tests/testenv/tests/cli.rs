@@ -43,12 +43,18 @@ fn up_prints_exports_and_down_leaves_nothing_running() {
     let (_, status) = testenv(&dir, &["status"]);
     assert!(status.starts_with("running"), "{status}");
     // Every built or installed part says its version.
-    for part in ["kubernetes v1.34", "etcd v3.6", "coredns v1", "containerd 1.6"] {
+    for part in [
+        "kubernetes v1.34",
+        "etcd v3.6",
+        "coredns v1",
+        "containerd 1.6",
+    ] {
         let (name, version) = part.split_once(' ').unwrap();
         assert!(
-            status
-                .lines()
-                .any(|l| l.starts_with(name) && l.split_whitespace().nth(1).is_some_and(|v| v.starts_with(version))),
+            status.lines().any(|l| l.starts_with(name)
+                && l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|v| v.starts_with(version))),
             "no {part} in\n{status}"
         );
     }

@@ -139,11 +139,25 @@ pub fn phase(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> Phase {
     }
     // kubestep deletes Jobs, never pods of a running attempt: a pod being deleted is being
     // taken away (a drain, an eviction, the node lifecycle controller for a lost node).
+    // Who took it says so in a DisruptionTarget condition (EvictionByEvictionAPI,
+    // PreemptionByScheduler, DeletionByTaintManager, TerminationByKubelet, ...).
     if pod.metadata.deletion_timestamp.is_some() {
-        return Phase::Ended(End::Lost(format!(
-            "pod {} is being deleted before it finished (drained, evicted, or its node was lost)",
-            name(pod)
-        )));
+        let who = condition(pod, "DisruptionTarget")
+            .filter(|c| c.status == "True")
+            .map(|c| match (c.reason.as_deref(), c.message.as_deref()) {
+                (Some(r), Some(m)) if !m.is_empty() => format!("{r}: {m}"),
+                (r, _) => r.unwrap_or("DisruptionTarget").to_string(),
+            });
+        return Phase::Ended(End::Lost(match who {
+            Some(who) => format!(
+                "pod {} was taken away before it finished ({who})",
+                name(pod)
+            ),
+            None => format!(
+                "pod {} is being deleted before it finished (drained, evicted, or its node was lost)",
+                name(pod)
+            ),
+        }));
     }
     for c in statuses(pod, true).chain(statuses(pod, false)) {
         if let Some(cause) = stuck(pod, c) {
@@ -311,6 +325,28 @@ mod tests {
             memory: Some("4096M".into()),
             timeout_seconds: Some(30),
         }
+    }
+
+    #[test]
+    fn a_pod_taken_away_is_lost_and_says_who_took_it() {
+        let mut p = pod(
+            json!({"phase": "Running", "conditions": [{"type": "DisruptionTarget",
+            "status": "True", "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]}),
+        );
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        assert_eq!(
+            phase(&p, &limits(), None),
+            Phase::Ended(End::Lost(
+                "pod p was taken away before it finished (EvictionByEvictionAPI: Eviction API: evicting)".into()
+            ))
+        );
+        p.status = None;
+        assert!(matches!(
+            phase(&p, &limits(), None),
+            Phase::Ended(End::Lost(m)) if m.contains("is being deleted before it finished")
+        ));
     }
 
     #[test]
