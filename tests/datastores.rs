@@ -1,7 +1,7 @@
 //! Flows whose outputs live in object storage: the S3 (moto) and Azure Blob (Azurite) emulators
 //! of the test environment, through object_store, with settings from the environment as a user
-//! would export them. (No GCS emulator here answers object_store's uploads: see
-//! tests/testenv/tests/emulators.rs.)
+//! would export them; S3 over HTTPS with a test CA. (No GCS emulator here answers object_store's
+//! uploads: see tests/testenv/tests/emulators.rs.)
 
 mod common;
 
@@ -13,7 +13,11 @@ fn exports() -> Vec<(String, String)> {
 }
 
 async fn flow_on(kind: Kind, root: &str) {
-    let exports = exports();
+    flow_with(kind, root, exports()).await;
+}
+
+/// Runs `basic` with `exports` as its environment; checks its outputs.
+async fn flow_with(kind: Kind, root: &str, exports: Vec<(String, String)>) {
     let env: Vec<(&str, &str)> = exports
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -69,6 +73,40 @@ async fn a_flow_runs_with_outputs_in_azure_blob() {
         &format!("az://kubestep/flows-{}", std::process::id()),
     )
     .await;
+}
+
+/// The S3 emulator behind HTTPS, its certificate signed by the test cluster's CA, which no
+/// system trusts: reached with `SSL_CERT_FILE` naming that CA, refused without.
+#[tokio::test]
+async fn s3_over_https_trusts_ssl_cert_file() {
+    let over_https = |ca: Option<&str>| -> Vec<(String, String)> {
+        let exports = exports();
+        let get = |k: &str| exports.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        let endpoint = get("KUBESTEP_TESTENV_S3_HTTPS_ENDPOINT");
+        let mut vars: Vec<(String, String)> = exports
+            .iter()
+            .filter(|(k, _)| k != "AWS_ENDPOINT" && k != "AWS_ALLOW_HTTP")
+            .cloned()
+            .collect();
+        vars.push(("AWS_ENDPOINT".into(), endpoint));
+        if let Some(ca) = ca {
+            vars.push(("SSL_CERT_FILE".into(), get(ca)));
+        }
+        vars
+    };
+    let root = format!("s3://kubestep/https-{}", std::process::id());
+    flow_with(Kind::S3, &root, over_https(Some("KUBESTEP_TESTENV_CA"))).await;
+
+    let vars = over_https(None);
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = common::run(
+        "basic",
+        &["run", "--datastore", "s3", "--datastore-root", &root],
+        &env,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("certificate"), "{err}");
 }
 
 #[test]

@@ -40,10 +40,15 @@ async fn setup() -> &'static Vec<(String, String)> {
             .get(kubestep_testenv::S3_SECRET_NAME)
             .await
             .expect("the testenv S3 Secret");
-        for ns in ["ml", "data", "full"] {
+        for ns in ["ml", "data", "full", BASELINE] {
+            // Pod Security Admission enforces what the namespace's labels say.
+            let labels = match ns {
+                BASELINE => serde_json::json!({"pod-security.kubernetes.io/enforce": "baseline"}),
+                _ => serde_json::json!({}),
+            };
             ensure(
                 &Api::<Namespace>::all(admin.clone()),
-                serde_json::json!({"metadata": {"name": ns}}),
+                serde_json::json!({"metadata": {"name": ns, "labels": labels}}),
             )
             .await;
             let secrets = Api::<Secret>::namespaced(admin.clone(), ns);
@@ -102,6 +107,7 @@ async fn setup() -> &'static Vec<(String, String)> {
             ("all_parameters", "kubernetes"),
             ("custom_image", "kubernetes"),
             ("kubernetes_failures", "work/kubernetes:namespace=full"),
+            ("basic", "kubernetes:namespace=psa-baseline"),
         ] {
             let out = common::run(
                 example,
@@ -127,6 +133,9 @@ async fn setup() -> &'static Vec<(String, String)> {
     })
     .await
 }
+
+/// A namespace whose Pod Security Admission enforces the `baseline` level.
+const BASELINE: &str = "psa-baseline";
 
 fn root() -> String {
     format!("s3://kubestep/k8s-{}", std::process::id())
@@ -208,6 +217,37 @@ async fn succeeds<T: DeserializeOwned + PartialEq + Debug + 'static>(
 #[tokio::test]
 async fn basic_foreach_runs_every_task_in_a_pod() {
     succeeds("basic", "squares", &[], "end", 30u64).await;
+}
+
+/// kubestep's default rendering passes the `baseline` Pod Security level that production
+/// clusters enforce, and the level is really enforced there: a privileged pod is refused.
+#[tokio::test]
+async fn the_default_rendering_runs_under_baseline_pod_security() {
+    succeeds(
+        "basic",
+        "squares",
+        &["--with", "kubernetes:namespace=psa-baseline"],
+        "end",
+        30u64,
+    )
+    .await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(kubestep_testenv::shared().client().await, BASELINE);
+    let privileged = serde_json::json!({"metadata": {"name": "privileged"}, "spec": {"containers": [{
+        "name": "main", "image": "busybox", "securityContext": {"privileged": true}}]}});
+    let refused = pods
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(privileged).unwrap(),
+        )
+        .await
+        .expect_err("a privileged pod is refused under baseline");
+    assert!(
+        refused
+            .to_string()
+            .contains("violates PodSecurity \"baseline"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -424,7 +464,7 @@ async fn an_unschedulable_pod_is_explained_then_times_out() {
     )
     .await;
     assert!(
-        all.contains("[work/0] pending: Unschedulable: 0/2 nodes are available")
+        all.contains("[work/0] pending: Unschedulable: 0/4 nodes are available")
             && all.contains("Insufficient nvidia.com/gpu"),
         "{all}"
     );

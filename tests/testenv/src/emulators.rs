@@ -3,6 +3,7 @@
 //! container named [`BUCKET`].
 
 use crate::control_plane::free_port;
+use crate::pki::Pki;
 use crate::{Error, Parts, network, spawn};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,6 +26,10 @@ pub const AZURE_KEY: &str =
 pub struct Emulators {
     /// S3 endpoint (`http://<bridge address>:<port>`).
     pub s3_endpoint: String,
+    /// The same S3 over HTTPS, with a certificate signed by the test cluster's own CA.
+    pub s3_https_endpoint: String,
+    /// That CA's certificate.
+    pub ca: PathBuf,
     /// Azure Blob endpoint of the development account (`http://<bridge address>:<port>/devstoreaccount1`).
     pub azure_endpoint: String,
     /// GCS endpoint (`http://<bridge address>:<port>`).
@@ -76,8 +81,9 @@ fn run(what: &str, cmd: &mut Command) -> Result<(), Error> {
 }
 
 impl Emulators {
-    /// Starts the three emulators and creates their bucket and container.
-    pub async fn start(dir: &Path, parts: &Parts) -> Result<Emulators, Error> {
+    /// Starts the three emulators, and the HTTPS proxy in front of S3 serving `pki`'s
+    /// certificate, and creates their bucket and container.
+    pub async fn start(dir: &Path, parts: &Parts, pki: &Pki) -> Result<Emulators, Error> {
         let dir = dir.join("emulators");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let root = &parts.emulators;
@@ -91,7 +97,7 @@ impl Emulators {
                 )));
             }
         }
-        let (s3, azure, gcs) = (free_port()?, free_port()?, free_port()?);
+        let (s3, azure, gcs, s3_tls) = (free_port()?, free_port()?, free_port()?, free_port()?);
         let mut children = Vec::new();
         children.push(start(
             &dir,
@@ -131,7 +137,19 @@ impl Emulators {
                 BUCKET,
             ]),
         )?);
+        children.push(start(
+            &dir,
+            "s3-tls-proxy",
+            Command::new(&parts.services)
+                .args(["tls-proxy", "-listen", &format!("{host}:{s3_tls}")])
+                .arg("-cert")
+                .arg(&pki.server_cert)
+                .arg("-key")
+                .arg(&pki.server_key)
+                .args(["-backend", &format!("http://{host}:{s3}")]),
+        )?);
         wait_port(s3, "moto", &dir.join("moto.log")).await?;
+        wait_port(s3_tls, "the S3 TLS proxy", &dir.join("s3-tls-proxy.log")).await?;
         wait_port(azure, "azurite", &dir.join("azurite.log")).await?;
         wait_port(gcs, "fake-gcs-server", &dir.join("gcs.log")).await?;
         let s3_endpoint = format!("http://{host}:{s3}");
@@ -159,6 +177,8 @@ impl Emulators {
             .map_err(|e| Error::io(&gcs_service_account, e))?;
         Ok(Emulators {
             s3_endpoint,
+            s3_https_endpoint: format!("https://{host}:{s3_tls}"),
+            ca: pki.ca_cert.clone(),
             azure_endpoint,
             gcs_endpoint,
             gcs_service_account,
@@ -192,6 +212,11 @@ impl Emulators {
                 self.gcs_service_account.display().to_string(),
             ),
             ("KUBESTEP_GCS_ROOT", format!("gs://{BUCKET}/")),
+            (
+                "KUBESTEP_TESTENV_S3_HTTPS_ENDPOINT",
+                self.s3_https_endpoint.clone(),
+            ),
+            ("KUBESTEP_TESTENV_CA", self.ca.display().to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

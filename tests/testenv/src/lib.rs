@@ -69,10 +69,14 @@ pub struct Options {
 }
 
 impl Default for Options {
-    /// `node-a` (8 cores, 32 GiB) carries the labels the examples select on (disk type, zone,
-    /// compute pool, spot); `gpu-node` (8 cores, 64 GiB, 2 `nvidia.com/gpu` from its device
-    /// plugin) is tainted `nvidia.com/gpu=present:NoSchedule` and labelled
-    /// `nvidia.com/gpu.present=true`, as GPU node pools are.
+    /// Four nodes of 8 cores each, as the examples and the tests of every seed parameter need:
+    /// - `node-a` (32 GiB) carries the labels the examples select on (disk type, zone, compute
+    ///   pool `batch`, lifecycle spot);
+    /// - `gpu-node` (64 GiB, 2 `nvidia.com/gpu`) is tainted `nvidia.com/gpu=present:NoSchedule`
+    ///   and labelled `nvidia.com/gpu.present=true` and compute pool `a100`, as GPU node pools are;
+    /// - `gpu-open` (64 GiB, 2 `nvidia.com/gpu`) is labelled like it but untainted, so only an
+    ///   affinity keeps `gpu = 0` steps off it;
+    /// - `spot-node` (16 GiB) is tainted `spot=true:NoExecute`, for tolerations.
     fn default() -> Options {
         let mut node = NodeSpec::new("node-a")
             .label("disktype", "ssd")
@@ -85,8 +89,12 @@ impl Default for Options {
             .label("nvidia.com/gpu.present", "true")
             .taint("nvidia.com/gpu=present:NoSchedule");
         gpu.gpus = 2;
+        let mut open = NodeSpec::new("gpu-open").label("nvidia.com/gpu.present", "true");
+        open.gpus = 2;
+        let mut spot = NodeSpec::new("spot-node").taint("spot=true:NoExecute");
+        spot.memory_mib = 16 * 1024;
         Options {
-            nodes: vec![node, gpu],
+            nodes: vec![node, gpu, open, spot],
             dir: None,
         }
     }
@@ -321,7 +329,7 @@ impl TestEnv {
         let client = client_for(&cp.kubeconfig).await?;
         let addons = addons::Addons::start(&dir, &parts, &cp.server, &pki.ca_cert, &client).await?;
         let registries = registry::Registries::start(&dir, &parts.images).await?;
-        let emulators = emulators::Emulators::start(&dir, &parts).await?;
+        let emulators = emulators::Emulators::start(&dir, &parts, &pki).await?;
         let mut nodes = Vec::new();
         for (i, spec) in options.nodes.into_iter().enumerate() {
             nodes.push(

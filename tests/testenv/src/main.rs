@@ -25,6 +25,13 @@ enum Command {
     Down,
     /// Say whether the cluster runs, and the version of every part.
     Status,
+    /// Run kubectl (built with the cluster) against the running cluster as its admin.
+    #[command(disable_help_flag = true)]
+    Kubectl {
+        /// kubectl's own arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run the cluster in the foreground until SIGTERM or SIGINT (what `up` starts).
     #[command(hide = true)]
     Serve,
@@ -46,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Up => up(&cli.dir),
         Command::Down => down(&cli.dir),
         Command::Status => status(&cli.dir),
+        Command::Kubectl { args } => kubectl(&cli.dir, &args),
         Command::Serve => serve(cli.dir.clone()),
     };
     match result {
@@ -67,6 +75,20 @@ fn status(dir: &std::path::Path) -> Result<(), String> {
         println!("{part:<28} {version}");
     }
     Ok(())
+}
+
+fn kubectl(dir: &std::path::Path, args: &[String]) -> Result<(), String> {
+    let parts = kubestep_testenv::install().map_err(|e| e.to_string())?;
+    let status = std::process::Command::new(&parts.kube)
+        .arg("kubectl")
+        .args(args)
+        .env("KUBECONFIG", dir.join("cluster/kubeconfig"))
+        .status()
+        .map_err(|e| format!("{}: {e}", parts.kube.display()))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        _ => std::process::exit(status.code().unwrap_or(1)),
+    }
 }
 
 fn up(dir: &std::path::Path) -> Result<(), String> {

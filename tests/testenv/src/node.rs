@@ -75,6 +75,9 @@ pub struct Node {
 /// node's kubelet gets a directory of its own bound there in its mount namespace.
 const DEVICE_PLUGINS: &str = "/var/lib/kubelet/device-plugins";
 
+/// Every kubelet's port, on its node's own address.
+const KUBELET_PORT: u16 = 10250;
+
 /// The static token a node's kubelet authenticates with (user `system:node:<name>`).
 pub fn token(name: &str) -> String {
     format!("kubestep-testenv-node-{name}")
@@ -169,18 +172,12 @@ impl Node {
             dir,
             children: Vec::new(),
         };
-        node.configure(parts, registries, server, ca)?;
+        node.configure(registries, server, ca)?;
         node.start_processes(parts).await?;
         Ok(node)
     }
 
-    fn configure(
-        &self,
-        parts: &Parts,
-        registries: &Registries,
-        server: &str,
-        ca: &Path,
-    ) -> Result<(), Error> {
+    fn configure(&self, registries: &Registries, server: &str, ca: &Path) -> Result<(), Error> {
         let d = &self.dir;
         let name = &self.spec.name;
         // containerd: everything under the node's directory, registries from hosts.toml files.
@@ -260,7 +257,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
             "address": network::node_ip(self.index).to_string(),
-            "port": self.kubelet_port(),
+            "port": KUBELET_PORT,
             "readOnlyPort": 0,
             "healthzPort": 0,
             "authentication": {"anonymous": {"enabled": true}, "webhook": {"enabled": false}},
@@ -290,12 +287,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         });
         write(&d.join("kubelet.json"), &kubelet.to_string())?;
         crate::control_plane::kubeconfig(&d.join("kubeconfig"), server, ca, &token(name))?;
-        let _ = parts;
         Ok(())
-    }
-
-    fn kubelet_port(&self) -> u16 {
-        10250
     }
 
     async fn start_processes(&mut self, parts: &Parts) -> Result<(), Error> {

@@ -1,4 +1,4 @@
-//! `kubestep-testenv up|status|down`, as a shell uses them.
+//! `kubestep-testenv up|status|kubectl|down`, as a shell uses them.
 
 use std::process::Command;
 
@@ -42,6 +42,11 @@ fn up_prints_exports_and_down_leaves_nothing_running() {
     assert!(kubeconfig.exists());
     let (_, status) = testenv(&dir, &["status"]);
     assert!(status.starts_with("running"), "{status}");
+    let (ok, nodes) = testenv(&dir, &["kubectl", "get", "nodes", "-o", "name"]);
+    assert!(ok, "{nodes}");
+    for node in ["node-a", "gpu-node", "gpu-open", "spot-node"] {
+        assert!(nodes.contains(&format!("node/{node}\n")), "{nodes}");
+    }
     // Every built or installed part says its version.
     for part in [
         "kubernetes v1.34",

@@ -171,6 +171,28 @@ async fn s3_presigned_get_works_for_a_plain_http_client() {
     assert_eq!(out.stdout, b"#!/bin/sh\n");
 }
 
+/// The pause fault: a frozen S3 emulator answers nothing, and after it resumes it answers the
+/// request that waited, with its data whole (moto keeps objects in memory).
+#[tokio::test]
+async fn a_paused_s3_emulator_stalls_then_answers_with_its_data() {
+    let env = kubestep_testenv::shared();
+    let store: Arc<dyn ObjectStore> = Arc::new(s3());
+    let key = Path::from("pause-test/kept");
+    store
+        .put(&key, PutPayload::from_static(b"before the pause"))
+        .await
+        .unwrap();
+    env.pause_s3(true).await;
+    let read = {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::spawn(async move { store.get(&key).await.unwrap().bytes().await.unwrap() })
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(!read.is_finished(), "a frozen emulator answered");
+    env.pause_s3(false).await;
+    assert_eq!(&read.await.unwrap()[..], b"before the pause");
+}
+
 #[tokio::test]
 async fn azurite_answers_object_store() {
     round_trip(azure(), "azure-test").await;

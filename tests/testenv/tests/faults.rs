@@ -53,7 +53,7 @@ async fn a_lost_node_is_tainted_unreachable_and_pods_wait() {
     create(
         &pods,
         json!({"metadata": {"name": "gpu-bound"}, "spec": {"restartPolicy": "Never",
-        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "nodeSelector": {"kubernetes.io/hostname": "gpu-node"},
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}),
     )

@@ -1,5 +1,6 @@
 // The test cluster's other services in one multi-call binary: etcd, CoreDNS (with only the
-// plugins a cluster's DNS needs) and fake-gcs-server, each from its own Go module.
+// plugins a cluster's DNS needs) and fake-gcs-server, each from its own Go module, and a TLS
+// proxy of ours.
 module kubestep.invalid/testenv/services
 
 go 1.26.0
