@@ -39,7 +39,7 @@ pub enum Error {
         message: String,
     },
     /// Storage failed.
-    #[error("datastore {key}: {source}")]
+    #[error("datastore {key}: {}", with_causes(.source))]
     Store {
         /// The key.
         key: String,
@@ -180,6 +180,22 @@ pub struct Datastore {
 
 /// The object store, under the root's prefix, as a store and as a signer.
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+/// An object-store error with the causes its own message leaves out (a certificate or
+/// connection failure behind "error sending request"), each said once.
+fn with_causes(error: &object_store::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn cloud<T: ObjectStore + object_store::signer::Signer>(
     store: T,
     prefix: &str,
