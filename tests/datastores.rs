@@ -20,10 +20,7 @@ async fn flow_on(kind: Kind, root: &str) {
 /// settings: this process trusts no test CA).
 async fn flow_with(kind: Kind, root: &str, vars: Vec<(String, String)>) {
     let exports = exports();
-    let env: Vec<(&str, &str)> = vars
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let id_file = std::env::temp_dir().join(format!(
         "kubestep-ds-{}-{}",
         std::process::id(),
@@ -109,7 +106,10 @@ async fn s3_over_https_trusts_ssl_cert_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     // The cause behind object_store's "error sending request" is named.
-    assert!(err.contains("invalid peer certificate: UnknownIssuer"), "{err}");
+    assert!(
+        err.contains("invalid peer certificate: UnknownIssuer"),
+        "{err}"
+    );
 }
 
 #[test]

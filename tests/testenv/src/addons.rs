@@ -5,25 +5,16 @@
 //! serves them all; CoreDNS runs beside it on the bridge address, reached through the Service.
 
 use crate::control_plane::{ADMIN_TOKEN, PROXY_TOKEN, free_port, kubeconfig};
-use crate::{Error, Parts, network, spawn};
+use crate::process::start;
+use crate::{Error, Parts, network};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use tokio::process::Child;
 
 /// kube-proxy and CoreDNS.
 pub struct Addons {
     children: Vec<Child>,
-}
-
-fn start(dir: &Path, name: &str, mut cmd: Command) -> Result<Child, Error> {
-    let log = dir.join(format!("{name}.log"));
-    let f = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
-    let g = f.try_clone().map_err(|e| Error::io(&log, e))?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(f))
-        .stderr(Stdio::from(g));
-    spawn::spawn(cmd).map_err(|e| Error::Setup(format!("cannot start {name}: {e}")))
 }
 
 fn write(path: &Path, text: &str) -> Result<PathBuf, Error> {

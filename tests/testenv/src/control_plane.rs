@@ -2,9 +2,9 @@
 //! API server talks to it), the API server on the bridge address, where host and pods reach it.
 
 use crate::pki::Pki;
-use crate::{Error, Parts, network, spawn};
+use crate::{Error, Parts, network, process};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use tokio::process::Child;
 
@@ -49,19 +49,10 @@ pub fn free_port() -> Result<u16, Error> {
         .port())
 }
 
-fn log_file(dir: &Path, name: &str) -> Result<Stdio, Error> {
-    let path = dir.join(format!("{name}.log"));
-    let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-    Ok(Stdio::from(f))
-}
-
 fn start(dir: &Path, name: &str, program: &Path, args: &[String]) -> Result<Child, Error> {
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(log_file(dir, name)?)
-        .stderr(log_file(dir, &format!("{name}.err"))?);
-    spawn::spawn(cmd).map_err(|e| Error::Setup(format!("cannot start {}: {e}", program.display())))
+    cmd.args(args);
+    process::start(dir, name, cmd)
 }
 
 /// Writes a kubeconfig for `server` that authenticates with a bearer token.
@@ -229,7 +220,7 @@ impl ControlPlane {
             {
                 return Err(Error::Setup(format!(
                     "kube-apiserver exited with {status}; see {}",
-                    self.dir.join("kube-apiserver.err.log").display()
+                    self.dir.join("kube-apiserver.log").display()
                 )));
             }
             let out = Command::new("curl")
@@ -244,7 +235,7 @@ impl ControlPlane {
         }
         Err(Error::Setup(format!(
             "kube-apiserver not ready after 90 s; see {}",
-            self.dir.join("kube-apiserver.err.log").display()
+            self.dir.join("kube-apiserver.log").display()
         )))
     }
 

@@ -4,10 +4,9 @@
 
 use crate::control_plane::free_port;
 use crate::pki::Pki;
-use crate::{Error, Parts, network, spawn};
+use crate::{Error, Parts, network, process};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 use tokio::process::Child;
 
 /// The bucket (S3, GCS) and container (Azure) every emulator starts with.
@@ -39,45 +38,13 @@ pub struct Emulators {
     children: Vec<Child>,
 }
 
+/// [`process::start`] for a command built in place.
 fn start(dir: &Path, name: &str, cmd: &mut Command) -> Result<Child, Error> {
-    let log = dir.join(format!("{name}.log"));
-    let f = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
-    let f2 = f.try_clone().map_err(|e| Error::io(&log, e))?;
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::from(f))
-        .stderr(Stdio::from(f2));
-    let cmd = std::mem::replace(cmd, Command::new("true"));
-    spawn::spawn(cmd).map_err(|e| Error::Setup(format!("cannot start {name}: {e}")))
+    process::start(dir, name, std::mem::replace(cmd, Command::new("true")))
 }
 
 async fn wait_port(port: u16, name: &str, log: &Path) -> Result<(), Error> {
-    for _ in 0..600 {
-        if tokio::net::TcpStream::connect((network::HOST_IP, port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(Error::Setup(format!(
-        "{name} did not listen on port {port} within 30 s; see {}",
-        log.display()
-    )))
-}
-
-fn run(what: &str, cmd: &mut Command) -> Result<(), Error> {
-    let out = cmd
-        .output()
-        .map_err(|e| Error::Setup(format!("{what}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Setup(format!(
-            "{what} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    Ok(())
+    process::wait_for_tcp(&format!("{}:{port}", network::HOST_IP), name, 30, log).await
 }
 
 impl Emulators {
@@ -153,16 +120,17 @@ impl Emulators {
         wait_port(azure, "azurite", &dir.join("azurite.log")).await?;
         wait_port(gcs, "fake-gcs-server", &dir.join("gcs.log")).await?;
         let s3_endpoint = format!("http://{host}:{s3}");
-        run(
-            "creating the S3 bucket",
-            Command::new("curl").args(["-sf", "-X", "PUT", &format!("{s3_endpoint}/{BUCKET}")]),
-        )?;
+        process::run(Command::new("curl").args([
+            "-sf",
+            "-X",
+            "PUT",
+            &format!("{s3_endpoint}/{BUCKET}"),
+        ]))?;
         let azure_endpoint = format!("http://{host}:{azure}/{AZURE_ACCOUNT}");
         let connection = format!(
             "DefaultEndpointsProtocol=http;AccountName={AZURE_ACCOUNT};AccountKey={AZURE_KEY};BlobEndpoint={azure_endpoint};"
         );
-        run(
-            "creating the Azure container",
+        process::run(
             Command::new(py.join("python")).args([
                 "-c",
                 "import sys; from azure.storage.blob import BlobServiceClient as C; C.from_connection_string(sys.argv[1]).create_container(sys.argv[2])",

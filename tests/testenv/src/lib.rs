@@ -19,8 +19,8 @@ pub mod emulators;
 mod network;
 mod node;
 mod pki;
+mod process;
 mod registry;
-mod spawn;
 
 pub use control_plane::{ADMIN_TOKEN, RESTRICTED_TOKEN, RESTRICTED_USER};
 pub use network::{HOST_IP, node_ip};
@@ -226,18 +226,7 @@ fn lock() -> Result<std::fs::File, Error> {
 }
 
 fn mount(args: &[&str]) -> Result<(), Error> {
-    let out = std::process::Command::new("mount")
-        .args(args)
-        .output()
-        .map_err(|e| Error::Setup(format!("cannot run mount: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Setup(format!(
-            "mount {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
+    process::run(std::process::Command::new("mount").args(args)).map(drop)
 }
 
 /// Unmounts everything under `dir`, deepest first, and `dir` itself if it is a mount.
@@ -564,29 +553,28 @@ impl TestEnv {
     /// running, unreachable). The node lifecycle controller marks it NotReady within the
     /// 20-second grace period and taints it `node.kubernetes.io/unreachable`.
     pub async fn lose_node(&self, name: &str) -> Result<(), Error> {
-        let (inner, name) = (self.inner.clone(), name.to_string());
-        self.on_env(async move {
-            let mut nodes = inner.nodes.lock().await;
-            let node = nodes
-                .iter_mut()
-                .find(|n| n.spec.name == name)
-                .ok_or_else(|| Error::Setup(format!("no node {name}")))?;
-            node.lose().await;
-            Ok(())
-        })
-        .await
+        self.set_node_up(name, false).await
     }
 
     /// Brings a lost node back: containerd and the kubelet start again on its state.
     pub async fn restore_node(&self, name: &str) -> Result<(), Error> {
+        self.set_node_up(name, true).await
+    }
+
+    async fn set_node_up(&self, name: &str, up: bool) -> Result<(), Error> {
         let (inner, name) = (self.inner.clone(), name.to_string());
         self.on_env(async move {
             let mut nodes = inner.nodes.lock().await;
             let node = nodes
                 .iter_mut()
                 .find(|n| n.spec.name == name)
-                .ok_or_else(|| Error::Setup(format!("no node {name}")))?;
-            node.restore(&inner.parts).await
+                .ok_or_else(|| Error::Setup(format!("no node {name} in this environment")))?;
+            if up {
+                node.restore(&inner.parts).await
+            } else {
+                node.lose().await;
+                Ok(())
+            }
         })
         .await
     }

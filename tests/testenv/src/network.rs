@@ -6,7 +6,7 @@
 //! routed onto the bridge, so a Service IP kube-proxy has not rewritten dies there instead of
 //! leaving the machine; pods reach nothing beyond the bridge: forwarding out of it is dropped.
 
-use crate::Error;
+use crate::{Error, process};
 use std::net::Ipv4Addr;
 use std::process::Command;
 
@@ -40,18 +40,7 @@ pub fn pod_range(index: usize) -> (Ipv4Addr, Ipv4Addr) {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), Error> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| Error::Setup(format!("cannot run {program}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Setup(format!(
-            "{program} {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
+    process::run(Command::new(program).args(args)).map(drop)
 }
 
 fn sysctl(key: &str, value: &str) -> Result<(), Error> {

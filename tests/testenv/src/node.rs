@@ -9,11 +9,11 @@
 //! runtime enforces each pod's limits on the real machine.
 
 use crate::registry::Registries;
-use crate::{Error, Parts, cgroups, network, spawn};
+use crate::{Error, Parts, cgroups, network, process};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use tokio::process::Child;
 
@@ -92,13 +92,6 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
 
 fn mkdir(path: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))
-}
-
-fn log(dir: &Path, name: &str) -> Result<(Stdio, Stdio), Error> {
-    let path = dir.join(format!("{name}.log"));
-    let f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
-    let g = f.try_clone().map_err(|e| Error::io(&path, e))?;
-    Ok((Stdio::from(f), Stdio::from(g)))
 }
 
 /// `/sys/devices/system/node` as cadvisor reads it, for `cpus` cores made of this machine's
@@ -294,15 +287,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         let d = self.dir.clone();
         let name = self.spec.name.clone();
         let cg = cgroups::create(&format!("{name}-runtime"))?;
-        let (out, err) = log(&d, "containerd")?;
         let mut cmd = Command::new("containerd");
-        cmd.arg("--config")
-            .arg(d.join("containerd.toml"))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let child = spawn::spawn(cmd)
-            .map_err(|e| Error::Setup(format!("cannot start containerd for {name}: {e}")))?;
+        cmd.arg("--config").arg(d.join("containerd.toml"));
+        let child = process::start(&d, "containerd", cmd)?;
         if let Some(pid) = child.id() {
             cgroups::enter(&cg, pid)?;
         }
@@ -328,7 +315,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             numa = d.join("fake/node").display(),
             plugins = d.join("device-plugins").display(),
         );
-        let (out, err) = log(&d, "kubelet")?;
         let mut cmd = Command::new("unshare");
         cmd.args([
             "--mount",
@@ -347,16 +333,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         .arg(format!("--cert-dir={}", d.join("kubelet-pki").display()))
         .arg(format!("--hostname-override={name}"))
         .arg(format!("--node-ip={}", network::node_ip(self.index)))
-        .arg(format!("--node-labels={labels}"))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
-        self.children.push(
-            spawn::spawn(cmd)
-                .map_err(|e| Error::Setup(format!("cannot start the kubelet of {name}: {e}")))?,
-        );
+        .arg(format!("--node-labels={labels}"));
+        self.children.push(process::start(&d, "kubelet", cmd)?);
         if self.spec.gpus > 0 {
-            let (out, err) = log(&d, "gpu-device-plugin")?;
             let mut cmd = Command::new(&parts.kube);
             cmd.arg("gpu-device-plugin")
                 .arg(format!(
@@ -364,13 +343,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                     d.join("device-plugins").display()
                 ))
                 .arg(format!("--count={}", self.spec.gpus))
-                .arg(format!("--id-prefix=GPU-{name}"))
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err);
-            self.children.push(spawn::spawn(cmd).map_err(|e| {
-                Error::Setup(format!("cannot start the device plugin of {name}: {e}"))
-            })?);
+                .arg(format!("--id-prefix=GPU-{name}"));
+            self.children
+                .push(process::start(&d, "gpu-device-plugin", cmd)?);
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! Keys and certificates for the API server and service accounts, made with openssl.
 
-use crate::Error;
+use crate::{Error, process};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,19 +20,7 @@ pub struct Pki {
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> Result<(), Error> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| Error::Setup(format!("cannot run openssl: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Setup(format!(
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    Ok(())
+    process::run(Command::new("openssl").args(args).current_dir(dir)).map(drop)
 }
 
 /// Creates the CA, a serving certificate and the service-account key pair in `dir`.

@@ -4,10 +4,9 @@
 //! and `registry.example.com` sits behind htpasswd, so its image pulls only with a pull secret.
 
 use crate::control_plane::free_port;
-use crate::{Error, network, spawn};
+use crate::{Error, network, process};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 use tokio::process::Child;
 
 /// The sandbox (pause) image every node's containerd uses.
@@ -52,31 +51,9 @@ fn start_one(
     );
     let path = dir.join(format!("{name}.yml"));
     std::fs::write(&path, config).map_err(|e| Error::io(&path, e))?;
-    let log = dir.join(format!("{name}.log"));
-    let f = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
-    let g = f.try_clone().map_err(|e| Error::io(&log, e))?;
     let mut cmd = Command::new("docker-registry");
-    cmd.arg("serve")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(f))
-        .stderr(Stdio::from(g));
-    let child = spawn::spawn(cmd)
-        .map_err(|e| Error::Setup(format!("cannot start docker-registry: {e}")))?;
-    Ok((addr, child))
-}
-
-async fn wait(addr: &str, log: &Path) -> Result<(), Error> {
-    for _ in 0..300 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(Error::Setup(format!(
-        "docker-registry did not listen on {addr} within 15 s; see {}",
-        log.display()
-    )))
+    cmd.arg("serve").arg(&path);
+    Ok((addr, process::start(dir, name, cmd)?))
 }
 
 impl Registries {
@@ -85,15 +62,18 @@ impl Registries {
         let dir = state.join("registry");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let htpasswd = dir.join("htpasswd");
-        let out = Command::new("htpasswd")
-            .args(["-Bbn", REGISTRY_USER, REGISTRY_PASSWORD])
-            .output()
-            .map_err(|e| Error::Setup(format!("cannot run htpasswd: {e}")))?;
-        std::fs::write(&htpasswd, &out.stdout).map_err(|e| Error::io(&htpasswd, e))?;
+        let entry = process::run(Command::new("htpasswd").args([
+            "-Bbn",
+            REGISTRY_USER,
+            REGISTRY_PASSWORD,
+        ]))?;
+        std::fs::write(&htpasswd, entry).map_err(|e| Error::io(&htpasswd, e))?;
         let (public, a) = start_one(&dir, "public", &images.join("public"), None)?;
         let (private, b) = start_one(&dir, "private", &images.join("private"), Some(&htpasswd))?;
-        wait(&public, &dir.join("public.log")).await?;
-        wait(&private, &dir.join("private.log")).await?;
+        for (addr, name) in [(&public, "public"), (&private, "private")] {
+            let log = dir.join(format!("{name}.log"));
+            process::wait_for_tcp(addr, "docker-registry", 15, &log).await?;
+        }
         Ok(Registries {
             public,
             private,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{create, phase, pod, setup, state, wait_for};
+use common::{create, phase, pod, setup, state, unschedulable, wait_for};
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -229,17 +229,7 @@ async fn a_gpu_request_beyond_every_node_stays_pending_with_the_scheduler_messag
         "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         "containers": [{"name": "main", "image": "busybox", "command": ["true"], "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}))
     .await;
-    let p = wait_for(&pods, "greedy", 30, |p| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter().any(|c| {
-                    c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable")
-                })
-            })
-    })
-    .await;
+    let p = wait_for(&pods, "greedy", 30, unschedulable).await;
     let cond = p
         .status
         .unwrap()
@@ -291,16 +281,7 @@ async fn tolerations_and_node_selectors_steer_pods() {
     // Anywhere but behind a taint it does not tolerate.
     let plain = node(&wait_for(&pods, "plain", 30, |p| phase(p) == "Succeeded").await);
     assert!(["node-a", "gpu-open"].contains(&plain.as_str()), "{plain}");
-    let p = wait_for(&pods, "untolerated", 30, |p| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.reason.as_deref() == Some("Unschedulable"))
-            })
-    })
-    .await;
+    let p = wait_for(&pods, "untolerated", 30, unschedulable).await;
     assert_eq!(node(&p), "");
 }
 
@@ -394,16 +375,7 @@ async fn faults_evict_and_hold() {
         ),
     )
     .await;
-    let p = wait_for(&pods, "held", 30, |p| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.reason.as_deref() == Some("Unschedulable"))
-            })
-    })
-    .await;
+    let p = wait_for(&pods, "held", 30, unschedulable).await;
     let message = serde_json::to_string(&p.status).unwrap();
     assert!(message.contains("untolerated taint"), "{message}");
     env.release_pending().await.unwrap();

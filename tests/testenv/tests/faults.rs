@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{create, phase, pod, setup, wait_for};
+use common::{create, phase, pod, setup, unschedulable, wait_for};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::json;
@@ -58,16 +58,7 @@ async fn a_lost_node_is_tainted_unreachable_and_pods_wait() {
         "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}),
     )
     .await;
-    wait_for(&pods, "gpu-bound", 30, |p| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.reason.as_deref() == Some("Unschedulable"))
-            })
-    })
-    .await;
+    wait_for(&pods, "gpu-bound", 30, unschedulable).await;
     env.restore_node("gpu-node").await.unwrap();
     wait_for(&pods, "gpu-bound", 90, |p| phase(p) == "Succeeded").await;
 }

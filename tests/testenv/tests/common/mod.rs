@@ -79,3 +79,14 @@ pub fn phase(p: &Pod) -> &str {
         .and_then(|s| s.phase.as_deref())
         .unwrap_or("")
 }
+
+/// The scheduler has said it cannot place the pod.
+pub fn unschedulable(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable"))
+        })
+}
