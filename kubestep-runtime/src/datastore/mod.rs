@@ -178,8 +178,6 @@ pub struct Datastore {
     root: String,
 }
 
-/// The object store, under the root's prefix, as a store and as a signer.
-#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
 /// An object-store error with the causes its own message leaves out (a certificate or
 /// connection failure behind "error sending request"), each said once.
 fn with_causes(error: &object_store::Error) -> String {
@@ -196,6 +194,8 @@ fn with_causes(error: &object_store::Error) -> String {
     text
 }
 
+/// The object store, under the root's prefix, as a store and as a signer.
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
 fn cloud<T: ObjectStore + object_store::signer::Signer>(
     store: T,
     prefix: &str,

@@ -117,19 +117,19 @@ fn up(dir: &std::path::Path) -> Result<(), String> {
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|e| e.to_string())?;
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     let ready = dir.join("exports");
     for _ in 0..3000 {
         if let Ok(text) = std::fs::read_to_string(&ready) {
             print!("{text}");
             return Ok(());
         }
-        if pid_of(dir).is_none() && dir.join("supervisor.pid").exists() {
+        // Reaped here, or a supervisor that failed would linger as a zombie that looks alive.
+        if child.try_wait().map_err(|e| e.to_string())?.is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = child;
     let log = std::fs::read_to_string(dir.join("supervisor.log")).unwrap_or_default();
     Err(format!("the cluster did not start; supervisor log:\n{log}"))
 }
