@@ -453,7 +453,10 @@ async fn env_comes_from_the_downward_api_secrets_and_config_maps() {
     wait_for(&pods, "env", 30, |p| phase(p) == "Succeeded").await;
     assert_eq!(
         pods.logs("env", &LogParams::default()).await.unwrap(),
-        "env t-env node-a default 10.244.0.11 s3cr3t ana fast fast\n"
+        format!(
+            "env t-env node-a default {} s3cr3t ana fast fast\n",
+            kubestep_testenv::node_ip(0)
+        )
     );
 }
 
