@@ -245,6 +245,34 @@ async fn a_gpu_request_beyond_every_node_stays_pending_with_the_scheduler_messag
     );
 }
 
+/// The device plugin is real to the kubelet: it allocates the GPUs, each container is told which
+/// it got, and two pods running at once get different ones.
+#[tokio::test]
+async fn the_kubelet_allocates_gpus_through_the_device_plugin() {
+    let client = setup("t-gpus").await;
+    let pods: Api<Pod> = Api::namespaced(client, "t-gpus");
+    for name in ["gpu-a", "gpu-b"] {
+        create(
+            &pods,
+            json!({"metadata": {"name": name}, "spec": {"restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/hostname": "gpu-node"},
+            "containers": [{"name": "main", "image": "busybox",
+                "command": ["sh", "-c", "echo $NVIDIA_VISIBLE_DEVICES; sleep 3"],
+                "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    for name in ["gpu-a", "gpu-b"] {
+        wait_for(&pods, name, 60, |p| phase(p) == "Succeeded").await;
+        seen.push(pods.logs(name, &LogParams::default()).await.unwrap());
+    }
+    for ids in &seen {
+        assert!(ids.trim().starts_with("GPU-gpu-node-"), "{seen:?}");
+    }
+    assert_ne!(seen[0], seen[1], "both pods got the same device");
+}
+
 #[tokio::test]
 async fn tolerations_and_node_selectors_steer_pods() {
     let client = setup("t-steer").await;
