@@ -63,18 +63,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     out.push(dir.to_path_buf());
 }
 
-/// Kills every process in `/kubestep-testenv/<name>` (all of the subtree when `name` is
-/// `None`) and removes the cgroups, deepest first.
-pub fn kill_all(name: Option<&str>) {
-    let rel = match name {
-        Some(n) => format!("{ROOT}/{n}"),
-        None => ROOT.to_string(),
-    };
+/// Kills every process in the subtree and removes its cgroups, deepest first.
+pub fn kill_all() {
     for _round in 0..50 {
         let mut alive = false;
         for h in hierarchies() {
             let mut dirs = Vec::new();
-            walk(&h.join(&rel), &mut dirs);
+            walk(&h.join(ROOT), &mut dirs);
             for d in &dirs {
                 for pid in std::fs::read_to_string(d.join("cgroup.procs"))
                     .unwrap_or_default()
@@ -94,7 +89,7 @@ pub fn kill_all(name: Option<&str>) {
     }
     for h in hierarchies() {
         let mut dirs = Vec::new();
-        walk(&h.join(&rel), &mut dirs);
+        walk(&h.join(ROOT), &mut dirs);
         for d in dirs {
             let _ = std::fs::remove_dir(d);
         }

@@ -245,10 +245,20 @@ fn unmount_under(dir: &Path) {
     }
 }
 
+/// Ends what outlives an environment's own child processes: every process in the cgroup
+/// subtree (containerd's shims, the pods), kube-proxy's rules, the bridge and the guard, the
+/// mounts under `dir`.
+fn teardown(parts: &Parts, dir: &Path) {
+    cgroups::kill_all();
+    addons::clean_proxy_rules(parts);
+    network::down();
+    unmount_under(dir);
+}
+
 /// Removes what a killed environment left: its processes (every one lives in the cgroup
 /// subtree), mounts and state directories, the bridge, iptables rules.
 fn clean_stale(parts: &Parts) {
-    cgroups::kill_all(None);
+    cgroups::kill_all();
     for entry in std::fs::read_dir(std::env::temp_dir())
         .into_iter()
         .flatten()
@@ -291,10 +301,7 @@ impl TestEnv {
             Err(e) => {
                 // What started is dropped (and killed) already; the rest lives in the cgroups,
                 // the bridge and the mounts.
-                cgroups::kill_all(None);
-                addons::clean_proxy_rules(&parts);
-                network::down();
-                unmount_under(&dir);
+                teardown(&parts, &dir);
                 Err(e)
             }
         }
@@ -596,17 +603,15 @@ impl TestEnv {
     pub async fn stop(&self) {
         let inner = self.inner.clone();
         self.on_env(async move {
+            // The nodes' own processes; their containers and shims go with the cgroups below.
             for node in inner.nodes.lock().await.iter_mut() {
-                node.stop().await;
+                node.lose().await;
             }
             inner.emulators.lock().await.stop().await;
             inner.registries.lock().await.stop().await;
             inner.addons.lock().await.stop().await;
             inner.control_plane.lock().await.stop().await;
-            cgroups::kill_all(None);
-            addons::clean_proxy_rules(&inner.parts);
-            network::down();
-            unmount_under(&inner.dir);
+            teardown(&inner.parts, &inner.dir);
         })
         .await;
     }

@@ -363,13 +363,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         self.lose().await;
         self.start_processes(parts).await
     }
-
-    /// Stops the node and ends every process it started, pods and shims included.
-    pub async fn stop(&mut self) {
-        self.lose().await;
-        cgroups::kill_all(Some(&self.spec.name));
-        cgroups::kill_all(Some(&format!("{}-runtime", self.spec.name)));
-    }
 }
 
 async fn wait_for_socket(socket: &Path, log: &Path) -> Result<(), Error> {
