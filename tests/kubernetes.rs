@@ -469,7 +469,7 @@ async fn an_unschedulable_pod_is_explained_then_times_out() {
         "{all}"
     );
     assert!(
-        all.contains("not running after 3 s (KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT)"),
+        all.contains("not scheduled after 3 s (KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT)"),
         "{all}"
     );
     no_job_left(&run_id, Some("work")).await;
@@ -487,7 +487,7 @@ async fn a_job_without_a_pod_is_explained_by_its_events() {
         "{all}"
     );
     assert!(
-        all.contains("not running after 15 s") && all.contains("exceeded quota: no-pods"),
+        all.contains("not scheduled after 15 s") && all.contains("exceeded quota: no-pods"),
         "{all}"
     );
 }

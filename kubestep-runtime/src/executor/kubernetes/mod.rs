@@ -87,7 +87,8 @@ pub struct KubernetesExecutor {
     pod_env: Vec<(String, String)>,
     watches: HashMap<String, PodWatch>,
     selector: String,
-    start_timeout: Duration,
+    /// How long a pod may wait for a node (`KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT`).
+    scheduling_timeout: Duration,
     /// Deletions of Jobs whose attempts were dropped, still in flight.
     cleanup: Cleanup,
 }
@@ -224,7 +225,7 @@ impl KubernetesExecutor {
             arch,
             watches,
             selector,
-            start_timeout: Duration::from_secs(settings.scheduling_timeout_seconds),
+            scheduling_timeout: Duration::from_secs(settings.scheduling_timeout_seconds),
             cleanup: Cleanup::default(),
         })
     }
@@ -457,12 +458,15 @@ impl KubernetesExecutor {
         job: (&str, &str),
     ) -> Ended {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + self.start_timeout;
+        let deadline = tokio::time::Instant::now() + self.scheduling_timeout;
         let events_at = tokio::time::Instant::now() + NO_POD_YET;
         let mut asked_events = false;
         let mut note: Option<String> = None;
         let mut start_logs = Some(start_logs);
-        let mut running = false;
+        // The timeout bounds scheduling only: once a node has the pod, a slow image pull or
+        // init container is progress (pull and config errors fail at once; the step's own
+        // timeout bounds the rest).
+        let mut placed = false;
         loop {
             let seen = rx.borrow_and_update().clone();
             let pod = match seen {
@@ -486,6 +490,7 @@ impl KubernetesExecutor {
                 }
             };
             if let Some(pod) = pod {
+                placed |= pod.spec.as_ref().is_some_and(|s| s.node_name.is_some());
                 match diagnose::phase(&pod, limits, None) {
                     Phase::Waiting(n) => {
                         if n != note {
@@ -497,7 +502,7 @@ impl KubernetesExecutor {
                     }
                     Phase::Stuck(cause) => return Ended::Early(cause),
                     Phase::Running => {
-                        running = true;
+                        placed = true;
                         start(&mut start_logs, &pod);
                     }
                     Phase::Ended(end) => {
@@ -509,7 +514,7 @@ impl KubernetesExecutor {
                 }
             }
             let timer = async {
-                if running {
+                if placed {
                     std::future::pending::<()>().await
                 } else {
                     tokio::time::sleep_until(deadline).await
@@ -551,7 +556,7 @@ impl KubernetesExecutor {
                         .or_else(|| watch.error().map(|e| format!("the pod watch fails: {e}")))
                         .unwrap_or_else(|| "no pod was created for its Job".into());
                     return Ended::Early(format!(
-                        "not running after {} s (KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT): {why}",
+                        "not scheduled after {} s (KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT): {why}",
                         started.elapsed().as_secs()
                     ));
                 }
