@@ -188,7 +188,7 @@ fn conflicting_layers_name_both_sources() {
         ),
         1,
     );
-    assert!(err.contains("qos BestEffort (from --with kubernetes:qos=BestEffort) conflicts with cpu (from #[kubernetes])"), "{err}");
+    assert!(err.contains("`cpu` (from #[kubernetes]) conflicts with qos = \"BestEffort\" (from --with kubernetes:qos=BestEffort)"), "{err}");
 }
 
 #[test]

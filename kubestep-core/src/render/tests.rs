@@ -187,7 +187,7 @@ fn best_effort_has_no_cpu_memory_or_disk() {
     .unwrap_err();
     assert!(
         e.to_string()
-            .contains("conflicts with disk (from --with kubernetes:disk=2048)"),
+            .contains("`disk` (from --with kubernetes:disk=2048) conflicts with qos"),
         "{e}"
     );
 }
@@ -248,7 +248,7 @@ fn tmpfs_settings_without_a_tmpfs_are_errors() {
         .to_string();
     assert!(
         e.contains(
-            "tmpfs_path (from --with kubernetes:tmpfs_path=/fast) has no effect without a tmpfs"
+            "`tmpfs_path` (from --with kubernetes:tmpfs_path=/fast) has no effect without a tmpfs"
         ),
         "{e}"
     );
@@ -679,7 +679,7 @@ fn best_effort_with_an_override_cpu_is_an_error() {
     .to_string();
     assert!(
         e.contains(
-            "BestEffort (from #[kubernetes]) conflicts with cpu (from --with kubernetes:cpu=2)"
+            "`cpu` (from --with kubernetes:cpu=2) conflicts with qos = \"BestEffort\" (from #[kubernetes])"
         ),
         "{e}"
     );
@@ -718,4 +718,46 @@ fn yaml_is_byte_stable() {
         a.starts_with("---\napiVersion: batch/v1\nkind: Job\n"),
         "{a}"
     );
+}
+
+/// Every catalog parameter changes the Job and shows in `show` with its source: a parameter
+/// added to the catalog and forgotten by the renderer (or by resolve's summary) fails here.
+#[test]
+fn every_catalog_parameter_reaches_the_job_and_show() {
+    // What a parameter needs beside it to have an effect.
+    let companion = |name: &str| match name {
+        "gpu_vendor" => Some("kubernetes:gpu=1"),
+        "tmpfs_path" | "tmpfs_tempdir" => Some("kubernetes:use_tmpfs=true"),
+        _ => None,
+    };
+    // A worker node of a multi-node step, where hostname_resolution_timeout applies.
+    let mut worker = task();
+    worker.parallel = Some(ParallelNode { index: 1, size: 2 });
+    let resolved = |with: &[String]| {
+        let overrides: Vec<_> = with.iter().map(|w| with_arg::parse(w).unwrap()).collect();
+        resolve(&decl(vec![]), &Defaults::default(), &overrides)
+            .unwrap_or_else(|e| panic!("{with:?}: {e}"))
+    };
+    for p in crate::params::KUBERNETES {
+        assert!(!p.example.is_empty(), "`{}` has no example", p.name);
+        let base: Vec<String> = companion(p.name).into_iter().map(String::from).collect();
+        let mut with = base.clone();
+        with.push(format!("kubernetes:{}={}", p.name, p.example));
+        let (before, after) = (resolved(&base), resolved(&with));
+        assert_ne!(
+            format!("{:?}", job(&before, &worker).job),
+            format!("{:?}", job(&after, &worker).job),
+            "`{} = {}` changes nothing in the Job: render it",
+            p.name,
+            p.example
+        );
+        assert!(
+            after
+                .summary()
+                .iter()
+                .any(|(name, _, source)| *name == p.name && matches!(source, Source::Override(_))),
+            "`{}` given by --with is missing from the summary `show` prints",
+            p.name
+        );
+    }
 }

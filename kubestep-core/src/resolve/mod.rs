@@ -1,10 +1,10 @@
 //! Precedence: `--with` override > decorator in code > environment/config default > built-in,
 //! with the source of every value recorded for `render --explain`.
 //!
-//! Scalars, node_selector, persistent_volume_claims, image_pull_secrets and tolerations take
-//! the highest layer's value whole. Labels and annotations merge key by key, the higher layer
-//! winning a key. Secrets are a union, as the design asks. `#[resources]` merges with
-//! `#[kubernetes]` by taking the maximum of cpu, memory, disk, gpu and shared_memory.
+//! Each parameter's layers merge by the policy its catalog row names (`params::Merge`): most
+//! take the highest layer's value whole, labels and annotations merge key by key, secrets are a
+//! union; `#[resources]` merges with `#[kubernetes]` by taking the maximum. The rules across
+//! parameters (`spec::check`) then run on the merged view, naming each value's source.
 
 pub mod env;
 mod text;
@@ -14,105 +14,22 @@ pub use env::{Defaults, Settings};
 pub use text::{parse_text, read};
 pub use with_arg::WithArg;
 
+pub use crate::spec::{Source, Sourced};
+
 use crate::quantity::{Cpu, Size};
+use crate::spec::check::check;
+use crate::spec::layered::Layered;
 use crate::spec::{
-    self, GpuVendor, KubernetesArgs, PullPolicy, Qos, ResourcesArgs, SecurityContext, StepSpec,
-    Toleration,
+    GpuVendor, KubernetesArgs, PullPolicy, Qos, SecurityContext, StepSpec, Toleration,
 };
 use crate::value::{DecoratorKind, StepDecl};
 use std::collections::BTreeMap;
-use std::fmt;
-
-/// Where a resolved value came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// kubestep's built-in default.
-    BuiltIn,
-    /// An environment variable.
-    Env(String),
-    /// A key of the config file.
-    Config {
-        /// The file.
-        file: String,
-        /// The key.
-        key: String,
-    },
-    /// `#[kubernetes(...)]` on the step.
-    Decorator,
-    /// `#[resources(...)]` on the step (it was the larger).
-    Resources,
-    /// A `--with` option.
-    Override(String),
-    /// `#[timeout(...)]` on the step.
-    Timeout,
-    /// Derived by kubestep from other values (named), such as the tmpfs size from memory.
-    Derived(&'static str),
-}
-
-impl Source {
-    /// Precedence: a higher rank beats a lower one.
-    pub fn rank(&self) -> u8 {
-        match self {
-            Source::BuiltIn | Source::Derived(_) => 0,
-            Source::Config { .. } => 1,
-            Source::Env(_) => 2,
-            Source::Decorator | Source::Resources | Source::Timeout => 3,
-            Source::Override(text)
-                if text
-                    .split(':')
-                    .next()
-                    .is_some_and(|head| head.contains('/')) =>
-            {
-                5
-            }
-            Source::Override(_) => 4,
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::BuiltIn => f.write_str("built-in default"),
-            Source::Env(var) => write!(f, "environment {var}"),
-            Source::Config { file, key } => write!(f, "config file {file} ({key})"),
-            Source::Decorator => f.write_str("#[kubernetes]"),
-            Source::Resources => f.write_str("#[resources]"),
-            Source::Override(text) => write!(f, "--with {text}"),
-            Source::Timeout => f.write_str("#[timeout]"),
-            Source::Derived(why) => write!(f, "derived: {why}"),
-        }
-    }
-}
-
-/// A value and where it came from.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sourced<T> {
-    /// The value.
-    pub value: T,
-    /// Its source.
-    pub source: Source,
-}
-
-impl<T> Sourced<T> {
-    fn new(value: T, source: &Source) -> Sourced<T> {
-        Sourced {
-            value,
-            source: source.clone(),
-        }
-    }
-
-    fn built_in(value: T) -> Sourced<T> {
-        Sourced {
-            value,
-            source: Source::BuiltIn,
-        }
-    }
-}
 
 /// The tmpfs of a step, when it has one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tmpfs {
+    /// Why there is one: `use_tmpfs`, or a `tmpfs_size` given.
+    pub enabled: Sourced<bool>,
     /// Its size.
     pub size: Sourced<Size>,
     /// Its mount path.
@@ -216,122 +133,6 @@ pub enum Error {
     },
 }
 
-/// Every layer's values, not yet completed with built-ins.
-#[derive(Default)]
-struct Partial {
-    cpu: Option<Sourced<Cpu>>,
-    memory: Option<Sourced<Size>>,
-    disk: Option<Sourced<Size>>,
-    gpu: Option<Sourced<u32>>,
-    gpu_vendor: Option<Sourced<GpuVendor>>,
-    image: Option<Sourced<String>>,
-    image_pull_policy: Option<Sourced<PullPolicy>>,
-    image_pull_secrets: Vec<Sourced<String>>,
-    namespace: Option<Sourced<String>>,
-    service_account: Option<Sourced<String>>,
-    secrets: Vec<Sourced<String>>,
-    node_selector: BTreeMap<String, Sourced<String>>,
-    tolerations: Vec<Sourced<Toleration>>,
-    labels: BTreeMap<String, Sourced<String>>,
-    annotations: BTreeMap<String, Sourced<String>>,
-    persistent_volume_claims: BTreeMap<String, Sourced<String>>,
-    shared_memory: Option<Sourced<Size>>,
-    use_tmpfs: Option<Sourced<bool>>,
-    tmpfs_tempdir: Option<Sourced<bool>>,
-    tmpfs_size: Option<Sourced<Size>>,
-    tmpfs_path: Option<Sourced<String>>,
-    port: Option<Sourced<u16>>,
-    compute_pool: Option<Sourced<String>>,
-    qos: Option<Sourced<Qos>>,
-    security_context: Option<Sourced<SecurityContext>>,
-    hostname_resolution_timeout: Option<Sourced<u64>>,
-}
-
-impl Partial {
-    fn apply(&mut self, k: &KubernetesArgs, source: &Source) {
-        macro_rules! replace {
-            ($($field:ident),*) => {$(
-                if let Some(v) = &k.$field {
-                    self.$field = Some(Sourced::new(v.clone(), source));
-                }
-            )*};
-        }
-        macro_rules! merge_map {
-            ($($field:ident),*) => {$(
-                for (key, v) in k.$field.iter().flatten() {
-                    self.$field.insert(key.clone(), Sourced::new(v.clone(), source));
-                }
-            )*};
-        }
-        macro_rules! union {
-            ($($field:ident),*) => {$(
-                for v in k.$field.iter().flatten() {
-                    if !self.$field.iter().any(|s| &s.value == v) {
-                        self.$field.push(Sourced::new(v.clone(), source));
-                    }
-                }
-            )*};
-        }
-        replace!(
-            cpu,
-            memory,
-            disk,
-            gpu,
-            gpu_vendor,
-            image,
-            image_pull_policy,
-            namespace,
-            service_account,
-            shared_memory,
-            use_tmpfs,
-            tmpfs_tempdir,
-            tmpfs_size,
-            tmpfs_path,
-            port,
-            compute_pool,
-            qos,
-            security_context,
-            hostname_resolution_timeout
-        );
-        macro_rules! replace_all {
-            ($($field:ident),*) => {$(
-                if k.$field.is_some() {
-                    self.$field = Default::default();
-                }
-            )*};
-        }
-        // A layer that gives a whole-value field drops the lower layers' entries first.
-        replace_all!(
-            node_selector,
-            persistent_volume_claims,
-            image_pull_secrets,
-            tolerations
-        );
-        merge_map!(labels, annotations, node_selector, persistent_volume_claims);
-        union!(secrets, image_pull_secrets, tolerations);
-    }
-
-    /// `#[resources]`: the larger of it and `#[kubernetes]` wins; over lower layers it just wins.
-    fn apply_resources(&mut self, r: &ResourcesArgs) {
-        fn max_by<T: Clone>(
-            slot: &mut Option<Sourced<T>>,
-            new: &Option<T>,
-            key: impl Fn(&T) -> u128,
-        ) {
-            let Some(new) = new else { return };
-            let keep = matches!(slot, Some(old) if old.source == Source::Decorator && key(&old.value) >= key(new));
-            if !keep {
-                *slot = Some(Sourced::new(new.clone(), &Source::Resources));
-            }
-        }
-        max_by(&mut self.cpu, &r.cpu, |c| c.millis() as u128);
-        max_by(&mut self.memory, &r.memory, Size::bytes);
-        max_by(&mut self.disk, &r.disk, Size::bytes);
-        max_by(&mut self.gpu, &r.gpu, |g| *g as u128);
-        max_by(&mut self.shared_memory, &r.shared_memory, Size::bytes);
-    }
-}
-
 /// Whether `step` runs on Kubernetes: it has `#[kubernetes]` or an override names it.
 pub fn on_kubernetes(decl: &StepDecl, overrides: &[WithArg]) -> bool {
     decl.decorator(DecoratorKind::Kubernetes).is_some()
@@ -359,7 +160,7 @@ pub fn resolve(
             .collect::<Vec<_>>()
             .join("; "),
     })?;
-    let mut p = Partial::default();
+    let mut p = Layered::default();
     for (layer, source) in defaults.layers().map_err(|error| Error::Default {
         step: step.clone(),
         error: Box::new(error),
@@ -397,148 +198,102 @@ pub fn resolve(
     finish(step, p, spec, settings)
 }
 
-fn explicit(source: &Source) -> bool {
-    matches!(
-        source,
-        Source::Decorator | Source::Resources | Source::Override(_)
-    )
-}
-
-fn finish(
-    step: String,
-    mut p: Partial,
-    spec: StepSpec,
-    settings: Settings,
-) -> Result<Resolved, Error> {
-    let conflict = |message: String| Error::Conflict {
-        step: step.clone(),
-        message,
-    };
-    let qos = p
-        .qos
-        .clone()
-        .unwrap_or_else(|| Sourced::built_in(Qos::Burstable));
-    if qos.value == Qos::BestEffort {
-        for (key, source) in [
-            ("cpu", p.cpu.as_ref().map(|c| &c.source)),
-            ("memory", p.memory.as_ref().map(|m| &m.source)),
-            ("disk", p.disk.as_ref().map(|d| &d.source)),
-        ] {
-            if let Some(source) = source.filter(|s| explicit(s)) {
-                return Err(conflict(format!(
-                    "qos BestEffort (from {}) conflicts with {key} (from {source}): a BestEffort pod has no cpu, memory or disk requests",
-                    qos.source
-                )));
-            }
-        }
+fn finish(step: String, p: Layered, spec: StepSpec, settings: Settings) -> Result<Resolved, Error> {
+    if let Some(v) = check(&p, &settings.compute_pool_label, true)
+        .into_iter()
+        .next()
+    {
+        return Err(Error::Conflict {
+            step,
+            message: v.message,
+        });
     }
-    // The higher layer wins; within one layer the two settings contradict each other.
-    if let Some(pool) = &p.compute_pool
-        && let Some(sel) = p.node_selector.get(&settings.compute_pool_label)
+    // Every field by name, so a parameter added to the catalog and not carried here does not
+    // compile (an unused binding is a warning, and warnings are errors in CI).
+    let Layered {
+        cpu,
+        memory,
+        disk,
+        gpu,
+        gpu_vendor,
+        image,
+        image_pull_policy,
+        image_pull_secrets,
+        namespace,
+        service_account,
+        secrets,
+        mut node_selector,
+        tolerations,
+        labels,
+        annotations,
+        persistent_volume_claims,
+        shared_memory,
+        use_tmpfs,
+        tmpfs_tempdir,
+        tmpfs_size,
+        tmpfs_path,
+        port,
+        mut compute_pool,
+        qos,
+        security_context,
+        hostname_resolution_timeout,
+    } = p;
+    // compute_pool and a node selector on its label from different layers: the higher wins
+    // (the same layer giving both is a conflict, checked above).
+    if let Some(pool) = &compute_pool
+        && let Some(sel) = node_selector.get(&settings.compute_pool_label)
         && sel.value != pool.value
     {
-        if sel.source.rank() == pool.source.rank() {
-            return Err(conflict(format!(
-                "compute_pool {:?} (from {}) conflicts with node_selector {}={:?} (from {})",
-                pool.value, pool.source, settings.compute_pool_label, sel.value, sel.source
-            )));
-        }
         if sel.source.rank() > pool.source.rank() {
-            p.compute_pool = None;
+            compute_pool = None;
         } else {
-            p.node_selector.remove(&settings.compute_pool_label);
+            node_selector.remove(&settings.compute_pool_label);
         }
     }
-    let memory = p.memory.unwrap_or_else(|| {
+    let memory = memory.unwrap_or_else(|| {
         Sourced::built_in(Size::from_number(4096, crate::quantity::Unit::Megabytes))
     });
-    let tmpfs_on = p
-        .use_tmpfs
-        .as_ref()
-        .map_or(p.tmpfs_size.is_some(), |u| u.value);
-    if let Some(use_tmpfs) = p.use_tmpfs.as_ref().filter(|u| !u.value)
-        && let Some(size) = &p.tmpfs_size
-    {
-        return Err(conflict(format!(
-            "tmpfs_size (from {}) is set but use_tmpfs = false (from {})",
-            size.source, use_tmpfs.source
-        )));
-    }
-    // An override is never silently ignored: tmpfs settings need a tmpfs.
-    for (key, source) in [
-        ("tmpfs_path", p.tmpfs_path.as_ref().map(|t| &t.source)),
-        ("tmpfs_tempdir", p.tmpfs_tempdir.as_ref().map(|t| &t.source)),
-    ] {
-        if let Some(source) = source.filter(|_| !tmpfs_on) {
-            return Err(conflict(format!(
-                "{key} (from {source}) has no effect without a tmpfs; set use_tmpfs = true or tmpfs_size"
-            )));
-        }
-    }
-    let tmpfs = tmpfs_on.then(|| Tmpfs {
-        size: p.tmpfs_size.clone().unwrap_or_else(|| Sourced {
+    let enabled = use_tmpfs.unwrap_or_else(|| Sourced {
+        value: tmpfs_size.is_some(),
+        source: Source::Derived("tmpfs_size is given"),
+    });
+    let tmpfs = enabled.value.then(|| Tmpfs {
+        enabled: enabled.clone(),
+        size: tmpfs_size.unwrap_or_else(|| Sourced {
             value: memory.value.half_as_mebibytes(),
             source: Source::Derived("half of memory"),
         }),
-        path: p
-            .tmpfs_path
-            .clone()
-            .unwrap_or_else(|| Sourced::built_in("/kubestep_temp".into())),
-        tempdir: p
-            .tmpfs_tempdir
-            .clone()
-            .unwrap_or_else(|| Sourced::built_in(true)),
+        path: tmpfs_path.unwrap_or_else(|| Sourced::built_in("/kubestep_temp".into())),
+        tempdir: tmpfs_tempdir.unwrap_or_else(|| Sourced::built_in(true)),
     });
-    let claims = p.persistent_volume_claims.iter().map(|(c, m)| {
-        (
-            format!("persistent_volume_claims {c:?} (from {})", m.source),
-            m.value.as_str(),
-        )
-    });
-    let tmpfs_mount = tmpfs.iter().map(|t| {
-        (
-            format!("tmpfs_path (from {})", t.path.source),
-            t.path.value.as_str(),
-        )
-    });
-    if let Some(message) = spec::mount_conflict(claims.chain(tmpfs_mount)) {
-        return Err(conflict(message));
-    }
     Ok(Resolved {
-        cpu: p.cpu.unwrap_or_else(|| {
+        cpu: cpu.unwrap_or_else(|| {
             Sourced::built_in(Cpu::from_value(&crate::Value::Int(1)).expect("1 is a valid cpu"))
         }),
         memory,
-        disk: p.disk.unwrap_or_else(|| {
+        disk: disk.unwrap_or_else(|| {
             Sourced::built_in(Size::from_number(10240, crate::quantity::Unit::Megabytes))
         }),
-        gpu: p.gpu,
-        gpu_vendor: p
-            .gpu_vendor
-            .unwrap_or_else(|| Sourced::built_in(GpuVendor::Nvidia)),
-        image: p
-            .image
-            .unwrap_or_else(|| Sourced::built_in(DEFAULT_IMAGE.into())),
-        image_pull_policy: p.image_pull_policy,
-        image_pull_secrets: p.image_pull_secrets,
-        namespace: p
-            .namespace
-            .unwrap_or_else(|| Sourced::built_in("default".into())),
-        service_account: p.service_account,
-        secrets: p.secrets,
-        node_selector: p.node_selector,
-        tolerations: p.tolerations,
-        labels: p.labels,
-        annotations: p.annotations,
-        persistent_volume_claims: p.persistent_volume_claims,
-        shared_memory: p.shared_memory,
+        gpu,
+        gpu_vendor: gpu_vendor.unwrap_or_else(|| Sourced::built_in(GpuVendor::Nvidia)),
+        image: image.unwrap_or_else(|| Sourced::built_in(DEFAULT_IMAGE.into())),
+        image_pull_policy,
+        image_pull_secrets,
+        namespace: namespace.unwrap_or_else(|| Sourced::built_in("default".into())),
+        service_account,
+        secrets,
+        node_selector,
+        tolerations,
+        labels,
+        annotations,
+        persistent_volume_claims,
+        shared_memory,
         tmpfs,
-        port: p.port,
-        compute_pool: p.compute_pool,
-        qos,
-        security_context: p.security_context,
-        hostname_resolution_timeout: p
-            .hostname_resolution_timeout
+        port,
+        compute_pool,
+        qos: qos.unwrap_or_else(|| Sourced::built_in(Qos::Burstable)),
+        security_context,
+        hostname_resolution_timeout: hostname_resolution_timeout
             .unwrap_or_else(|| Sourced::built_in(600)),
         timeout_seconds: spec.timeout.map(|t| t.seconds),
         settings,
@@ -641,6 +396,7 @@ impl Resolved {
             one(&mut out, "shared_memory", s, |s| s.quantity().to_string());
         }
         if let Some(t) = &self.tmpfs {
+            one(&mut out, "use_tmpfs", &t.enabled, bool::to_string);
             one(&mut out, "tmpfs_size", &t.size, |s| {
                 s.quantity().to_string()
             });

@@ -1,8 +1,7 @@
 //! `#[kubernetes(...)]`: every parameter of the decorator, checked one by one.
 
 use super::{
-    Bad, Checked, Error, Place, arg_index, invalid, parse_args, to_bool, to_str, to_str_list,
-    to_str_map, to_uint, wrong_type,
+    Bad, Checked, Error, invalid, parse_args, to_bool, to_str, to_str_map, to_uint, wrong_type,
 };
 use crate::names;
 use crate::params::KUBERNETES;
@@ -144,63 +143,29 @@ pub struct SecurityContext {
     pub run_as_non_root: Option<bool>,
 }
 
-/// The arguments of one `#[kubernetes(...)]` (or one `--with kubernetes:...`, or the environment
-/// defaults): every field is optional, and precedence fills the gaps.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct KubernetesArgs {
-    /// cpu request.
-    pub cpu: Option<Cpu>,
-    /// memory request (MB).
-    pub memory: Option<Size>,
-    /// ephemeral-storage request (MB).
-    pub disk: Option<Size>,
-    /// GPU count.
-    pub gpu: Option<u32>,
-    /// GPU vendor.
-    pub gpu_vendor: Option<GpuVendor>,
-    /// Container image.
-    pub image: Option<String>,
-    /// Image pull policy.
-    pub image_pull_policy: Option<PullPolicy>,
-    /// Registry credential Secrets.
-    pub image_pull_secrets: Option<Vec<String>>,
-    /// Namespace.
-    pub namespace: Option<String>,
-    /// ServiceAccount.
-    pub service_account: Option<String>,
-    /// Secrets exposed as environment.
-    pub secrets: Option<Vec<String>>,
-    /// Node selector.
-    pub node_selector: Option<BTreeMap<String, String>>,
-    /// Tolerations.
-    pub tolerations: Option<Vec<Toleration>>,
-    /// Labels.
-    pub labels: Option<BTreeMap<String, String>>,
-    /// Annotations.
-    pub annotations: Option<BTreeMap<String, String>>,
-    /// Claim name -> mount path.
-    pub persistent_volume_claims: Option<BTreeMap<String, String>>,
-    /// /dev/shm size (MiB).
-    pub shared_memory: Option<Size>,
-    /// Mount a tmpfs.
-    pub use_tmpfs: Option<bool>,
-    /// TMPDIR on the tmpfs.
-    pub tmpfs_tempdir: Option<bool>,
-    /// tmpfs size (MiB).
-    pub tmpfs_size: Option<Size>,
-    /// tmpfs mount path.
-    pub tmpfs_path: Option<String>,
-    /// Container port.
-    pub port: Option<u16>,
-    /// Compute pool.
-    pub compute_pool: Option<String>,
-    /// QoS class.
-    pub qos: Option<Qos>,
-    /// Security context.
-    pub security_context: Option<SecurityContext>,
-    /// Seconds parallel workers wait for the main node's name.
-    pub hostname_resolution_timeout: Option<u64>,
+macro_rules! args {
+    // One row of `kubernetes_params!`.
+    ($(#[doc = $doc:literal] $name:ident: $ty:ty, $merge:ident, env $env:expr, example $example:literal, expects $expects:expr;)*) => {
+        /// The arguments of one `#[kubernetes(...)]` (or one `--with kubernetes:...`, or the
+        /// environment defaults): every field is optional, and precedence fills the gaps.
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct KubernetesArgs {
+            $(#[doc = $doc] pub $name: Option<$ty>,)*
+        }
+
+        impl KubernetesArgs {
+            /// Sets one parameter from a value, through the parser of the same name.
+            pub(crate) fn set(&mut self, key: &str, v: &Value) -> Checked<()> {
+                match key {
+                    $(stringify!($name) => self.$name = Some(parse::$name(key, v)?),)*
+                    other => unreachable!("`{other}` is not a #[kubernetes] parameter"),
+                }
+                Ok(())
+            }
+        }
+    };
 }
+crate::params::kubernetes_params!(args);
 
 /// Label and annotation keys kubestep sets itself; a user's may not take them.
 pub const RESERVED_LABEL_PREFIXES: [&str; 2] = ["kubestep.io/", "app.kubernetes.io/managed-by"];
@@ -495,249 +460,19 @@ fn security_context(key: &str, v: &Value) -> Checked<SecurityContext> {
 }
 
 impl KubernetesArgs {
-    /// Checks the arguments of one `#[kubernetes(...)]`.
+    /// Checks the arguments of one `#[kubernetes(...)]`, each on its own (the rules across
+    /// parameters are in `check`, run on the whole step).
     ///
     /// # Errors
     /// Every broken rule, each tied to its argument.
     pub fn parse(args: &[Arg]) -> Result<KubernetesArgs, Vec<Error>> {
-        let (k, mut errors): (KubernetesArgs, _) =
+        let (k, errors): (KubernetesArgs, _) =
             parse_args(DecoratorKind::Kubernetes, args, KubernetesArgs::set);
-        if errors.is_empty() {
-            errors.extend(k.check(args));
-        }
         if errors.is_empty() {
             Ok(k)
         } else {
             Err(errors)
         }
-    }
-
-    /// Sets one parameter from a value; the parameter is known to exist.
-    pub(crate) fn set(&mut self, key: &str, v: &Value) -> Checked<()> {
-        let e = expects(key);
-        match key {
-            "cpu" => self.cpu = Some(cpu(key, v)?),
-            "memory" => self.memory = Some(size(key, v, Unit::Megabytes)?),
-            "disk" => self.disk = Some(size(key, v, Unit::Megabytes)?),
-            "gpu" => self.gpu = Some(gpu(key, v)?),
-            "gpu_vendor" => {
-                self.gpu_vendor = Some(one_of(
-                    key,
-                    v,
-                    &[("nvidia", GpuVendor::Nvidia), ("amd", GpuVendor::Amd)],
-                    true,
-                )?)
-            }
-            "image" => {
-                let s = to_str(key, v, e)?;
-                if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(invalid(
-                        key,
-                        v,
-                        "an image reference is not empty and has no spaces",
-                    ));
-                }
-                self.image = Some(s.to_string());
-            }
-            "image_pull_policy" => {
-                let opts = [
-                    ("Always", PullPolicy::Always),
-                    ("IfNotPresent", PullPolicy::IfNotPresent),
-                    ("Never", PullPolicy::Never),
-                ];
-                self.image_pull_policy = Some(one_of(key, v, &opts, false)?);
-            }
-            "image_pull_secrets" => {
-                self.image_pull_secrets =
-                    Some(to_str_list(key, v, e, "Secret name", names::dns_subdomain)?)
-            }
-            "namespace" => {
-                let s = to_str(key, v, e)?;
-                names::dns_label(s).map_err(|r| invalid(key, v, &format!("must be {r}")))?;
-                self.namespace = Some(s.to_string());
-            }
-            "service_account" => {
-                let s = to_str(key, v, e)?;
-                names::dns_subdomain(s).map_err(|r| invalid(key, v, &format!("must be {r}")))?;
-                self.service_account = Some(s.to_string());
-            }
-            "secrets" => {
-                // A single name is accepted as a one-element list.
-                let list = match v {
-                    Value::Str(s) => Value::List(vec![Value::string(s.as_ref())].into()),
-                    other => other.clone(),
-                };
-                self.secrets = Some(to_str_list(
-                    key,
-                    &list,
-                    e,
-                    "Secret name",
-                    names::dns_subdomain,
-                )?);
-            }
-            "node_selector" => self.node_selector = Some(node_selector(key, v)?),
-            "tolerations" => {
-                let Value::List(items) = v else {
-                    return Err(wrong_type(key, v, e));
-                };
-                let ts = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| toleration(key, t).map_err(|b| b.inside(At::Index(i))));
-                self.tolerations = Some(ts.collect::<Checked<_>>()?);
-            }
-            "labels" => {
-                self.labels = Some(to_str_map(
-                    key,
-                    v,
-                    e,
-                    ("label key", label_key),
-                    ("label value", names::label_value),
-                )?)
-            }
-            "annotations" => self.annotations = Some(annotations(key, v)?),
-            "persistent_volume_claims" => {
-                let map = to_str_map(
-                    key,
-                    v,
-                    e,
-                    ("claim name", names::dns_subdomain),
-                    ("mount path", |_| Ok(())),
-                )?;
-                let Value::Map(entries) = v else {
-                    unreachable!("checked by to_str_map")
-                };
-                for (i, (claim, path)) in map.iter().enumerate() {
-                    let at = entries.iter().position(|(c, _)| c == claim).unwrap_or(i);
-                    absolute_path(key, path, "mount path")
-                        .map_err(|m| Bad::new(m).inside(At::Value(at)))?;
-                    if map.iter().any(|(other, p)| other < claim && p == path) {
-                        return Err(Bad::new(format!(
-                            "mount path {path:?} is used by two claims in `{key}`"
-                        ))
-                        .inside(At::Value(at)));
-                    }
-                }
-                self.persistent_volume_claims = Some(map);
-            }
-            "shared_memory" => self.shared_memory = Some(size(key, v, Unit::Mebibytes)?),
-            "use_tmpfs" => self.use_tmpfs = Some(to_bool(key, v)?),
-            "tmpfs_tempdir" => self.tmpfs_tempdir = Some(to_bool(key, v)?),
-            "tmpfs_size" => self.tmpfs_size = Some(size(key, v, Unit::Mebibytes)?),
-            "tmpfs_path" => {
-                let s = to_str(key, v, e)?;
-                absolute_path(key, s, "path").map_err(Bad::new)?;
-                self.tmpfs_path = Some(s.to_string());
-            }
-            "port" => match v {
-                Value::Int(n) if (1..=65535).contains(n) => self.port = Some(*n as u16),
-                Value::Int(_) => return Err(invalid(key, v, "a port must be from 1 to 65535")),
-                _ => return Err(wrong_type(key, v, e)),
-            },
-            "compute_pool" => {
-                let s = to_str(key, v, e)?;
-                if s.is_empty() {
-                    return Err(invalid(key, v, "must not be empty"));
-                }
-                names::label_value(s)
-                    .map_err(|r| invalid(key, v, &format!("it becomes a node label value: {r}")))?;
-                self.compute_pool = Some(s.to_string());
-            }
-            "qos" => {
-                let opts = [
-                    ("Guaranteed", Qos::Guaranteed),
-                    ("Burstable", Qos::Burstable),
-                    ("BestEffort", Qos::BestEffort),
-                ];
-                self.qos = Some(one_of(key, v, &opts, true)?);
-            }
-            "security_context" => self.security_context = Some(security_context(key, v)?),
-            "hostname_resolution_timeout" => {
-                let n = to_uint(key, v, e, u32::MAX as u64)?;
-                if n == 0 {
-                    return Err(invalid(key, v, "must be greater than 0"));
-                }
-                self.hostname_resolution_timeout = Some(n);
-            }
-            other => unreachable!("parameter `{other}` is in the catalog but has no setter"),
-        }
-        Ok(())
-    }
-
-    /// Rules across the parameters of one decorator.
-    pub(crate) fn check(&self, args: &[Arg]) -> Vec<Error> {
-        let at = |key: &str, message: String| Error {
-            decorator: DecoratorKind::Kubernetes,
-            arg: arg_index(args, key),
-            place: Place::Key,
-            message,
-        };
-        let mut errors = Vec::new();
-        if self.qos == Some(Qos::BestEffort) {
-            for (key, given) in [
-                ("cpu", self.cpu.is_some()),
-                ("memory", self.memory.is_some()),
-                ("disk", self.disk.is_some()),
-            ] {
-                if given {
-                    errors.push(at(key, best_effort_conflict(key, "")));
-                }
-            }
-        }
-        let tmpfs_on = self.use_tmpfs.unwrap_or(self.tmpfs_size.is_some());
-        if self.use_tmpfs == Some(false) && self.tmpfs_size.is_some() {
-            errors.push(at(
-                "tmpfs_size",
-                "`tmpfs_size` is given but use_tmpfs = false; remove one of them".into(),
-            ));
-        }
-        let tmpfs_path = self
-            .tmpfs_path
-            .as_deref()
-            .filter(|_| tmpfs_on)
-            .map(|p| ("tmpfs_path".to_string(), p));
-        let claims = self
-            .persistent_volume_claims
-            .iter()
-            .flatten()
-            .map(|(c, p)| (format!("persistent_volume_claims {c:?}"), p.as_str()));
-        if let Some(message) = mount_conflict(claims.chain(tmpfs_path)) {
-            let key = if message.starts_with("tmpfs_path") {
-                "tmpfs_path"
-            } else {
-                "persistent_volume_claims"
-            };
-            errors.push(at(key, message));
-        }
-        if let (Some(pool), Some(sel)) = (&self.compute_pool, &self.node_selector)
-            && let Some(v) = sel.get(DEFAULT_COMPUTE_POOL_LABEL).filter(|v| *v != pool)
-        {
-            errors.push(at(
-                "compute_pool",
-                format!("compute_pool {pool:?} conflicts with node_selector {DEFAULT_COMPUTE_POOL_LABEL}={v:?}; give the pool once"),
-            ));
-        }
-        errors
-    }
-}
-
-impl KubernetesArgs {
-    /// Rules for a whole decorator, which must stand on its own (an override layer may lean on
-    /// the layers below it; resolve checks the result).
-    pub(crate) fn check_complete(&self, args: &[Arg]) -> Vec<Error> {
-        let tmpfs_on = self.use_tmpfs.unwrap_or(self.tmpfs_size.is_some());
-        ["tmpfs_path", "tmpfs_tempdir"]
-            .into_iter()
-            .filter(|key| !tmpfs_on && arg_index(args, key).is_some())
-            .map(|key| Error {
-                decorator: DecoratorKind::Kubernetes,
-                arg: arg_index(args, key),
-                place: Place::Key,
-                message: format!(
-                    "`{key}` has no effect without a tmpfs; add use_tmpfs = true or tmpfs_size"
-                ),
-            })
-            .collect()
     }
 }
 
@@ -745,38 +480,202 @@ impl KubernetesArgs {
 /// otherwise.
 pub const DEFAULT_COMPUTE_POOL_LABEL: &str = "kubestep.io/compute-pool";
 
-/// Why `key` cannot go with qos BestEffort; `from` names where the key was given, if elsewhere.
-pub(crate) fn best_effort_conflict(key: &str, from: &str) -> String {
-    format!(
-        "`{key}`{from} conflicts with qos = \"BestEffort\": a BestEffort pod has no cpu, memory or disk requests; remove `{key}` or choose qos \"Burstable\""
-    )
-}
+/// One parser per `#[kubernetes]` parameter, named after it: the generated setter calls
+/// `parse::<name>`, so a catalog row without a parser does not compile.
+mod parse {
+    use super::*;
+    use crate::spec::{to_bool, to_str, to_str_list, to_str_map, to_uint};
 
-/// The first mount that collides with another or with a path kubestep mounts itself.
-/// `mounts` are (what, path) pairs, what naming the parameter for the message.
-pub(crate) fn mount_conflict<'a>(
-    mounts: impl IntoIterator<Item = (String, &'a str)>,
-) -> Option<String> {
-    let mut seen: Vec<(String, &str)> = Vec::new();
-    for (what, path) in mounts {
-        let path_norm = path.trim_end_matches('/');
-        if path_norm == "/dev/shm"
-            || path_norm == "/kubestep"
-            || path_norm.starts_with("/kubestep/")
-        {
-            return Some(format!(
-                "{what} mounts at {path:?}, a path kubestep uses itself (/dev/shm, /kubestep)"
+    pub(super) fn cpu(key: &str, v: &Value) -> Checked<Cpu> {
+        super::cpu(key, v)
+    }
+
+    pub(super) fn memory(key: &str, v: &Value) -> Checked<Size> {
+        size(key, v, Unit::Megabytes)
+    }
+
+    pub(super) fn disk(key: &str, v: &Value) -> Checked<Size> {
+        size(key, v, Unit::Megabytes)
+    }
+
+    pub(super) fn gpu(key: &str, v: &Value) -> Checked<u32> {
+        super::gpu(key, v)
+    }
+
+    pub(super) fn gpu_vendor(key: &str, v: &Value) -> Checked<GpuVendor> {
+        let opts = [("nvidia", GpuVendor::Nvidia), ("amd", GpuVendor::Amd)];
+        one_of(key, v, &opts, true)
+    }
+
+    pub(super) fn image(key: &str, v: &Value) -> Checked<String> {
+        let s = to_str(key, v, expects(key))?;
+        if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                key,
+                v,
+                "an image reference is not empty and has no spaces",
             ));
         }
-        if let Some((other, _)) = seen
-            .iter()
-            .find(|(_, p)| p.trim_end_matches('/') == path_norm)
-        {
-            return Some(format!("{what} and {other} both mount at {path:?}"));
-        }
-        seen.push((what, path));
+        Ok(s.to_string())
     }
-    None
+
+    pub(super) fn image_pull_policy(key: &str, v: &Value) -> Checked<PullPolicy> {
+        let opts = [
+            ("Always", PullPolicy::Always),
+            ("IfNotPresent", PullPolicy::IfNotPresent),
+            ("Never", PullPolicy::Never),
+        ];
+        one_of(key, v, &opts, false)
+    }
+
+    pub(super) fn image_pull_secrets(key: &str, v: &Value) -> Checked<Vec<String>> {
+        to_str_list(key, v, expects(key), "Secret name", names::dns_subdomain)
+    }
+
+    pub(super) fn namespace(key: &str, v: &Value) -> Checked<String> {
+        let s = to_str(key, v, expects(key))?;
+        names::dns_label(s).map_err(|r| invalid(key, v, &format!("must be {r}")))?;
+        Ok(s.to_string())
+    }
+
+    pub(super) fn service_account(key: &str, v: &Value) -> Checked<String> {
+        let s = to_str(key, v, expects(key))?;
+        names::dns_subdomain(s).map_err(|r| invalid(key, v, &format!("must be {r}")))?;
+        Ok(s.to_string())
+    }
+
+    pub(super) fn secrets(key: &str, v: &Value) -> Checked<Vec<String>> {
+        // A single name is accepted as a one-element list.
+        let list = match v {
+            Value::Str(s) => Value::List(vec![Value::string(s.as_ref())].into()),
+            other => other.clone(),
+        };
+        to_str_list(
+            key,
+            &list,
+            expects(key),
+            "Secret name",
+            names::dns_subdomain,
+        )
+    }
+
+    pub(super) fn node_selector(key: &str, v: &Value) -> Checked<BTreeMap<String, String>> {
+        super::node_selector(key, v)
+    }
+
+    pub(super) fn tolerations(key: &str, v: &Value) -> Checked<Vec<Toleration>> {
+        let Value::List(items) = v else {
+            return Err(wrong_type(key, v, expects(key)));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| toleration(key, t).map_err(|b| b.inside(At::Index(i))))
+            .collect()
+    }
+
+    pub(super) fn labels(key: &str, v: &Value) -> Checked<BTreeMap<String, String>> {
+        to_str_map(
+            key,
+            v,
+            expects(key),
+            ("label key", label_key),
+            ("label value", names::label_value),
+        )
+    }
+
+    pub(super) fn annotations(key: &str, v: &Value) -> Checked<BTreeMap<String, String>> {
+        super::annotations(key, v)
+    }
+
+    pub(super) fn persistent_volume_claims(
+        key: &str,
+        v: &Value,
+    ) -> Checked<BTreeMap<String, String>> {
+        let map = to_str_map(
+            key,
+            v,
+            expects(key),
+            ("claim name", names::dns_subdomain),
+            ("mount path", |_| Ok(())),
+        )?;
+        let Value::Map(entries) = v else {
+            unreachable!("checked by to_str_map")
+        };
+        for (i, (claim, path)) in map.iter().enumerate() {
+            let at = entries.iter().position(|(c, _)| c == claim).unwrap_or(i);
+            absolute_path(key, path, "mount path")
+                .map_err(|m| Bad::new(m).inside(At::Value(at)))?;
+            if map.iter().any(|(other, p)| other < claim && p == path) {
+                return Err(Bad::new(format!(
+                    "mount path {path:?} is used by two claims in `{key}`"
+                ))
+                .inside(At::Value(at)));
+            }
+        }
+        Ok(map)
+    }
+
+    pub(super) fn shared_memory(key: &str, v: &Value) -> Checked<Size> {
+        size(key, v, Unit::Mebibytes)
+    }
+
+    pub(super) fn use_tmpfs(key: &str, v: &Value) -> Checked<bool> {
+        to_bool(key, v)
+    }
+
+    pub(super) fn tmpfs_tempdir(key: &str, v: &Value) -> Checked<bool> {
+        to_bool(key, v)
+    }
+
+    pub(super) fn tmpfs_size(key: &str, v: &Value) -> Checked<Size> {
+        size(key, v, Unit::Mebibytes)
+    }
+
+    pub(super) fn tmpfs_path(key: &str, v: &Value) -> Checked<String> {
+        let s = to_str(key, v, expects(key))?;
+        absolute_path(key, s, "path").map_err(Bad::new)?;
+        Ok(s.to_string())
+    }
+
+    pub(super) fn port(key: &str, v: &Value) -> Checked<u16> {
+        match v {
+            Value::Int(n) if (1..=65535).contains(n) => Ok(*n as u16),
+            Value::Int(_) => Err(invalid(key, v, "a port must be from 1 to 65535")),
+            _ => Err(wrong_type(key, v, expects(key))),
+        }
+    }
+
+    pub(super) fn compute_pool(key: &str, v: &Value) -> Checked<String> {
+        let s = to_str(key, v, expects(key))?;
+        if s.is_empty() {
+            return Err(invalid(key, v, "must not be empty"));
+        }
+        names::label_value(s)
+            .map_err(|r| invalid(key, v, &format!("it becomes a node label value: {r}")))?;
+        Ok(s.to_string())
+    }
+
+    pub(super) fn qos(key: &str, v: &Value) -> Checked<Qos> {
+        let opts = [
+            ("Guaranteed", Qos::Guaranteed),
+            ("Burstable", Qos::Burstable),
+            ("BestEffort", Qos::BestEffort),
+        ];
+        one_of(key, v, &opts, true)
+    }
+
+    pub(super) fn security_context(key: &str, v: &Value) -> Checked<SecurityContext> {
+        super::security_context(key, v)
+    }
+
+    pub(super) fn hostname_resolution_timeout(key: &str, v: &Value) -> Checked<u64> {
+        let n = to_uint(key, v, expects(key), u32::MAX as u64)?;
+        if n == 0 {
+            return Err(invalid(key, v, "must be greater than 0"));
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -821,7 +720,10 @@ mod tests {
         assert!(e.message.contains("must not have a value"), "{}", e.message);
         let t = map(&[("key", s("gpu")), ("efect", s("NoSchedule"))]);
         let e = first_error(vec![arg("tolerations", Value::List(vec![t].into()))]);
-        assert_eq!(e.place, Place::Value(vec![At::Index(0), At::Key(1)]));
+        assert_eq!(
+            e.place,
+            super::super::Place::Value(vec![At::Index(0), At::Key(1)])
+        );
         assert!(e.message.contains("did you mean `effect`"), "{}", e.message);
     }
 
@@ -829,7 +731,11 @@ mod tests {
     fn reserved_labels_and_best_effort() {
         let e = first_error(vec![arg("labels", map(&[("kubestep.io/step", s("x"))]))]);
         assert!(e.message.contains("reserved"), "{}", e.message);
-        let e = first_error(vec![arg("qos", s("BestEffort")), arg("cpu", Value::Int(1))]);
-        assert_eq!(e.arg, Some(1));
+        let d = crate::Decorator {
+            kind: DecoratorKind::Kubernetes,
+            args: vec![arg("qos", s("BestEffort")), arg("cpu", Value::Int(1))].into(),
+        };
+        let e = crate::spec::StepSpec::from_decorators(&[d]).unwrap_err();
+        assert_eq!(e[0].arg, Some(1), "{e:?}");
     }
 }

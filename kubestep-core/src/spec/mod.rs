@@ -3,15 +3,17 @@
 //! The macro runs this code at compile time on the attribute's tokens, and the runtime runs the
 //! same code on environment defaults and `--with` overrides, so a rule is written once.
 
+pub(crate) mod check;
 mod kubernetes;
+pub(crate) mod layered;
 mod policy;
 mod resources;
 
-pub(crate) use kubernetes::mount_conflict;
 pub use kubernetes::{
     DEFAULT_COMPUTE_POOL_LABEL, GpuVendor, KubernetesArgs, PullPolicy, Qos, SecurityContext,
     TaintEffect, Toleration, TolerationOperator,
 };
+pub use layered::{Source, Sourced};
 pub use policy::{Retry, Timeout};
 pub use resources::ResourcesArgs;
 
@@ -280,15 +282,9 @@ impl StepSpec {
                 continue;
             }
             let result = match d.kind {
-                DecoratorKind::Kubernetes => KubernetesArgs::parse(&d.args).and_then(|k| {
-                    let errors = k.check_complete(&d.args);
-                    spec.kubernetes = Some(k);
-                    if errors.is_empty() {
-                        Ok(())
-                    } else {
-                        Err(errors)
-                    }
-                }),
+                DecoratorKind::Kubernetes => {
+                    KubernetesArgs::parse(&d.args).map(|k| spec.kubernetes = Some(k))
+                }
                 DecoratorKind::Resources => {
                     ResourcesArgs::parse(&d.args).map(|r| spec.resources = Some(r))
                 }
@@ -309,34 +305,35 @@ impl StepSpec {
         }
     }
 
-    /// Rules that involve two decorators.
+    /// The rules across parameters (`check`), on the view of the decorators alone, each
+    /// error pointing at the decorator and argument that gave the value.
     fn check_across(&self, decorators: &[Decorator]) -> Vec<Error> {
-        let (Some(k), Some(r)) = (&self.kubernetes, &self.resources) else {
-            return Vec::new();
-        };
-        let Some(resources) = decorators
-            .iter()
-            .find(|d| d.kind == DecoratorKind::Resources)
-        else {
-            return Vec::new();
-        };
-        if k.qos != Some(Qos::BestEffort) {
-            return Vec::new();
+        let mut view = layered::Layered::default();
+        if let Some(k) = &self.kubernetes {
+            view.apply(k, &Source::Decorator);
         }
-        [
-            ("cpu", r.cpu.is_some()),
-            ("memory", r.memory.is_some()),
-            ("disk", r.disk.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, given)| *given)
-        .map(|(key, _)| Error {
-            decorator: DecoratorKind::Resources,
-            arg: arg_index(&resources.args, key),
-            place: Place::Key,
-            message: kubernetes::best_effort_conflict(key, " in #[resources]"),
-        })
-        .collect()
+        if let Some(r) = &self.resources {
+            view.apply_resources(r);
+        }
+        check::check(&view, DEFAULT_COMPUTE_POOL_LABEL, false)
+            .into_iter()
+            .map(|v| {
+                let kind = match v.source {
+                    Source::Resources => DecoratorKind::Resources,
+                    _ => DecoratorKind::Kubernetes,
+                };
+                let args = decorators
+                    .iter()
+                    .find(|d| d.kind == kind)
+                    .map_or(&[][..], |d| &d.args[..]);
+                Error {
+                    decorator: kind,
+                    arg: arg_index(args, v.key),
+                    place: Place::Key,
+                    message: v.message,
+                }
+            })
+            .collect()
     }
 }
 
