@@ -203,9 +203,9 @@ async fn a_corrupted_artifact_is_detected_on_read() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&file, bytes).unwrap();
-    let err = ds.get_artifact(&id).await.unwrap_err().to_string();
+    let err = kubestep::runtime::report::report(&ds.get_artifact(&id).await.unwrap_err());
     assert!(
-        err.contains("is corrupt") && err.contains("does not match its hash"),
+        err.contains("is corrupt: ") && err.contains("does not match its hash"),
         "{err}"
     );
 }

@@ -40,7 +40,7 @@ fn glibc_in(bytes: &[u8]) -> Option<(u32, u32)> {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading failed.
-    #[error("cannot read the executable {}: {source}", path.display())]
+    #[error("cannot read the executable {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,

@@ -24,7 +24,7 @@ pub enum Error {
     #[error("{0}")]
     Missing(String),
     /// The output is not of the requested type.
-    #[error("the output of {step}/{task} in run {run} is not a `{wanted}`: {source}")]
+    #[error("the output of {step}/{task} in run {run} is not a `{wanted}`")]
     Type {
         /// The run.
         run: String,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// It cannot be read.
-    #[error("cannot read the config file {} (named by KUBESTEP_CONFIG): {source}", path.display())]
+    #[error("cannot read the config file {} (named by KUBESTEP_CONFIG)", path.display())]
     Read {
         /// The file.
         path: PathBuf,

@@ -48,7 +48,7 @@ pub enum Error {
     #[error(transparent)]
     Task(#[from] orchestrator::Error),
     /// A value could not be encoded or decoded.
-    #[error("step `{step}`: {source}")]
+    #[error("step `{step}`")]
     Codec {
         /// The step.
         step: &'static str,

@@ -23,6 +23,7 @@ pub mod executor;
 pub mod flow;
 pub mod orchestrator;
 pub mod progress;
+pub mod report;
 pub mod step;
 
 pub use flow::{Flow, FlowBuilder};

@@ -6,6 +6,7 @@ use crate::codec;
 use crate::datastore::{Attempt, Datastore, RunRecord, Status, TaskRecord, now_ms, task_key};
 use crate::executor::{Executor, Outcome, RunContext, TaskSpec};
 use crate::flow::{Flow, StageKind};
+use crate::report::report;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use kubestep_core::StepDecl;
@@ -353,7 +354,7 @@ pub async fn run(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String
         Ok(_) => record.status = Status::Succeeded,
         Err(e) => {
             record.status = Status::Failed;
-            record.cause = Some(e.to_string());
+            record.cause = Some(report(e));
         }
     }
     ds.put_record(&format!("runs/{}/run.json", run.ctx.run_id), &record)
@@ -480,9 +481,9 @@ pub async fn run_step(
                 .map(|i| s.runners[i])
         })
         .ok_or_else(|| format!("flow `{}` has no step `{step}`", flow.name()))?;
-    let input = ds.get_artifact(input).await.map_err(|e| e.to_string())?;
-    let output = runner(input).await.map_err(|e| e.to_string())?;
-    let id = ds.put_chunks(output).await.map_err(|e| e.to_string())?;
+    let input = ds.get_artifact(input).await.map_err(|e| report(&e))?;
+    let output = runner(input).await.map_err(|e| report(&e))?;
+    let id = ds.put_chunks(output).await.map_err(|e| report(&e))?;
     let key = task_key(run_id, step, task_id);
     ds.put_record(
         &format!("{key}/{attempt}.json"),
@@ -492,6 +493,6 @@ pub async fn run_step(
         },
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| report(&e))?;
     Ok(())
 }

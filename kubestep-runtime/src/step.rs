@@ -44,7 +44,7 @@ pub fn into_step_result<T, E: Into<BoxError>>(r: Result<T, E>) -> Result<T, BoxE
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     /// The input in the datastore is not the step's input type.
-    #[error("the input is not a `{expected}`: {source}")]
+    #[error("the input is not a `{expected}`")]
     Input {
         /// The step's input type.
         expected: &'static str,

@@ -6,6 +6,7 @@ use crate::executor::kubernetes::cluster::Cluster;
 use crate::executor::kubernetes::rbac::{self, Who};
 use crate::executor::kubernetes::selector;
 use crate::flow::Flow;
+use crate::report::report;
 use kubestep_core::resolve::Defaults;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -77,7 +78,7 @@ pub(super) async fn command(
     let cluster = || async {
         Cluster::connect(settings.api_qps)
             .await
-            .map_err(|e| Error::Unsupported(e.to_string()))
+            .map_err(|e| Error::Unsupported(report(&e)))
     };
     match command {
         Command::Rbac(a) => {
@@ -116,7 +117,7 @@ pub(super) async fn command(
                 let pods = cluster
                     .list_pods(&ns, &sel)
                     .await
-                    .map_err(|e| Error::Unsupported(e.to_string()))?;
+                    .map_err(|e| Error::Unsupported(report(&e)))?;
                 for p in pods {
                     let label = |k: &str| {
                         p.metadata
@@ -147,7 +148,7 @@ pub(super) async fn command(
             let sel = selector(flow.name(), s.run_id.as_deref());
             let namespaces = namespaces(flow, defaults, &s.with)?;
             let fail =
-                |e: crate::executor::kubernetes::cluster::Error| Error::Unsupported(e.to_string());
+                |e: crate::executor::kubernetes::cluster::Error| Error::Unsupported(report(&e));
             for ns in &namespaces {
                 cluster.delete_jobs(ns, &sel).await.map_err(fail)?;
                 cluster.delete_pods(ns, &sel).await.map_err(fail)?;

@@ -113,7 +113,7 @@ pub enum Error {
     #[error(transparent)]
     Datastore(#[from] crate::datastore::Error),
     /// The run failed.
-    #[error("run {run_id} failed: {source}")]
+    #[error("run {run_id} failed")]
     Run {
         /// The run.
         run_id: String,
@@ -274,7 +274,7 @@ pub(crate) async fn serve_task(flow: &Flow) -> Option<i32> {
         }) => match run::step(flow, &a).await {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", crate::report::report(&e));
                 1
             }
         },
@@ -313,12 +313,11 @@ pub(crate) fn main(flow: Flow) -> ! {
             e.exit_code()
         }
         Err(CliOutcome::Failed(e @ Error::Interrupted { .. })) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::report::report(&e));
             130
         }
         Err(CliOutcome::Failed(e)) => {
-            // Every message here already carries its causes; walking `source()` would repeat them.
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::report::report(&e));
             1
         }
     };

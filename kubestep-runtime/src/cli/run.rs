@@ -8,6 +8,7 @@ use crate::executor::local::LocalExecutor;
 use crate::executor::{Executor, Routed, RunContext};
 use crate::flow::Flow;
 use crate::orchestrator;
+use crate::report::report;
 use kubestep_core::resolve::{self, Defaults};
 use std::io::Write;
 use std::path::PathBuf;
@@ -148,7 +149,7 @@ pub(super) async fn run(
             let latest = client
                 .latest_run()
                 .await
-                .map_err(|e| Error::Unsupported(e.to_string()))?;
+                .map_err(|e| Error::Unsupported(report(&e)))?;
             Some(
                 latest
                     .ok_or_else(|| {
@@ -167,7 +168,7 @@ pub(super) async fn run(
         if client
             .run(origin)
             .await
-            .map_err(|e| Error::Unsupported(e.to_string()))?
+            .map_err(|e| Error::Unsupported(report(&e)))?
             .is_none()
         {
             return Err(Error::Unsupported(format!(
@@ -266,7 +267,7 @@ pub(super) async fn logs(flow: &Flow, args: &LogsArgs, out: &mut dyn Write) -> R
         return Err(Error::unknown_step(flow, step));
     }
     let client = crate::client::Client::new(args.store.open(flow)?);
-    let bad = |e: crate::client::Error| Error::Unsupported(e.to_string());
+    let bad = |e: crate::client::Error| Error::Unsupported(report(&e));
     let mut tasks: Vec<_> = client
         .tasks(run_id)
         .await

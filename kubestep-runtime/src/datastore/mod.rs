@@ -39,7 +39,7 @@ pub enum Error {
         message: String,
     },
     /// Storage failed.
-    #[error("datastore {key}: {}", with_causes(.source))]
+    #[error("datastore {key}")]
     Store {
         /// The key.
         key: String,
@@ -47,7 +47,7 @@ pub enum Error {
         source: object_store::Error,
     },
     /// An artifact does not match its address.
-    #[error("artifact {key} is corrupt: {source}")]
+    #[error("artifact {key} is corrupt")]
     Corrupt {
         /// The key.
         key: String,
@@ -55,7 +55,7 @@ pub enum Error {
         source: artifact::Error,
     },
     /// A record is not valid JSON of its kind.
-    #[error("record {key} is unreadable: {source}")]
+    #[error("record {key} is unreadable")]
     Record {
         /// The key.
         key: String,
@@ -176,22 +176,6 @@ pub struct Datastore {
     flow: String,
     kind: Kind,
     root: String,
-}
-
-/// An object-store error with the causes its own message leaves out (a certificate or
-/// connection failure behind "error sending request"), each said once.
-fn with_causes(error: &object_store::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The object store, under the root's prefix, as a store and as a signer.
@@ -532,6 +516,9 @@ impl Datastore {
             PART,
         );
         let mut buf = vec![0u8; PART];
+        // The file is read a second time here: hashed again, so an executable rebuilt since it
+        // was inspected is never stored under the old hash (every pod would refuse it).
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
         loop {
             let n = tokio::io::AsyncReadExt::read(&mut file, &mut buf)
                 .await
@@ -539,11 +526,26 @@ impl Datastore {
             if n == 0 {
                 break;
             }
+            sha2::Digest::update(&mut hasher, &buf[..n]);
             upload
                 .wait_for_capacity(2)
                 .await
                 .map_err(Self::store_error(&key))?;
             upload.write(&buf[..n]);
+        }
+        let sent: String = sha2::Digest::finalize(hasher)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if sent != sha256 {
+            let _ = upload.abort().await;
+            return Err(Error::Root {
+                root: self.root.clone(),
+                message: format!(
+                    "{} changed while it was uploaded (sha256 {sha256} when inspected, {sent} when sent); run again",
+                    path.display()
+                ),
+            });
         }
         upload.finish().await.map_err(Self::store_error(&key))?;
         Ok(rest)

@@ -7,6 +7,7 @@ pub mod local;
 
 use crate::datastore::{AttemptResult, Datastore, task_key};
 use crate::progress::Progress;
+use crate::report::report;
 use futures::future::BoxFuture;
 use kubestep_core::StepDecl;
 use std::collections::HashMap;
@@ -74,7 +75,10 @@ impl RunContext {
             .put_bytes(&format!("{key}/{}.log", task.attempt), log)
             .await
         {
-            self.say(task, &format!("kubestep: cannot save this task's log: {e}"));
+            self.say(
+                task,
+                &format!("kubestep: cannot save this task's log: {}", report(&e)),
+            );
         }
     }
 
@@ -88,7 +92,7 @@ impl RunContext {
         {
             Ok(Some(r)) => Outcome::Succeeded(r.output),
             Ok(None) => Outcome::Failed("the task exited 0 without writing its output".into()),
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => Outcome::Failed(report(&e)),
         }
     }
 }

@@ -38,12 +38,12 @@ pub enum Error {
     #[error("{0}")]
     Setup(String),
     /// A file operation failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (said in the message; this crate prints errors on one line, never their chain).
+        error: std::io::Error,
     },
     /// An API call failed.
     #[error("Kubernetes API: {0}")]
@@ -51,10 +51,10 @@ pub enum Error {
 }
 
 impl Error {
-    fn io(path: &Path, source: std::io::Error) -> Error {
+    fn io(path: &Path, error: std::io::Error) -> Error {
         Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

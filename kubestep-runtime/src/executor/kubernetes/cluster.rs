@@ -2,6 +2,7 @@
 //! 200-task fan-out must not flood the API server) and retried with backoff on 429, 5xx and
 //! connection errors; Jobs created idempotently and deleted with their pods.
 
+use crate::report::report;
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use k8s_openapi::api::batch::v1::Job;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 /// A request failed after its retries.
 #[derive(Debug, thiserror::Error)]
-#[error("Kubernetes API: {what}: {source}")]
+#[error("Kubernetes API: {what}")]
 pub struct Error {
     /// What was asked.
     pub what: String,
@@ -132,7 +133,7 @@ impl Cluster {
                 let found = self
                     .call(|| format!("get Job {ns}/{name}"), || api.get(&name))
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| report(&e))?;
                 let ours = [
                     "kubestep.io/run-id",
                     "kubestep.io/step",
@@ -148,7 +149,7 @@ impl Cluster {
                     ))
                 }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(report(&e)),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod watch;
 
 use super::{Executor, Outcome, RunContext, TaskSpec};
 use crate::binary;
+use crate::report::report;
 use cluster::Cluster;
 use diagnose::{End, Limits, Phase};
 use futures::future::BoxFuture;
@@ -51,7 +52,7 @@ pub enum Error {
         needs: (u32, u32),
     },
     /// The datastore cannot hold or share the binary.
-    #[error("cannot ship the step binary to pods: {0}")]
+    #[error("cannot ship the step binary to pods")]
     Datastore(#[from] crate::datastore::Error),
 }
 
@@ -182,7 +183,11 @@ impl KubernetesExecutor {
         let (binary, binary_key, arch) = match &settings.binary_in_image {
             Some(path) => (Binary::InImage { path: path.clone() }, None, None),
             None => {
-                let exe = binary::current()?;
+                // Reading and hashing a large executable blocks: off the async workers.
+                let exe = match tokio::task::spawn_blocking(binary::current).await {
+                    Ok(exe) => exe?,
+                    Err(join) => std::panic::resume_unwind(join.into_panic()),
+                };
                 if let Some(needs) = exe.glibc.filter(|v| *v > DEFAULT_IMAGE_GLIBC)
                     && let Some((d, r)) = steps
                         .iter()
@@ -244,7 +249,9 @@ impl KubernetesExecutor {
     pub async fn shutdown(&self, wait: Duration) -> Vec<String> {
         for ns in self.watches.keys() {
             if let Err(e) = self.cluster.delete_jobs(ns, &self.selector).await {
-                self.ctx.progress.println(&format!("kubestep: {e}"), true);
+                self.ctx
+                    .progress
+                    .println(&format!("kubestep: {}", report(&e)), true);
             }
         }
         let deadline = tokio::time::Instant::now() + wait;
@@ -317,7 +324,9 @@ impl KubernetesExecutor {
         };
         let binary = match self.binary().await {
             Ok(b) => b,
-            Err(e) => return Outcome::Failed(format!("cannot sign the binary's URL: {e}")),
+            Err(e) => {
+                return Outcome::Failed(format!("cannot sign the binary's URL: {}", report(&e)));
+            }
         };
         let task = self.job_task(spec, binary);
         let rendered = render::job(step, &task);

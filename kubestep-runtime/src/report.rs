@@ -1,0 +1,45 @@
+//! One line for an error and its causes: how every error reaches a user or a record.
+//!
+//! Our error types say their own context and leave their cause to `source()`; some of the
+//! libraries below (object_store, kube) repeat theirs in their message. `report` walks the chain
+//! and says each cause once, on one line, because the parent of a `step` process reads the
+//! task's last line as its cause.
+
+use std::error::Error;
+
+/// `error: cause: deeper cause`, each cause that the text so far does not already contain.
+pub fn report(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !more.is_empty() && !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle: inner")]
+    struct Middle(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner")]
+    struct Inner;
+
+    #[test]
+    fn every_cause_once() {
+        assert_eq!(report(&Outer(Middle(Inner))), "outer: middle: inner");
+    }
+}
