@@ -8,6 +8,7 @@ mod common;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Secret, ServiceAccount};
 use kube::Api;
 use kube::api::PostParams;
+use kubestep::core::labels::{RUN_ID, STEP, TASK_ID};
 use kubestep::runtime::client::Client;
 use kubestep::runtime::datastore::{Kind, Status, TaskRecord};
 use serde::de::DeserializeOwned;
@@ -356,12 +357,12 @@ async fn the_runtime_override_applies_to_every_step_and_one() {
     let pods: Api<k8s_openapi::api::core::v1::Pod> =
         Api::namespaced(kubestep_testenv::shared().client().await, "default");
     let list = pods
-        .list(&kube::api::ListParams::default().labels(&format!("kubestep.io/run-id={run_id}")))
+        .list(&kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id}")))
         .await
         .unwrap();
     assert_eq!(list.items.len(), 3);
     for p in &list.items {
-        let step = &p.metadata.labels.as_ref().unwrap()["kubestep.io/step"];
+        let step = &p.metadata.labels.as_ref().unwrap()[STEP];
         let requests = p.spec.as_ref().unwrap().containers[0]
             .resources
             .as_ref()
@@ -497,9 +498,9 @@ async fn no_job_left(run_id: &str, step: Option<&str>) {
     let admin = kubestep_testenv::shared().client().await;
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin.clone(), "default");
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin, "default");
-    let mut selector = format!("kubestep.io/run-id={run_id}");
+    let mut selector = format!("{RUN_ID}={run_id}");
     if let Some(step) = step {
-        selector.push_str(&format!(",kubestep.io/step={step}"));
+        selector.push_str(&format!(",{STEP}={step}"));
     }
     let lp = kube::api::ListParams::default().labels(&selector);
     for _ in 0..100 {
@@ -583,7 +584,7 @@ async fn ctrl_c_deletes_every_job_and_pod_of_the_run() {
     let run_id = std::fs::read_to_string(&id_file).unwrap();
     // The orchestrator waited for the pods to go before it exited.
     let admin = kubestep_testenv::shared().client().await;
-    let lp = kube::api::ListParams::default().labels(&format!("kubestep.io/run-id={run_id}"));
+    let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id}"));
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin.clone(), "default");
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin, "default");
     assert!(jobs.list(&lp).await.unwrap().items.is_empty());
@@ -616,9 +617,7 @@ async fn a_failing_foreach_item_cancels_its_siblings_jobs() {
 async fn no_job_left_but(run_id: &str, keep: &str) {
     let admin = kubestep_testenv::shared().client().await;
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin, "default");
-    let lp = kube::api::ListParams::default().labels(&format!(
-        "kubestep.io/run-id={run_id},kubestep.io/step=work"
-    ));
+    let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id},{STEP}=work"));
     for _ in 0..100 {
         let left: Vec<String> = jobs
             .list(&lp)
@@ -626,7 +625,7 @@ async fn no_job_left_but(run_id: &str, keep: &str) {
             .unwrap()
             .items
             .iter()
-            .map(|j| j.metadata.labels.as_ref().unwrap()["kubestep.io/task-id"].clone())
+            .map(|j| j.metadata.labels.as_ref().unwrap()[TASK_ID].clone())
             .collect();
         if left.iter().all(|t| t == keep) {
             return;

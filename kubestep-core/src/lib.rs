@@ -16,6 +16,8 @@
 
 #![warn(missing_docs)]
 
+pub mod invocation;
+pub mod labels;
 pub mod names;
 pub mod params;
 pub mod quantity;

@@ -92,7 +92,7 @@ impl Steps {
     /// When this process is a pod's re-launch of the binary (`<binary> step NAME ...`), runs
     /// that task and exits with its code; otherwise returns at once. Call it first in `main`.
     pub async fn serve(&self) {
-        if let Some(code) = crate::cli::serve_task(&self.flow).await {
+        if let Some(code) = crate::task::serve(&self.flow).await {
             std::process::exit(code);
         }
     }
@@ -108,7 +108,7 @@ impl Steps {
         let steps = crate::executor::kubernetes::resolve_all(self.flow.steps(), &defaults, &[])?;
         let ctx = RunContext {
             datastore,
-            run_id: crate::cli::new_run_id(),
+            run_id: crate::orchestrator::new_run_id(),
             echo: true,
             progress: Arc::new(Progress::new(true)),
         };

@@ -25,6 +25,7 @@ pub mod orchestrator;
 pub mod progress;
 pub mod report;
 pub mod step;
+pub mod task;
 
 pub use flow::{Flow, FlowBuilder};
 pub use step::{BoxError, Step, StepFuture};

@@ -461,38 +461,8 @@ pub async fn mark_interrupted(ctx: &RunContext) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs one task in this process: what the hidden `step` command does.
-pub async fn run_step(
-    flow: &Flow,
-    ds: &Datastore,
-    step: &str,
-    run_id: &str,
-    task_id: &str,
-    attempt: u32,
-    input: &str,
-) -> Result<(), String> {
-    let runner = flow
-        .stages()
-        .iter()
-        .find_map(|s| {
-            s.steps
-                .iter()
-                .position(|d| d.name == step)
-                .map(|i| s.runners[i])
-        })
-        .ok_or_else(|| format!("flow `{}` has no step `{step}`", flow.name()))?;
-    let input = ds.get_artifact(input).await.map_err(|e| report(&e))?;
-    let output = runner(input).await.map_err(|e| report(&e))?;
-    let id = ds.put_chunks(output).await.map_err(|e| report(&e))?;
-    let key = task_key(run_id, step, task_id);
-    ds.put_record(
-        &format!("{key}/{attempt}.json"),
-        &crate::datastore::AttemptResult {
-            output: id,
-            finished_ms: Some(now_ms()),
-        },
-    )
-    .await
-    .map_err(|e| report(&e))?;
-    Ok(())
+/// A run id: milliseconds since the epoch, then this process's id, so ids sort by start time
+/// and two runs started in the same millisecond differ.
+pub fn new_run_id() -> String {
+    format!("{}{:07}", now_ms(), std::process::id() % 10_000_000)
 }

@@ -3,6 +3,7 @@
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
+use kubestep::core::labels::{RUN_ID, STEP};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -43,9 +44,8 @@ pub async fn running_pod(id_file: &std::path::Path, step: &str) -> String {
         kube::Api::namespaced(kubestep_testenv::shared().client().await, "default");
     for _ in 0..300 {
         if let Ok(run_id) = std::fs::read_to_string(id_file) {
-            let lp = kube::api::ListParams::default().labels(&format!(
-                "kubestep.io/run-id={run_id},kubestep.io/step={step}"
-            ));
+            let lp = kube::api::ListParams::default()
+                .labels(&format!("{RUN_ID}={run_id},{STEP}={step}"));
             for p in pods.list(&lp).await.unwrap().items {
                 let running = p
                     .status

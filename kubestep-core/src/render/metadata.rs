@@ -1,6 +1,7 @@
 //! Job and pod metadata: kubestep's own labels (selectable, sanitised) and the user's.
 
 use super::{Notes, Task};
+use crate::labels;
 use crate::names::to_label_value;
 use crate::resolve::Resolved;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -9,14 +10,15 @@ use std::collections::BTreeMap;
 /// The labels kubestep selects on: who made the object and which task attempt it runs.
 pub fn system_labels(task: &Task) -> BTreeMap<String, String> {
     let mut l = BTreeMap::new();
-    l.insert("app.kubernetes.io/managed-by".into(), "kubestep".into());
-    l.insert("kubestep.io/flow".into(), to_label_value(&task.flow));
-    l.insert("kubestep.io/run-id".into(), to_label_value(&task.run_id));
-    l.insert("kubestep.io/step".into(), to_label_value(&task.step));
-    l.insert("kubestep.io/task-id".into(), to_label_value(&task.task_id));
-    l.insert("kubestep.io/attempt".into(), task.attempt.to_string());
+    let inv = &task.invocation;
+    l.insert(labels::MANAGED_BY.into(), labels::MANAGER.into());
+    l.insert(labels::FLOW.into(), to_label_value(&task.flow));
+    l.insert(labels::RUN_ID.into(), to_label_value(&inv.run_id));
+    l.insert(labels::STEP.into(), to_label_value(&inv.step));
+    l.insert(labels::TASK_ID.into(), to_label_value(&inv.task_id));
+    l.insert(labels::ATTEMPT.into(), inv.attempt.to_string());
     if let Some(node) = &task.parallel {
-        l.insert("kubestep.io/node-index".into(), node.index.to_string());
+        l.insert(labels::NODE_INDEX.into(), node.index.to_string());
     }
     l
 }
@@ -46,13 +48,10 @@ pub(super) fn object_meta(step: &Resolved, task: &Task) -> ObjectMeta {
         .map(|(k, v)| (k.clone(), v.value.clone()))
         .collect();
     // Label values may be sanitised; the annotations keep the exact names.
-    for (k, v) in [
-        ("flow", &task.flow),
-        ("run-id", &task.run_id),
-        ("step", &task.step),
-        ("task-id", &task.task_id),
-    ] {
-        annotations.insert(format!("kubestep.io/{k}"), v.clone());
+    let inv = &task.invocation;
+    let exact = [&task.flow, &inv.run_id, &inv.step, &inv.task_id];
+    for (k, v) in labels::ANNOTATED.into_iter().zip(exact) {
+        annotations.insert(k.into(), v.clone());
     }
     ObjectMeta {
         labels: Some(labels),

@@ -10,6 +10,7 @@ mod yaml;
 
 pub use yaml::{YamlError, to_yaml};
 
+use crate::invocation::TaskInvocation;
 use crate::names;
 use crate::resolve::{Resolved, Source};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -47,16 +48,8 @@ pub struct ParallelNode {
 pub struct Task {
     /// The flow's name.
     pub flow: String,
-    /// The run id.
-    pub run_id: String,
-    /// The step's name.
-    pub step: String,
-    /// The task id within the step.
-    pub task_id: String,
-    /// The attempt, from 0.
-    pub attempt: u32,
-    /// Arguments after the binary (`step <name> --run-id ...`).
-    pub args: Vec<String>,
+    /// What the step container runs: the attempt's identity and its command line.
+    pub invocation: TaskInvocation,
     /// Extra environment for the step (datastore settings), in order.
     pub env: Vec<(String, String)>,
     /// How the binary arrives.
@@ -70,21 +63,23 @@ pub struct Task {
 impl Task {
     /// The Job's name: deterministic, so a retried create finds the Job it already made.
     pub fn job_name(&self) -> String {
+        let inv = &self.invocation;
         let task = match &self.parallel {
-            Some(node) => format!("{}-{}", self.task_id, node.index),
-            None => self.task_id.clone(),
+            Some(node) => format!("{}-{}", inv.task_id, node.index),
+            None => inv.task_id.clone(),
         };
-        names::job_name(&self.flow, &self.run_id, &self.step, &task, self.attempt)
+        names::job_name(&self.flow, &inv.run_id, &inv.step, &task, inv.attempt)
     }
 
     /// The headless Service that gives the nodes of a multi-node step their DNS names.
     pub fn service_name(&self) -> String {
+        let inv = &self.invocation;
         names::job_name(
             &self.flow,
-            &self.run_id,
-            &self.step,
-            &self.task_id,
-            self.attempt,
+            &inv.run_id,
+            &inv.step,
+            &inv.task_id,
+            inv.attempt,
         )
     }
 }
@@ -177,10 +172,10 @@ pub fn parallel_service(step: &Resolved, task: &Task) -> Service {
     // Every node of this attempt, not just the one `task` describes.
     let mut meta = metadata::object_meta(step, task);
     if let Some(labels) = meta.labels.as_mut() {
-        labels.remove("kubestep.io/node-index");
+        labels.remove(crate::labels::NODE_INDEX);
     }
     let mut selector = metadata::system_labels(task);
-    selector.remove("kubestep.io/node-index");
+    selector.remove(crate::labels::NODE_INDEX);
     Service {
         metadata: ObjectMeta {
             name: Some(task.service_name()),
@@ -193,7 +188,7 @@ pub fn parallel_service(step: &Resolved, task: &Task) -> Service {
             ports: step.port.as_ref().map(|p| {
                 vec![ServicePort {
                     port: p.value.into(),
-                    name: Some("main".into()),
+                    name: Some(crate::labels::PORT_NAME.into()),
                     ..Default::default()
                 }]
             }),

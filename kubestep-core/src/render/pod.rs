@@ -1,6 +1,7 @@
 //! The pod: container, command, environment, volumes, scheduling and security.
 
 use super::{Binary, Notes, POD, ParallelNode, Task, resources};
+use crate::labels;
 use crate::names;
 use crate::resolve::{Resolved, Source};
 use k8s_openapi::api::core::v1::{
@@ -77,10 +78,10 @@ fn main_env(step: &Resolved, task: &Task, notes: &mut Notes) -> Vec<EnvVar> {
             "{}.{}",
             names::job_name(
                 &task.flow,
-                &task.run_id,
-                &task.step,
-                &format!("{}-0", task.task_id),
-                task.attempt
+                &task.invocation.run_id,
+                &task.invocation.step,
+                &format!("{}-0", task.invocation.task_id),
+                task.invocation.attempt
             ),
             task.service_name()
         );
@@ -172,13 +173,13 @@ fn volumes(step: &Resolved, task: &Task, notes: &mut Notes) -> (Vec<Volume>, Vec
     let mut mounts = Vec::new();
     if let Binary::Fetched { .. } = task.binary {
         volumes.push(Volume {
-            name: "kubestep-bin".into(),
+            name: labels::BIN_VOLUME.into(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Volume::default()
         });
         mounts.push(VolumeMount {
             read_only: Some(true),
-            ..mount("kubestep-bin", BIN_DIR)
+            ..mount(labels::BIN_VOLUME, BIN_DIR)
         });
     }
     if let Some(shm) = &step.shared_memory {
@@ -229,14 +230,14 @@ fn fetch_container(step: &Resolved, task: &Task, main: &Container) -> Option<Con
         return None;
     };
     Some(Container {
-        name: "fetch-binary".into(),
+        name: labels::FETCH_CONTAINER.into(),
         image: Some(step.settings.fetch_image.clone()),
         command: Some(vec!["sh".into(), "-c".into(), FETCH_SCRIPT.into()]),
         env: Some(vec![
             env("KUBESTEP_BINARY_URL", url.clone()),
             env("KUBESTEP_BINARY_SHA256", sha256.clone()),
         ]),
-        volume_mounts: Some(vec![mount("kubestep-bin", BIN_DIR)]),
+        volume_mounts: Some(vec![mount(labels::BIN_VOLUME, BIN_DIR)]),
         // The same requests as the main container cost nothing (a pod reserves the larger of the
         // two) and keep a Guaranteed pod Guaranteed.
         resources: main.resources.clone().map(|mut r| {
@@ -268,7 +269,7 @@ fn node_selector(step: &Resolved, task: &Task, notes: &mut Notes) -> BTreeMap<St
         sel.insert(label.clone(), pool.value.clone());
     }
     if let Some(arch) = &task.arch {
-        sel.entry("kubernetes.io/arch".into())
+        sel.entry(labels::ARCH.into())
             .or_insert_with(|| arch.clone());
     }
     sel
@@ -309,14 +310,14 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
         notes.note(format!("{MAIN}.ports[0].containerPort"), p.value, &p.source);
     }
     let main = Container {
-        name: names::to_dns_label(&task.step),
+        name: names::to_dns_label(&task.invocation.step),
         image: Some(step.image.value.clone()),
         image_pull_policy: step
             .image_pull_policy
             .as_ref()
             .map(|p| p.value.name().to_string()),
         command: Some(vec![command]),
-        args: Some(task.args.clone()),
+        args: Some(task.invocation.to_args()),
         env: Some(main_env(step, task, notes)),
         env_from: (!step.secrets.is_empty()).then(|| {
             step.secrets
@@ -333,7 +334,7 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
         ports: step.port.as_ref().map(|p| {
             vec![ContainerPort {
                 container_port: p.value.into(),
-                name: Some("main".into()),
+                name: Some(labels::PORT_NAME.into()),
                 ..ContainerPort::default()
             }]
         }),

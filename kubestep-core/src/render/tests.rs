@@ -2,6 +2,7 @@
 //! gets wrong (named after the defect).
 
 use super::*;
+use crate::invocation::{StoreKind, TaskInvocation};
 use crate::resolve::{Defaults, env::Entry, env::Origin, resolve, with_arg};
 use crate::value::testing::{arg, map, s};
 use crate::value::{Arg, Decorator, DecoratorKind, StepDecl, Value};
@@ -28,11 +29,15 @@ fn k8s(args: Vec<Arg>) -> Decorator {
 fn task() -> Task {
     Task {
         flow: "Train Flow".into(),
-        run_id: "1700000000".into(),
-        step: "train".into(),
-        task_id: "1".into(),
-        attempt: 0,
-        args: vec!["step".into(), "train".into()],
+        invocation: TaskInvocation {
+            step: "train".into(),
+            run_id: "1700000000".into(),
+            task_id: "1".into(),
+            attempt: 0,
+            input: "a1b2".into(),
+            store: StoreKind::S3,
+            store_root: "s3://bucket/flows".into(),
+        },
         env: vec![],
         binary: Binary::InImage {
             path: "/usr/local/bin/flow".into(),

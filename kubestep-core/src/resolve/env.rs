@@ -155,7 +155,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            compute_pool_label: crate::spec::DEFAULT_COMPUTE_POOL_LABEL.into(),
+            compute_pool_label: crate::labels::COMPUTE_POOL.into(),
             gpu_node_label: None,
             job_ttl_seconds: Sourced {
                 value: 604_800,

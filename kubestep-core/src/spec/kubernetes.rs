@@ -167,9 +167,6 @@ macro_rules! args {
 }
 crate::params::kubernetes_params!(args);
 
-/// Label and annotation keys kubestep sets itself; a user's may not take them.
-pub const RESERVED_LABEL_PREFIXES: [&str; 2] = ["kubestep.io/", "app.kubernetes.io/managed-by"];
-
 fn expects(key: &str) -> &'static str {
     KUBERNETES
         .iter()
@@ -227,7 +224,10 @@ fn absolute_path(key: &str, s: &str, what: &str) -> Result<(), String> {
 
 fn label_key(k: &str) -> Result<(), String> {
     names::qualified_name(k)?;
-    match RESERVED_LABEL_PREFIXES.iter().find(|p| k.starts_with(*p)) {
+    match crate::labels::RESERVED_PREFIXES
+        .iter()
+        .find(|p| k.starts_with(*p))
+    {
         Some(p) => Err(format!(
             "keys starting with \"{p}\" are reserved for the labels kubestep sets itself"
         )),
@@ -475,10 +475,6 @@ impl KubernetesArgs {
         }
     }
 }
-
-/// The node label `compute_pool` selects on unless KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL says
-/// otherwise.
-pub const DEFAULT_COMPUTE_POOL_LABEL: &str = "kubestep.io/compute-pool";
 
 /// One parser per `#[kubernetes]` parameter, named after it: the generated setter calls
 /// `parse::<name>`, so a catalog row without a parser does not compile.

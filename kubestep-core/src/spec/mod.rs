@@ -10,8 +10,8 @@ mod policy;
 mod resources;
 
 pub use kubernetes::{
-    DEFAULT_COMPUTE_POOL_LABEL, GpuVendor, KubernetesArgs, PullPolicy, Qos, SecurityContext,
-    TaintEffect, Toleration, TolerationOperator,
+    GpuVendor, KubernetesArgs, PullPolicy, Qos, SecurityContext, TaintEffect, Toleration,
+    TolerationOperator,
 };
 pub use layered::{Source, Sourced};
 pub use policy::{Retry, Timeout};
@@ -315,7 +315,7 @@ impl StepSpec {
         if let Some(r) = &self.resources {
             view.apply_resources(r);
         }
-        check::check(&view, DEFAULT_COMPUTE_POOL_LABEL, false)
+        check::check(&view, crate::labels::COMPUTE_POOL, false)
             .into_iter()
             .map(|v| {
                 let kind = match v.source {

@@ -7,6 +7,7 @@ use crate::executor::kubernetes::rbac::{self, Who};
 use crate::executor::kubernetes::selector;
 use crate::flow::Flow;
 use crate::report::report;
+use kubestep_core::labels;
 use kubestep_core::resolve::Defaults;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -130,10 +131,10 @@ pub(super) async fn command(
                         out,
                         "{ns}\t{}\t{}\t{}\t{}\t{}\t{}",
                         p.metadata.name.as_deref().unwrap_or_default(),
-                        label("kubestep.io/run-id"),
-                        label("kubestep.io/step"),
-                        label("kubestep.io/task-id"),
-                        label("kubestep.io/attempt"),
+                        label(labels::RUN_ID),
+                        label(labels::STEP),
+                        label(labels::TASK_ID),
+                        label(labels::ATTEMPT),
                         p.status
                             .as_ref()
                             .and_then(|s| s.phase.as_deref())

@@ -5,7 +5,8 @@ mod render;
 mod run;
 mod show;
 
-use crate::flow::Flow;
+use crate::flow::{Flow, FlowBuilder, Linear};
+use crate::task::{self, TaskArgs};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use kubestep_core::resolve::{self, Defaults, WithArg, with_arg};
 use std::io::Write;
@@ -35,8 +36,8 @@ enum Command {
     #[command(subcommand)]
     Kubernetes(kubernetes::Command),
     /// Run one task (what `run` starts for each task, and what a pod runs).
-    #[command(hide = true)]
-    Step(run::StepArgs),
+    #[command(name = kubestep_core::invocation::SUBCOMMAND, hide = true)]
+    Step(TaskArgs),
 }
 
 /// `--with` options, shared by the commands that resolve settings.
@@ -128,15 +129,8 @@ pub enum Error {
     },
     /// A task failed inside its process. The orchestrator that started it names the step and
     /// task, so the message is the cause alone.
-    #[error("{message}")]
-    Step {
-        /// The step.
-        step: String,
-        /// The task.
-        task: String,
-        /// What went wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    Task(#[from] task::Error),
     /// Something this build does not do yet.
     #[error("{0}")]
     Unsupported(String),
@@ -241,50 +235,13 @@ pub fn run(
                 out,
             )),
             Command::Logs(a) => runtime()?.block_on(run::logs(flow, &a, out)),
-            Command::Step(a) => runtime()?.block_on(run::step(flow, &a)),
+            Command::Step(a) => Ok(runtime()?.block_on(task::run(flow, &a.into()))?),
             Command::Kubernetes(c) => {
                 runtime()?.block_on(kubernetes::command(flow, &defaults, &c, out))
             }
         }
     })();
     result.map_err(CliOutcome::Failed)
-}
-
-/// A run id: milliseconds since the epoch, then this process's id, so ids sort by start time
-/// and two runs started in the same millisecond differ.
-pub(crate) fn new_run_id() -> String {
-    format!(
-        "{}{:07}",
-        crate::datastore::now_ms(),
-        std::process::id() % 10_000_000
-    )
-}
-
-/// When this process was started to run one task (`<binary> step NAME ...`, what a pod runs),
-/// runs it on the caller's runtime and returns the exit code; otherwise `None`. For programs
-/// that embed steps without `Flow::main()`.
-pub(crate) async fn serve_task(flow: &Flow) -> Option<i32> {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_none_or(|a| a != "step") {
-        return None;
-    }
-    let code = match Cli::try_parse_from(&args) {
-        Ok(Cli {
-            command: Command::Step(a),
-        }) => match run::step(flow, &a).await {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("error: {}", crate::report::report(&e));
-                1
-            }
-        },
-        Ok(_) => unreachable!("the first argument is `step`"),
-        Err(e) => {
-            let _ = e.print();
-            e.exit_code()
-        }
-    };
-    Some(code)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -303,8 +260,15 @@ pub enum CliOutcome {
     Failed(Error),
 }
 
+impl<T> FlowBuilder<Linear<T>> {
+    /// Parses the command line, runs the command, and exits with its code.
+    pub fn main(self) -> ! {
+        main(self.build())
+    }
+}
+
 /// `Flow::main()`: runs the process's command line and exits with its code.
-pub(crate) fn main(flow: Flow) -> ! {
+fn main(flow: Flow) -> ! {
     let stdout = std::io::stdout();
     let code = match run(&flow, std::env::args_os(), &mut stdout.lock()) {
         Ok(()) => 0,

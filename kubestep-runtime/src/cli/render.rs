@@ -4,6 +4,7 @@ use super::{Error, WithArgs};
 use crate::binary;
 use crate::flow::{Flow, StageKind};
 use kubestep_core::StepDecl;
+use kubestep_core::invocation::TaskInvocation;
 use kubestep_core::render::{self, Binary, ParallelNode, Rendered, Task};
 use kubestep_core::resolve::{self, Defaults};
 use std::io::Write;
@@ -24,10 +25,15 @@ pub(super) struct Args {
     /// The image already contains this binary at PATH: no init container fetches it.
     #[arg(long, value_name = "PATH")]
     binary_in_image: Option<String>,
+    /// The datastore the pods' tasks would use.
+    #[command(flatten)]
+    store: super::run::DatastoreArgs,
 }
 
 /// The URL is presigned when a run uploads the binary; a preview has none to show.
 const URL_AT_LAUNCH: &str = "(presigned URL of the uploaded binary, made when the run starts)";
+/// The input artifact is known when the task starts.
+const INPUT_AT_LAUNCH: &str = "(id of the input artifact, known when the task starts)";
 
 fn tasks(
     flow: &Flow,
@@ -35,38 +41,29 @@ fn tasks(
     run_id: &str,
     binary: &Binary,
     arch: Option<&str>,
+    store: &(crate::datastore::Kind, String),
 ) -> Vec<Task> {
     let kind = flow
         .stages()
         .iter()
         .find(|s| s.steps.iter().any(|d| d.name == decl.name))
         .map(|s| s.kind);
-    let task = |parallel| {
-        let task_id = "1".to_string();
-        let args = [
-            "step",
-            decl.name,
-            "--run-id",
-            run_id,
-            "--task-id",
-            &task_id,
-            "--attempt",
-            "0",
-        ]
-        .map(String::from)
-        .to_vec();
-        Task {
-            flow: flow.name().into(),
-            run_id: run_id.into(),
+    let task = |parallel| Task {
+        flow: flow.name().into(),
+        // The first task of the step, as a run numbers them.
+        invocation: TaskInvocation {
             step: decl.name.into(),
-            task_id: task_id.clone(),
+            run_id: run_id.into(),
+            task_id: "0".into(),
             attempt: 0,
-            args,
-            env: Vec::new(),
-            binary: binary.clone(),
-            arch: arch.map(str::to_string),
-            parallel,
-        }
+            input: INPUT_AT_LAUNCH.into(),
+            store: store.0,
+            store_root: store.1.clone(),
+        },
+        env: Vec::new(),
+        binary: binary.clone(),
+        arch: arch.map(str::to_string),
+        parallel,
     };
     match kind {
         Some(StageKind::Parallel(n)) => (0..n)
@@ -106,9 +103,10 @@ pub(super) fn render(
             )
         }
     };
+    let store = args.store.location()?;
     for decl in steps {
         let resolved = resolve::resolve(decl, defaults, with)?;
-        let tasks = tasks(flow, decl, &args.run_id, &binary, arch);
+        let tasks = tasks(flow, decl, &args.run_id, &binary, arch, &store);
         let rendered: Vec<Rendered> = tasks.iter().map(|t| render::job(&resolved, t)).collect();
         if args.explain {
             for r in &rendered {

@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Options of `run` (and of `step`, which pods and local task processes run).
+/// Where the datastore is: options of `run`, `resume`, `logs` and `render`.
 #[derive(Debug, clap::Args)]
 pub(super) struct DatastoreArgs {
     /// Which datastore holds the outputs.
-    #[arg(long, value_enum, default_value = "local")]
+    #[arg(long, default_value = "local", value_parser = store_kind())]
     datastore: Kind,
     /// Its root: a directory for `local` (default `.kubestep`), a URL such as s3://bucket/prefix
     /// for the others (default from KUBESTEP_S3_ROOT, KUBESTEP_AZURE_ROOT, KUBESTEP_GCS_ROOT).
@@ -27,8 +27,21 @@ pub(super) struct DatastoreArgs {
     datastore_root: Option<String>,
 }
 
+/// `--datastore`: one of the kinds, listed in `--help`.
+fn store_kind() -> impl clap::builder::TypedValueParser<Value = Kind> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Kind::ALL.map(Kind::name))
+        .map(|name| name.parse::<Kind>().expect("one of the possible values"))
+}
+
 impl DatastoreArgs {
     pub(super) fn open(&self, flow: &Flow) -> Result<Datastore, Error> {
+        let (kind, root) = self.location()?;
+        Ok(Datastore::open(kind, &root, flow.name())?)
+    }
+
+    /// The kind and root the options name (a root from the environment when none is given).
+    pub(super) fn location(&self) -> Result<(Kind, String), Error> {
         let from_env = |var: &str| {
             std::env::var(var).map_err(|_| {
                 Error::Unsupported(format!(
@@ -44,7 +57,7 @@ impl DatastoreArgs {
             (None, Kind::Azure) => from_env("KUBESTEP_AZURE_ROOT")?,
             (None, Kind::Gs) => from_env("KUBESTEP_GCS_ROOT")?,
         };
-        Ok(Datastore::open(self.datastore, &root, flow.name())?)
+        Ok((self.datastore, root))
     }
 }
 
@@ -101,7 +114,7 @@ pub(super) async fn run(
             "--with kubernetes needs a datastore pods can reach: --datastore s3, azure or gs (a local directory is not visible in pods)".into(),
         ));
     }
-    let run_id = super::new_run_id();
+    let run_id = orchestrator::new_run_id();
     if let Some(file) = &args.run_id_file {
         std::fs::write(file, &run_id).map_err(|e| {
             Error::Unsupported(format!(
@@ -304,58 +317,4 @@ pub(super) async fn logs(flow: &Flow, args: &LogsArgs, out: &mut dyn Write) -> R
         }
     }
     Ok(())
-}
-
-/// Options of the hidden `step` command.
-#[derive(Debug, clap::Args)]
-pub(super) struct StepArgs {
-    /// The step.
-    step: String,
-    #[arg(long)]
-    run_id: String,
-    #[arg(long)]
-    task_id: String,
-    #[arg(long, default_value_t = 0)]
-    attempt: u32,
-    /// The input artifact.
-    #[arg(long)]
-    input: String,
-    #[command(flatten)]
-    store: DatastoreArgs,
-}
-
-pub(super) async fn step(flow: &Flow, args: &StepArgs) -> Result<(), Error> {
-    // The orchestrator reports a failed task by the last line it printed: make a panic's
-    // message that line, rather than the RUST_BACKTRACE hint.
-    std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned());
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        eprintln!(
-            "panicked{at}: {}",
-            message.as_deref().unwrap_or("(no message)")
-        );
-    }));
-    let ds = args.store.open(flow)?;
-    orchestrator::run_step(
-        flow,
-        &ds,
-        &args.step,
-        &args.run_id,
-        &args.task_id,
-        args.attempt,
-        &args.input,
-    )
-    .await
-    .map_err(|message| Error::Step {
-        step: args.step.clone(),
-        task: args.task_id.clone(),
-        message,
-    })
 }

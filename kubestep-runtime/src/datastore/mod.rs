@@ -138,29 +138,7 @@ pub struct AttemptResult {
 }
 
 /// Where a datastore lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Kind {
-    /// A local directory.
-    Local,
-    /// S3 or an S3-compatible store (`s3://bucket/prefix`; settings from `AWS_*`).
-    S3,
-    /// Azure Blob Storage (`az://container/prefix`; settings from `AZURE_*`).
-    Azure,
-    /// Google Cloud Storage (`gs://bucket/prefix`; settings from `GOOGLE_*`).
-    Gs,
-}
-
-impl Kind {
-    /// The name `--datastore` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Local => "local",
-            Kind::S3 => "s3",
-            Kind::Azure => "azure",
-            Kind::Gs => "gs",
-        }
-    }
-}
+pub use kubestep_core::invocation::StoreKind as Kind;
 
 /// Makes presigned URLs, so a pod can fetch an object (the step binary) without credentials.
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]

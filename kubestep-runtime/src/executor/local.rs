@@ -68,31 +68,14 @@ impl LocalExecutor {
     async fn attempt(&self, task: &TaskSpec) -> Outcome {
         let ctx = &self.ctx;
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.args([
-            "step",
-            task.step.name,
-            "--run-id",
-            &ctx.run_id,
-            "--task-id",
-            &task.task_id,
-        ])
-        .args([
-            "--attempt",
-            &task.attempt.to_string(),
-            "--input",
-            &task.input,
-            "--datastore",
-            ctx.datastore.kind().name(),
-            "--datastore-root",
-            ctx.datastore.root(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        // Its own process group, so a timeout, a cancelled stage or Ctrl-C ends everything the
-        // step started, not just the step.
-        .process_group(0);
+        cmd.args(ctx.invocation(task).to_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            // Its own process group, so a timeout, a cancelled stage or Ctrl-C ends everything the
+            // step started, not just the step.
+            .process_group(0);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => return Outcome::Failed(format!("cannot start {}: {e}", self.exe.display())),

@@ -10,6 +10,7 @@ use crate::progress::Progress;
 use crate::report::report;
 use futures::future::BoxFuture;
 use kubestep_core::StepDecl;
+use kubestep_core::invocation::TaskInvocation;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,19 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// How the attempt's process is told what to run (its `step` command line).
+    pub fn invocation(&self, task: &TaskSpec) -> TaskInvocation {
+        TaskInvocation {
+            step: task.step.name.into(),
+            run_id: self.run_id.clone(),
+            task_id: task.task_id.clone(),
+            attempt: task.attempt,
+            input: task.input.clone(),
+            store: self.datastore.kind(),
+            store_root: self.datastore.root().into(),
+        }
+    }
+
     /// Prints a task's line with its `[step/task]` prefix, when output is shown.
     pub fn say(&self, task: &TaskSpec, line: &str) {
         if self.echo {

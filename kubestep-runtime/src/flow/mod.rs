@@ -101,6 +101,14 @@ impl Flow {
         self.steps().find(|d| d.name == name)
     }
 
+    /// What runs the step named `name`.
+    pub fn runner(&self, name: &str) -> Option<RunFn> {
+        self.stages.iter().find_map(|s| {
+            let i = s.steps.iter().position(|d| d.name == name)?;
+            Some(s.runners[i])
+        })
+    }
+
     /// Mistakes the types cannot catch: a step used twice, a parallel step on fewer than 2 nodes.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -234,11 +242,6 @@ impl<T> FlowBuilder<Linear<T>> {
             vec![(S::DECL, runner::<S>())],
             None,
         )
-    }
-
-    /// Parses the command line, runs the command, and exits with its code.
-    pub fn main(self) -> ! {
-        crate::cli::main(self.flow)
     }
 
     /// The finished flow, for programs that drive it themselves.

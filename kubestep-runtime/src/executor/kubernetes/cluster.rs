@@ -9,6 +9,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
 use kube::{Api, ResourceExt};
+use kubestep_core::labels;
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -135,9 +136,11 @@ impl Cluster {
                     .await
                     .map_err(|e| report(&e))?;
                 let ours = [
-                    "kubestep.io/run-id",
-                    "kubestep.io/step",
-                    "kubestep.io/attempt",
+                    labels::FLOW,
+                    labels::RUN_ID,
+                    labels::STEP,
+                    labels::TASK_ID,
+                    labels::ATTEMPT,
                 ]
                 .iter()
                 .all(|k| found.labels().get(*k) == job.labels().get(*k));

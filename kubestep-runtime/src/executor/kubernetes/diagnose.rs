@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 /// The init container that fetches the binary.
-pub const FETCH: &str = "fetch-binary";
+pub use kubestep_core::labels::FETCH_CONTAINER as FETCH;
 
 /// Where a task's pod is.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use cluster::Cluster;
 use diagnose::{End, Limits, Phase};
 use futures::future::BoxFuture;
 use kubestep_core::StepDecl;
-use kubestep_core::names::to_label_value;
+use kubestep_core::labels::Selector;
 use kubestep_core::render::{self, Binary};
 use kubestep_core::resolve::Resolved;
 use kubestep_core::resolve::env::Settings;
@@ -149,14 +149,12 @@ pub fn resolve_all(
 
 /// The label selector of a flow's Jobs and pods, or of one run's.
 pub fn selector(flow: &str, run_id: Option<&str>) -> String {
-    let mut s = format!(
-        "app.kubernetes.io/managed-by=kubestep,kubestep.io/flow={}",
-        to_label_value(flow)
-    );
-    if let Some(r) = run_id {
-        s.push_str(&format!(",kubestep.io/run-id={}", to_label_value(r)));
+    let s = Selector::flow(flow);
+    match run_id {
+        Some(r) => s.run(r),
+        None => s,
     }
-    s
+    .to_string()
 }
 
 impl KubernetesExecutor {
@@ -282,32 +280,9 @@ impl KubernetesExecutor {
     }
 
     fn job_task(&self, spec: &TaskSpec, binary: Binary) -> render::Task {
-        let ds = &self.ctx.datastore;
-        let args = [
-            "step",
-            spec.step.name,
-            "--run-id",
-            &self.ctx.run_id,
-            "--task-id",
-            &spec.task_id,
-            "--attempt",
-            &spec.attempt.to_string(),
-            "--input",
-            &spec.input,
-            "--datastore",
-            ds.kind().name(),
-            "--datastore-root",
-            ds.root(),
-        ]
-        .map(String::from)
-        .to_vec();
         render::Task {
             flow: self.flow.clone(),
-            run_id: self.ctx.run_id.clone(),
-            step: spec.step.name.into(),
-            task_id: spec.task_id.clone(),
-            attempt: spec.attempt,
-            args,
+            invocation: self.ctx.invocation(spec),
             env: self.pod_env.clone(),
             binary,
             arch: self.arch.clone(),
@@ -642,15 +617,5 @@ mod tests {
         let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(names, ["AWS_ENDPOINT", "AWS_REGION"]);
         assert!(datastore_env(Kind::Azure, vars).is_empty());
-    }
-
-    #[test]
-    fn the_run_selector_names_flow_and_run() {
-        assert_eq!(
-            selector("squares", Some("123")),
-            "app.kubernetes.io/managed-by=kubestep,kubestep.io/flow=squares,kubestep.io/run-id=123"
-        );
-        // Values are sanitised as the Job's labels are.
-        assert!(selector("My Flow", None).ends_with(&to_label_value("My Flow")));
     }
 }

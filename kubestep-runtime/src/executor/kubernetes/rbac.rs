@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kubestep_core::labels;
 
 /// The Role's name.
 pub const ROLE: &str = "kubestep";
@@ -44,7 +45,7 @@ pub fn role(namespace: &str) -> Role {
         metadata: ObjectMeta {
             name: Some(ROLE.into()),
             namespace: Some(namespace.into()),
-            labels: Some([("app.kubernetes.io/managed-by".into(), "kubestep".into())].into()),
+            labels: Some([(labels::MANAGED_BY.into(), labels::MANAGER.into())].into()),
             ..ObjectMeta::default()
         },
         rules: Some(vec![
@@ -90,7 +91,7 @@ pub fn binding(namespace: &str, who: &Who) -> RoleBinding {
         metadata: ObjectMeta {
             name: Some(ROLE.into()),
             namespace: Some(namespace.into()),
-            labels: Some([("app.kubernetes.io/managed-by".into(), "kubestep".into())].into()),
+            labels: Some([(labels::MANAGED_BY.into(), labels::MANAGER.into())].into()),
             ..ObjectMeta::default()
         },
         role_ref: RoleRef {

@@ -43,12 +43,15 @@ impl Drop for PodWatch {
 
 /// The Job a pod belongs to: the Job controller labels its pods with `job-name`.
 fn job_of(pod: &Pod) -> Option<String> {
-    pod.labels().get("job-name").cloned().or_else(|| {
-        pod.owner_references()
-            .iter()
-            .find(|o| o.kind == "Job")
-            .map(|o| o.name.clone())
-    })
+    pod.labels()
+        .get(kubestep_core::labels::JOB_NAME)
+        .cloned()
+        .or_else(|| {
+            pod.owner_references()
+                .iter()
+                .find(|o| o.kind == "Job")
+                .map(|o| o.name.clone())
+        })
 }
 
 impl PodWatch {

@@ -1,0 +1,113 @@
+//! The names kubestep and Kubernetes agree on: kubestep's label and annotation keys, the label
+//! selector that finds a flow's objects, and the names inside a pod that the renderer writes and
+//! the runtime reads back. Written once here; render, the executor, the CLI and the tests use them.
+
+use crate::names::to_label_value;
+use std::fmt;
+
+/// kubestep's own prefix; user labels and annotations may not use it.
+pub const PREFIX: &str = "kubestep.io/";
+/// The well-known key naming the tool that manages an object.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Its value on everything kubestep creates.
+pub const MANAGER: &str = "kubestep";
+/// The flow (sanitised as a label value; the annotation keeps the exact name).
+pub const FLOW: &str = "kubestep.io/flow";
+/// The run id.
+pub const RUN_ID: &str = "kubestep.io/run-id";
+/// The step.
+pub const STEP: &str = "kubestep.io/step";
+/// The task id within the step.
+pub const TASK_ID: &str = "kubestep.io/task-id";
+/// The attempt, from 0.
+pub const ATTEMPT: &str = "kubestep.io/attempt";
+/// The node of a multi-node step.
+pub const NODE_INDEX: &str = "kubestep.io/node-index";
+/// The node label `compute_pool` selects on unless `KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL`
+/// names another.
+pub const COMPUTE_POOL: &str = "kubestep.io/compute-pool";
+/// The node label of a node's CPU architecture.
+pub const ARCH: &str = "kubernetes.io/arch";
+/// The label the Job controller puts on a Job's pods.
+pub const JOB_NAME: &str = "job-name";
+
+/// Label and annotation keys kubestep sets itself; a user's may not take them.
+pub const RESERVED_PREFIXES: [&str; 2] = [PREFIX, MANAGED_BY];
+/// The keys also written as annotations, with the exact (unsanitised) values.
+pub const ANNOTATED: [&str; 4] = [FLOW, RUN_ID, STEP, TASK_ID];
+
+/// The init container that fetches the step binary.
+pub const FETCH_CONTAINER: &str = "fetch-binary";
+/// The emptyDir the binary is fetched into.
+pub const BIN_VOLUME: &str = "kubestep-bin";
+/// The name of the step container's port (and of its Service port).
+pub const PORT_NAME: &str = "main";
+
+/// The label selector of a flow's objects: `managed-by=kubestep,flow=F[,run-id=R][,step=S]`,
+/// each value sanitised as the renderer sanitises it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector {
+    flow: String,
+    run_id: Option<String>,
+    step: Option<String>,
+}
+
+impl Selector {
+    /// Every object of `flow`.
+    pub fn flow(flow: &str) -> Selector {
+        Selector {
+            flow: flow.to_string(),
+            run_id: None,
+            step: None,
+        }
+    }
+
+    /// Only run `run_id`'s.
+    pub fn run(mut self, run_id: &str) -> Selector {
+        self.run_id = Some(run_id.to_string());
+        self
+    }
+
+    /// Only step `step`'s.
+    pub fn step(mut self, step: &str) -> Selector {
+        self.step = Some(step.to_string());
+        self
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{MANAGED_BY}={MANAGER},{FLOW}={}",
+            to_label_value(&self.flow)
+        )?;
+        if let Some(run) = &self.run_id {
+            write!(f, ",{RUN_ID}={}", to_label_value(run))?;
+        }
+        if let Some(step) = &self.step {
+            write!(f, ",{STEP}={}", to_label_value(step))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_sanitises_like_the_renderer() {
+        let s = Selector::flow("Train Flow")
+            .run("17")
+            .step("train")
+            .to_string();
+        assert_eq!(
+            s,
+            format!(
+                "app.kubernetes.io/managed-by=kubestep,kubestep.io/flow={},kubestep.io/run-id=17,kubestep.io/step=train",
+                to_label_value("Train Flow")
+            )
+        );
+    }
+}
