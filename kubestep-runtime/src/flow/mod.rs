@@ -101,6 +101,16 @@ impl Flow {
         self.steps().find(|d| d.name == name)
     }
 
+    /// A flow of these stages, as the builder would make it (tests build shapes by hand).
+    #[cfg(test)]
+    pub(crate) fn from_stages(name: &str, stages: Vec<Stage>) -> Flow {
+        Flow {
+            name: name.into(),
+            stages,
+            params: None,
+        }
+    }
+
     /// What runs the step named `name`.
     pub fn runner(&self, name: &str) -> Option<RunFn> {
         self.stages.iter().find_map(|s| {
@@ -126,6 +136,15 @@ impl Flow {
                     "`.parallel({}, {n})` needs at least 2 nodes",
                     s.steps[0].name
                 ));
+            }
+        }
+        // The macro checks decorators at compile time; a StepDecl built by hand (or by a macro
+        // of another version) is checked here, before anything runs.
+        for d in self.steps() {
+            if let Err(errors) = kubestep_core::spec::StepSpec::from_decorators(d.decorators) {
+                for e in errors {
+                    problems.push(format!("step `{}`: {e}", d.name));
+                }
             }
         }
         problems

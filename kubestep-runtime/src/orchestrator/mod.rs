@@ -35,6 +35,14 @@ pub enum Error {
     /// Stopped because another task of its stage failed.
     #[error("{CANCELLED}")]
     Cancelled,
+    /// A step's decorators break a rule (a step description not checked by the macro).
+    #[error("step `{step}`: {message}")]
+    Decorators {
+        /// The step.
+        step: String,
+        /// The rules broken.
+        message: String,
+    },
     /// A value could not be split or joined (a bug or a corrupted artifact).
     #[error("step `{step}`: {message}")]
     Values {
@@ -81,20 +89,40 @@ struct Produced {
     branches: bool,
 }
 
-/// A step's retry policy and timeout, from its decorators (checked at compile time).
-fn policy(decl: &StepDecl) -> (u32, Duration, Option<Duration>) {
-    let spec = StepSpec::from_decorators(decl.decorators).unwrap_or_default();
-    let retry = spec.retry.map_or((0, Duration::ZERO), |r| {
-        (
-            r.times,
-            Duration::from_secs_f64(r.minutes_between_retries * 60.0),
-        )
-    });
-    (
-        retry.0,
-        retry.1,
-        spec.timeout.map(|t| Duration::from_secs(t.seconds)),
-    )
+/// A step's retry policy and timeout, from its decorators.
+struct Policy {
+    /// `#[retry]` attempts after the first failure.
+    retries: u32,
+    /// Pause before each retry of a failed attempt.
+    pause: Duration,
+    /// `#[timeout]`.
+    timeout: Option<Duration>,
+}
+
+impl Policy {
+    /// The policy of `decl`; a decorator that breaks a rule is an error, never a silent default.
+    fn of(decl: &StepDecl) -> Result<Policy, Error> {
+        let spec =
+            StepSpec::from_decorators(decl.decorators).map_err(|errors| Error::Decorators {
+                step: decl.name.into(),
+                message: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })?;
+        let (retries, pause) = spec.retry.map_or((0, Duration::ZERO), |r| {
+            (
+                r.times,
+                Duration::from_secs_f64(r.minutes_between_retries * 60.0),
+            )
+        });
+        Ok(Policy {
+            retries,
+            pause,
+            timeout: spec.timeout.map(|t| Duration::from_secs(t.seconds)),
+        })
+    }
 }
 
 /// Runs one task through its attempts; records each in the datastore.
@@ -112,7 +140,11 @@ async fn run_task(
     {
         return Ok(reused);
     }
-    let (retries, pause, timeout) = policy(decl);
+    let Policy {
+        retries,
+        pause,
+        timeout,
+    } = Policy::of(decl)?;
     let key = task_key(&run.ctx.run_id, decl.name, &task_id);
     let mut record = TaskRecord {
         step: decl.name.into(),
@@ -135,7 +167,16 @@ async fn run_task(
         };
         let _slot = tokio::select! {
             slot = ready => slot,
-            _ = cancel.wait_for(|c| *c) => return Err(Error::Cancelled),
+            _ = cancel.wait_for(|c| *c) => {
+                // A task stopped between attempts failed; one never started has no record.
+                if !record.attempts.is_empty() {
+                    record.status = Status::Failed;
+                    ctx.datastore
+                        .put_record(&format!("{key}/task.json"), &record)
+                        .await?;
+                }
+                return Err(Error::Cancelled);
+            }
         };
         record.attempts.push(Attempt {
             attempt,
@@ -207,6 +248,10 @@ async fn run_task(
                 cause,
             });
         }
+        // The failed attempt is on record before the pause, not only when the next one starts.
+        ctx.datastore
+            .put_record(&format!("{key}/task.json"), &record)
+            .await?;
         if ctx.echo {
             let note = format!(
                 "[{}/{}] attempt {attempt} failed: {cause}; {}",
@@ -466,3 +511,6 @@ pub async fn mark_interrupted(ctx: &RunContext) -> Result<(), Error> {
 pub fn new_run_id() -> String {
     format!("{}{:07}", now_ms(), std::process::id() % 10_000_000)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,671 @@
+//! The orchestrator's rules (retries, lost attempts, cancellation, resume, interrupts) against
+//! a scripted executor: each attempt's outcome is written in the test, so a run takes
+//! milliseconds and every path is reached on purpose.
+
+use super::*;
+use crate::datastore::Datastore;
+use crate::flow::{Stage, StageKind};
+use crate::progress::Progress;
+use crate::step::TaskError;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use kubestep_core::{Arg, Decorator, DecoratorKind, Value};
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// What one scripted attempt does.
+enum Act {
+    /// Succeeds with this value as its output.
+    Ok(u64),
+    /// Fails with this cause.
+    Fail(&'static str),
+    /// Is lost to the platform with this cause.
+    Lose(&'static str),
+    /// Never ends (until dropped).
+    Hang,
+    /// Waits for the notification, then acts.
+    After(Arc<Notify>, Box<Act>),
+    /// Notifies, then acts.
+    Then(Arc<Notify>, Box<Act>),
+    /// Acts, then notifies (before its outcome reaches the orchestrator).
+    Done(Arc<Notify>, Box<Act>),
+}
+
+/// Runs attempts by their script; remembers every call and every attempt dropped unfinished.
+struct Scripted {
+    ds: Datastore,
+    script: Mutex<HashMap<(String, String), VecDeque<Act>>>,
+    calls: Mutex<Vec<TaskSpec>>,
+    dropped: Arc<Mutex<Vec<(String, String, u32)>>>,
+}
+
+/// Records an attempt dropped before it ended (how the orchestrator stops one).
+struct Armed {
+    dropped: Arc<Mutex<Vec<(String, String, u32)>>>,
+    id: Option<(String, String, u32)>,
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.dropped.lock().unwrap().push(id);
+        }
+    }
+}
+
+impl Scripted {
+    fn new(ds: &Datastore) -> Scripted {
+        Scripted {
+            ds: ds.clone(),
+            script: Mutex::default(),
+            calls: Mutex::default(),
+            dropped: Arc::default(),
+        }
+    }
+
+    /// The attempts of `step`'s task `task`, in order.
+    fn script(self, step: &str, task: &str, acts: Vec<Act>) -> Scripted {
+        self.script
+            .lock()
+            .unwrap()
+            .insert((step.into(), task.into()), acts.into());
+        self
+    }
+
+    /// The attempts made of `step`, in order, as (task, attempt).
+    fn calls(&self, step: &str) -> Vec<(String, u32)> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .filter(|t| t.step.name == step)
+            .map(|t| (t.task_id.clone(), t.attempt))
+            .collect()
+    }
+
+    fn play(&self, act: Act) -> BoxFuture<'_, Outcome> {
+        Box::pin(async move {
+            match act {
+                Act::Ok(v) => {
+                    let bytes = codec::encode_value(&v).unwrap();
+                    Outcome::Succeeded(self.ds.put_artifact(bytes).await.unwrap())
+                }
+                Act::Fail(cause) => Outcome::Failed(cause.into()),
+                Act::Lose(cause) => Outcome::Lost(cause.into()),
+                Act::Hang => std::future::pending().await,
+                Act::After(n, act) => {
+                    n.notified().await;
+                    self.play(*act).await
+                }
+                Act::Then(n, act) => {
+                    n.notify_one();
+                    self.play(*act).await
+                }
+                Act::Done(n, act) => {
+                    let outcome = self.play(*act).await;
+                    n.notify_one();
+                    outcome
+                }
+            }
+        })
+    }
+}
+
+impl Executor for Scripted {
+    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Outcome> {
+        self.calls.lock().unwrap().push(task.clone());
+        let id = (task.step.name.to_string(), task.task_id.clone());
+        let act = self
+            .script
+            .lock()
+            .unwrap()
+            .get_mut(&id)
+            .and_then(VecDeque::pop_front)
+            .unwrap_or_else(|| panic!("unscripted attempt {}/{} #{}", id.0, id.1, task.attempt));
+        Box::pin(async move {
+            let mut armed = Armed {
+                dropped: self.dropped.clone(),
+                id: Some((id.0, id.1, task.attempt)),
+            };
+            let outcome = self.play(act).await;
+            armed.id = None;
+            outcome
+        })
+    }
+}
+
+fn never(_: Bytes) -> Pin<Box<dyn Future<Output = Result<Vec<Bytes>, TaskError>> + Send>> {
+    unreachable!("a scripted executor runs no step")
+}
+
+fn decorator(kind: DecoratorKind, args: &[(&'static str, Value)]) -> Decorator {
+    Decorator {
+        kind,
+        args: Cow::Owned(
+            args.iter()
+                .map(|(k, v)| Arg {
+                    key: Cow::Borrowed(k),
+                    value: v.clone(),
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// `#[retry(times = n, minutes_between_retries = minutes)]`.
+fn retry(times: i64, minutes: i64) -> Decorator {
+    decorator(
+        DecoratorKind::Retry,
+        &[
+            ("times", Value::Int(times)),
+            ("minutes_between_retries", Value::Int(minutes)),
+        ],
+    )
+}
+
+fn step(name: &'static str, decorators: Vec<Decorator>) -> &'static StepDecl {
+    Box::leak(Box::new(StepDecl {
+        name,
+        doc: "",
+        input: "()",
+        output: "u64",
+        is_async: false,
+        decorators: Box::leak(decorators.into_boxed_slice()),
+    }))
+}
+
+fn stage(kind: StageKind, steps: &[&'static StepDecl]) -> Stage {
+    Stage {
+        kind,
+        steps: steps.to_vec(),
+        runners: vec![never; steps.len()],
+        split: (kind == StageKind::Foreach).then_some(codec::split::<u64> as crate::step::SplitFn),
+    }
+}
+
+/// A local datastore in a fresh directory of its own.
+fn store(name: &str) -> Datastore {
+    let dir = std::env::temp_dir().join(format!(
+        "kubestep-orchestrator-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Datastore::local(&dir, "t").unwrap()
+}
+
+fn context(ds: &Datastore, run_id: &str) -> RunContext {
+    RunContext {
+        datastore: ds.clone(),
+        run_id: run_id.into(),
+        echo: false,
+        progress: Arc::new(Progress::new(true)),
+    }
+}
+
+fn options() -> Options {
+    Options {
+        max_workers: 4,
+        resume_from: None,
+        start_input: None,
+    }
+}
+
+async fn go(
+    flow: &Flow,
+    executor: &Scripted,
+    run_id: &str,
+    options: &Options,
+) -> Result<u64, Error> {
+    let ctx = context(&executor.ds, run_id);
+    let id = run(
+        flow,
+        &Run {
+            ctx: &ctx,
+            executor,
+        },
+        options,
+    )
+    .await?;
+    let bytes = executor.ds.get_artifact(&id).await.unwrap();
+    Ok(codec::decode_value(&bytes).unwrap())
+}
+
+async fn task(ds: &Datastore, run: &str, step: &str, id: &str) -> TaskRecord {
+    ds.get_record(&format!("{}/task.json", task_key(run, step, id)))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no record of {step}/{id} in run {run}"))
+}
+
+async fn run_record(ds: &Datastore, run: &str) -> RunRecord {
+    ds.get_record(&format!("runs/{run}/run.json"))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn causes(t: &TaskRecord) -> Vec<Option<String>> {
+    t.attempts.iter().map(|a| a.cause.clone()).collect()
+}
+
+/// `start(s) -> a`.
+fn two_steps(a: &'static StepDecl) -> Flow {
+    let s = step("s", vec![]);
+    Flow::from_stages(
+        "t",
+        vec![stage(StageKind::Start, &[s]), stage(StageKind::Then, &[a])],
+    )
+}
+
+#[tokio::test]
+async fn a_retry_succeeds_on_the_second_attempt() {
+    let ds = store("retry-ok");
+    let flow = two_steps(step("a", vec![retry(2, 0)]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script("a", "0", vec![Act::Fail("boom"), Act::Ok(7)]);
+    assert_eq!(go(&flow, &ex, "r", &options()).await.unwrap(), 7);
+    assert_eq!(ex.calls("a"), [("0".into(), 0), ("0".into(), 1)]);
+    let a = task(&ds, "r", "a", "0").await;
+    assert_eq!(a.status, Status::Succeeded);
+    assert_eq!(causes(&a), [Some("boom".into()), None]);
+    assert!(a.attempts.iter().all(|x| x.finished_ms.is_some()));
+    assert_eq!(run_record(&ds, "r").await.status, Status::Succeeded);
+}
+
+#[tokio::test]
+async fn retries_run_out_after_times_plus_one_attempts() {
+    let ds = store("retry-out");
+    let flow = two_steps(step("a", vec![retry(2, 0)]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script(
+            "a",
+            "0",
+            vec![Act::Fail("1"), Act::Fail("2"), Act::Fail("3")],
+        );
+    let e = go(&flow, &ex, "r", &options()).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Task { step, task, attempts: 3, cause } if step == "a" && task == "0" && cause == "3"),
+        "{e:?}"
+    );
+    assert_eq!(task(&ds, "r", "a", "0").await.status, Status::Failed);
+    let run = run_record(&ds, "r").await;
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(
+        run.cause.as_deref(),
+        Some("step `a` task 0 failed after 3 attempt(s): 3")
+    );
+}
+
+#[tokio::test]
+async fn no_retry_is_one_attempt_and_a_bare_retry_is_three_more() {
+    let ds = store("retry-default");
+    let flow = two_steps(step("a", vec![]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script("a", "0", vec![Act::Fail("x")]);
+    go(&flow, &ex, "r1", &options()).await.unwrap_err();
+    assert_eq!(ex.calls("a").len(), 1);
+
+    let bare = decorator(
+        DecoratorKind::Retry,
+        &[("minutes_between_retries", Value::Int(0))],
+    );
+    let flow = two_steps(step("a", vec![bare]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script("a", "0", (0..4).map(|_| Act::Fail("x")).collect());
+    go(&flow, &ex, "r2", &options()).await.unwrap_err();
+    assert_eq!(ex.calls("a").len(), 4);
+}
+
+#[tokio::test]
+async fn a_lost_attempt_does_not_spend_a_retry() {
+    let ds = store("lost-free");
+    let flow = two_steps(step("a", vec![retry(1, 0)]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script(
+            "a",
+            "0",
+            vec![
+                Act::Lose("evicted"),
+                Act::Fail("x"),
+                Act::Lose("evicted"),
+                Act::Ok(5),
+            ],
+        );
+    assert_eq!(go(&flow, &ex, "r", &options()).await.unwrap(), 5);
+    let attempts: Vec<u32> = ex.calls("a").into_iter().map(|(_, n)| n).collect();
+    assert_eq!(attempts, [0, 1, 2, 3]);
+    assert_eq!(
+        causes(&task(&ds, "r", "a", "0").await),
+        [
+            Some("evicted (infrastructure)".into()),
+            Some("x".into()),
+            Some("evicted (infrastructure)".into()),
+            None
+        ]
+    );
+}
+
+#[tokio::test]
+async fn lost_attempts_have_a_budget_of_their_own() {
+    let ds = store("lost-limit");
+    let flow = two_steps(step("a", vec![]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script(
+            "a",
+            "0",
+            (0..=LOST_RETRIES).map(|_| Act::Lose("gone")).collect(),
+        );
+    let e = go(&flow, &ex, "r1", &options()).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Task { attempts, cause, .. } if *attempts == LOST_RETRIES + 1 && cause == "gone (infrastructure)"),
+        "{e:?}"
+    );
+
+    let mut acts: Vec<Act> = (0..LOST_RETRIES).map(|_| Act::Lose("gone")).collect();
+    acts.push(Act::Ok(1));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script("a", "0", acts);
+    assert_eq!(go(&flow, &ex, "r2", &options()).await.unwrap(), 1);
+}
+
+/// `start(s) -> (b1 | b2) -> j`.
+fn branches(b1: &'static StepDecl, b2: &'static StepDecl) -> Flow {
+    Flow::from_stages(
+        "t",
+        vec![
+            stage(StageKind::Start, &[step("s", vec![])]),
+            stage(StageKind::Branch, &[b1, b2]),
+            stage(StageKind::Join, &[step("j", vec![])]),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn a_failing_sibling_stops_the_others_without_retrying_them() {
+    let ds = store("cancel");
+    let flow = branches(step("b1", vec![]), step("b2", vec![retry(3, 0)]));
+    let started = Arc::new(Notify::new());
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script(
+            "b1",
+            "0",
+            vec![Act::After(started.clone(), Box::new(Act::Fail("bad")))],
+        )
+        .script("b2", "0", vec![Act::Then(started, Box::new(Act::Hang))]);
+    let e = go(&flow, &ex, "r", &options()).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Task { step, .. } if step == "b1"),
+        "{e:?}"
+    );
+    // b2's attempt was stopped (its future dropped), once, and never retried.
+    assert_eq!(
+        *ex.dropped.lock().unwrap(),
+        [("b2".to_string(), "0".to_string(), 0)]
+    );
+    assert_eq!(ex.calls("b2").len(), 1);
+    let b2 = task(&ds, "r", "b2", "0").await;
+    assert_eq!(b2.status, Status::Failed);
+    assert_eq!(causes(&b2), [Some(CANCELLED.into())]);
+    // The join never ran: an attempt of `j` would have panicked, unscripted.
+    assert!(ex.calls("j").is_empty());
+}
+
+#[tokio::test]
+async fn a_task_stopped_during_its_retry_pause_is_recorded_as_failed() {
+    let ds = store("cancel-pause");
+    // b1 fails, then pauses 5 minutes; b2's failure stops it during the pause.
+    let flow = branches(step("b1", vec![retry(1, 5)]), step("b2", vec![]));
+    let failed = Arc::new(Notify::new());
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script(
+            "b1",
+            "0",
+            vec![Act::Then(failed.clone(), Box::new(Act::Fail("first")))],
+        )
+        .script(
+            "b2",
+            "0",
+            vec![Act::After(failed, Box::new(Act::Fail("bad")))],
+        );
+    let e = tokio::time::timeout(Duration::from_secs(30), go(&flow, &ex, "r", &options()))
+        .await
+        .expect("the pause is cut short")
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Task { step, .. } if step == "b2"),
+        "{e:?}"
+    );
+    assert_eq!(ex.calls("b1").len(), 1);
+    let b1 = task(&ds, "r", "b1", "0").await;
+    assert_eq!(b1.status, Status::Failed);
+    assert_eq!(causes(&b1), [Some("first".into())]);
+    assert!(b1.attempts[0].finished_ms.is_some());
+}
+
+#[tokio::test]
+async fn resume_reuses_every_task_that_succeeded_on_the_same_input() {
+    let ds = store("resume");
+    let (a, c) = (step("a", vec![]), step("c", vec![]));
+    let flow = Flow::from_stages(
+        "t",
+        vec![
+            stage(StageKind::Start, &[step("s", vec![])]),
+            stage(StageKind::Then, &[a]),
+            stage(StageKind::Then, &[c]),
+        ],
+    );
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script("a", "0", vec![Act::Ok(2)])
+        .script("c", "0", vec![Act::Fail("x")]);
+    go(&flow, &ex, "r1", &options()).await.unwrap_err();
+
+    let resume = |from: &str| Options {
+        resume_from: Some(from.into()),
+        ..options()
+    };
+    // Only `c` is scripted: an attempt of `s` or `a` would panic.
+    let ex = Scripted::new(&ds).script("c", "0", vec![Act::Ok(3)]);
+    assert_eq!(go(&flow, &ex, "r2", &resume("r1")).await.unwrap(), 3);
+    for name in ["s", "a"] {
+        let t = task(&ds, "r2", name, "0").await;
+        assert_eq!(t.status, Status::Succeeded);
+        assert_eq!(t.reused_from.as_deref(), Some("r1"));
+    }
+    // A resume of the resume still names the run that did the work.
+    let ex = Scripted::new(&ds);
+    assert_eq!(go(&flow, &ex, "r3", &resume("r2")).await.unwrap(), 3);
+    assert_eq!(
+        task(&ds, "r3", "a", "0").await.reused_from.as_deref(),
+        Some("r1")
+    );
+}
+
+#[tokio::test]
+async fn resume_reruns_only_the_failed_items_of_a_foreach() {
+    let ds = store("resume-foreach");
+    let s = step("s", vec![]);
+    let flow = Flow::from_stages(
+        "t",
+        vec![
+            stage(StageKind::Start, &[s]),
+            stage(StageKind::Foreach, &[step("w", vec![])]),
+            stage(StageKind::Join, &[step("j", vec![])]),
+        ],
+    );
+    // The start step's output is the list the foreach splits.
+    let list = codec::encode_value(&vec![1u64, 2, 3]).unwrap();
+    let list_id = ds.put_artifact(list).await.unwrap();
+    struct Listed(Scripted, String);
+    impl Executor for Listed {
+        fn run<'a>(&'a self, t: &'a TaskSpec) -> BoxFuture<'a, Outcome> {
+            if t.step.name == "s" {
+                let id = self.1.clone();
+                return Box::pin(async move { Outcome::Succeeded(id) });
+            }
+            self.0.run(t)
+        }
+    }
+    let run_with = |ex: Scripted, run_id: &'static str, options: Options| {
+        let ds = ds.clone();
+        let list_id = list_id.clone();
+        let flow = flow.clone();
+        async move {
+            let ctx = context(&ds, run_id);
+            let listed = Listed(ex, list_id);
+            let r = run(
+                &flow,
+                &Run {
+                    ctx: &ctx,
+                    executor: &listed,
+                },
+                &options,
+            )
+            .await
+            .map(|_| ());
+            (r, listed.0)
+        }
+    };
+    // Item 1 fails once the others are done, so the failure stops nothing.
+    let (done0, done2) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let after_both = Act::After(
+        done0.clone(),
+        Box::new(Act::After(done2.clone(), Box::new(Act::Fail("x")))),
+    );
+    let ex = Scripted::new(&ds)
+        .script("w", "0", vec![Act::Done(done0, Box::new(Act::Ok(10)))])
+        .script("w", "1", vec![after_both])
+        .script("w", "2", vec![Act::Done(done2, Box::new(Act::Ok(30)))]);
+    let (r, _) = run_with(ex, "r1", options()).await;
+    r.unwrap_err();
+    let ex = Scripted::new(&ds)
+        .script("w", "1", vec![Act::Ok(20)])
+        .script("j", "0", vec![Act::Ok(60)]);
+    let resume = Options {
+        resume_from: Some("r1".into()),
+        ..options()
+    };
+    let (r, ex) = run_with(ex, "r2", resume).await;
+    r.unwrap();
+    assert_eq!(ex.calls("w"), [("1".into(), 0)]);
+    // The join's input is the three items' outputs, in order.
+    let join_input = {
+        let calls = ex.calls.lock().unwrap();
+        calls.iter().find(|t| t.step.name == "j").unwrap().input.clone()
+    };
+    let parts: Vec<Vec<u8>> = [10u64, 20, 30]
+        .iter()
+        .map(|v| codec::encode_value(v).unwrap())
+        .collect();
+    let joined = ds.get_artifact(&join_input).await.unwrap();
+    assert_eq!(joined.as_ref(), codec::join(&parts).as_slice());
+}
+
+#[tokio::test]
+async fn the_timeout_attempt_and_input_reach_the_executor() {
+    let ds = store("spec");
+    let timeout = decorator(
+        DecoratorKind::Timeout,
+        &[("minutes", Value::Int(1)), ("seconds", Value::Int(30))],
+    );
+    let flow = two_steps(step("a", vec![retry(1, 0), timeout]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script("a", "0", vec![Act::Fail("x"), Act::Ok(2)]);
+    go(&flow, &ex, "r", &options()).await.unwrap();
+    let s_out = task(&ds, "r", "s", "0").await.output.unwrap();
+    let calls = ex.calls.lock().unwrap();
+    for t in calls.iter() {
+        if t.step.name == "s" {
+            assert_eq!(t.timeout, None);
+        } else {
+            assert_eq!(t.timeout, Some(Duration::from_secs(90)));
+            assert_eq!(t.input, s_out);
+        }
+    }
+    assert_eq!(calls.len(), 3);
+}
+
+#[tokio::test]
+async fn an_interrupted_run_drops_its_attempts_and_says_so_in_its_records() {
+    let ds = store("interrupt");
+    let flow = two_steps(step("a", vec![]));
+    let running = Arc::new(Notify::new());
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script(
+            "a",
+            "0",
+            vec![Act::Then(running.clone(), Box::new(Act::Hang))],
+        );
+    let opts = options();
+    tokio::select! {
+        _ = go(&flow, &ex, "r", &opts) => panic!("a hanging attempt ended"),
+        () = running.notified() => {}
+    }
+    assert_eq!(
+        *ex.dropped.lock().unwrap(),
+        [("a".to_string(), "0".to_string(), 0)]
+    );
+    assert_eq!(task(&ds, "r", "a", "0").await.status, Status::Running);
+    mark_interrupted(&context(&ds, "r")).await.unwrap();
+    let a = task(&ds, "r", "a", "0").await;
+    assert_eq!(a.status, Status::Failed);
+    assert_eq!(causes(&a), [Some(INTERRUPTED.into())]);
+    let run = run_record(&ds, "r").await;
+    assert_eq!(
+        (run.status, run.cause.as_deref()),
+        (Status::Failed, Some(INTERRUPTED))
+    );
+}
+
+#[tokio::test]
+async fn a_step_whose_decorators_break_a_rule_fails_instead_of_losing_its_policy() {
+    let ds = store("bad-spec");
+    let bad = decorator(DecoratorKind::Retry, &[("times", Value::Int(-1))]);
+    let flow = two_steps(step("a", vec![bad]));
+    assert!(
+        flow.problems().iter().any(|p| p.contains("step `a`")),
+        "{:?}",
+        flow.problems()
+    );
+    let ex = Scripted::new(&ds).script("s", "0", vec![Act::Ok(1)]);
+    let e = go(&flow, &ex, "r", &options()).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Decorators { step, .. } if step == "a"),
+        "{e:?}"
+    );
+    assert!(ex.calls("a").is_empty());
+}
+
+#[tokio::test]
+async fn run_one_applies_the_same_policy() {
+    let ds = store("run-one");
+    let a = step("a", vec![retry(1, 0)]);
+    let ex = Scripted::new(&ds).script(
+        "a",
+        "0",
+        vec![Act::Lose("gone"), Act::Fail("x"), Act::Ok(1)],
+    );
+    let ctx = context(&ds, "r");
+    let input = ds.put_artifact(codec::encode(&()).unwrap()).await.unwrap();
+    let run = Run {
+        ctx: &ctx,
+        executor: &ex,
+    };
+    run_one(&run, a, "0".into(), input).await.unwrap();
+    assert_eq!(task(&ds, "r", "a", "0").await.attempts.len(), 3);
+}
