@@ -10,7 +10,7 @@
 //!   acting on it (the end of the attempt in the task record);
 //! - the orchestrator's peak RSS (from `wait4`).
 use kubestep::prelude::*;
-use kubestep::runtime::datastore::{AttemptResult, Datastore, Kind, TaskRecord};
+use kubestep::runtime::datastore::{AttemptResult, Datastore, Key, Kind, Prefix, TaskRecord};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -201,13 +201,12 @@ fn main() {
         let delays = rt.block_on(async {
             let ds = Datastore::open_with(Kind::S3, &root, FLOW, exports.clone()).expect("store");
             let mut delays = Vec::new();
-            for key in ds.list(&format!("runs/{run_id}/")).await.expect("list") {
-                if !key.ends_with("/task.json") {
-                    continue;
-                }
+            let keys = ds.list(&Prefix::Run(run_id.clone())).await.expect("list");
+            for key in keys {
+                let Key::Task(path) = &key else { continue };
                 let task: TaskRecord = ds.get_record(&key).await.unwrap().unwrap();
                 let last = task.attempts.last().expect("an attempt");
-                let result_key = key.replace("task.json", &format!("{}.json", last.attempt));
+                let result_key = Key::AttemptResult(path.clone(), last.attempt);
                 let result: AttemptResult = ds.get_record(&result_key).await.unwrap().unwrap();
                 if let (Some(seen), Some(done)) = (last.finished_ms, result.finished_ms) {
                     delays.push(seen.saturating_sub(done));

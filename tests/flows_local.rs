@@ -4,7 +4,9 @@
 mod common;
 
 use kubestep::runtime::codec;
-use kubestep::runtime::datastore::{Datastore, RunRecord, Status, TaskRecord};
+use kubestep::runtime::datastore::{
+    Datastore, Key, Prefix, RunRecord, Status, TaskPath, TaskRecord,
+};
 use std::path::{Path, PathBuf};
 
 fn scratch(name: &str) -> PathBuf {
@@ -44,7 +46,7 @@ async fn output<T: serde::de::DeserializeOwned>(
 ) -> T {
     let ds = Datastore::local(&dir.join("store"), flow).unwrap();
     let task: TaskRecord = ds
-        .get_record(&format!("runs/{run}/{step}/{task}/task.json"))
+        .get_record(&Key::Task(TaskPath::new(run, step, task)))
         .await
         .unwrap()
         .expect("task record");
@@ -107,7 +109,7 @@ async fn a_retry_rescues_a_flaky_step_and_the_attempts_are_recorded() {
     );
     let ds = Datastore::local(&dir.join("store"), "failures").unwrap();
     let task: TaskRecord = ds
-        .get_record(&format!("runs/{run_id}/flaky/0/task.json"))
+        .get_record(&Key::Task(TaskPath::new(&run_id, "flaky", "0")))
         .await
         .unwrap()
         .unwrap();
@@ -120,7 +122,7 @@ async fn a_retry_rescues_a_flaky_step_and_the_attempts_are_recorded() {
             .contains("a transient failure")
     );
     let log = ds
-        .get_bytes(&format!("runs/{run_id}/flaky/0/0.log"))
+        .get_bytes(&Key::AttemptLog(TaskPath::new(&run_id, "flaky", "0"), 0))
         .await
         .unwrap()
         .unwrap();
@@ -158,7 +160,7 @@ async fn failing(mode: &str, cause: &str) {
     );
     let ds = Datastore::local(&dir.join("store"), "failures").unwrap();
     let record: RunRecord = ds
-        .get_record(&format!("runs/{run_id}/run.json"))
+        .get_record(&Key::Run(run_id.clone()))
         .await
         .unwrap()
         .unwrap();
@@ -193,7 +195,7 @@ async fn a_corrupted_artifact_is_detected_on_read() {
     assert_eq!(code, 0, "{stderr}");
     let ds = Datastore::local(&dir.join("store"), "squares").unwrap();
     let task: TaskRecord = ds
-        .get_record(&format!("runs/{run_id}/end/0/task.json"))
+        .get_record(&Key::Task(TaskPath::new(&run_id, "end", "0")))
         .await
         .unwrap()
         .unwrap();
@@ -435,9 +437,11 @@ async fn a_task_killed_while_writing_leaves_no_partial_output() {
     }
     let ds = Datastore::local(&root, "large").unwrap();
     let mut checked = 0;
-    for key in ds.list("data").await.unwrap() {
-        let id = key.rsplit('/').next().unwrap();
-        ds.get_artifact(id)
+    for key in ds.list(&Prefix::Artifacts).await.unwrap() {
+        let Key::Artifact(id) = key else {
+            panic!("{key} is not an artifact")
+        };
+        ds.get_artifact(&id)
             .await
             .unwrap_or_else(|e| panic!("partial or corrupt artifact visible: {e}"));
         checked += 1;
@@ -515,7 +519,7 @@ async fn a_failed_task_cancels_its_siblings_and_records_them() {
     let ds = Datastore::local(&dir.join("store"), "failing-foreach").unwrap();
     for task in ["0", "1", "3"] {
         let record: TaskRecord = ds
-            .get_record(&format!("runs/{run_id}/work/{task}/task.json"))
+            .get_record(&Key::Task(TaskPath::new(&run_id, "work", task)))
             .await
             .unwrap()
             .unwrap();

@@ -10,7 +10,7 @@
 //! ```
 
 use crate::codec;
-use crate::datastore::{self, Datastore, RunRecord, Status, TaskRecord, task_key};
+use crate::datastore::{self, Datastore, Key, Prefix, RunRecord, Status, TaskPath, TaskRecord};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 
@@ -83,10 +83,10 @@ impl Client {
         let mut runs = Vec::new();
         for key in self
             .ds
-            .list("runs")
+            .list(&Prefix::Runs)
             .await?
             .into_iter()
-            .filter(|k| k.ends_with("/run.json") && k.matches('/').count() == 2)
+            .filter(|k| matches!(k, Key::Run(_)))
         {
             if let Some(r) = self.ds.get_record::<RunRecord>(&key).await? {
                 runs.push(r);
@@ -103,10 +103,7 @@ impl Client {
 
     /// One run's record.
     pub async fn run(&self, run_id: &str) -> Result<Option<RunRecord>, Error> {
-        Ok(self
-            .ds
-            .get_record(&format!("runs/{run_id}/run.json"))
-            .await?)
+        Ok(self.ds.get_record(&Key::Run(run_id.into())).await?)
     }
 
     /// A run's tasks, by step then task id.
@@ -114,10 +111,10 @@ impl Client {
         let mut tasks = Vec::new();
         for key in self
             .ds
-            .list(&format!("runs/{run_id}"))
+            .list(&Prefix::Run(run_id.into()))
             .await?
             .into_iter()
-            .filter(|k| k.ends_with("/task.json"))
+            .filter(|k| matches!(k, Key::Task(_)))
         {
             if let Some(t) = self.ds.get_record::<TaskRecord>(&key).await? {
                 tasks.push(t);
@@ -135,7 +132,7 @@ impl Client {
     ) -> Result<Option<TaskRecord>, Error> {
         Ok(self
             .ds
-            .get_record(&format!("{}/task.json", task_key(run_id, step, task_id)))
+            .get_record(&Key::Task(TaskPath::new(run_id, step, task_id)))
             .await?)
     }
 
@@ -179,9 +176,9 @@ impl Client {
     ) -> Result<Option<Vec<u8>>, Error> {
         Ok(self
             .ds
-            .get_bytes(&format!(
-                "{}/{attempt}.log",
-                task_key(run_id, step, task_id)
+            .get_bytes(&Key::AttemptLog(
+                TaskPath::new(run_id, step, task_id),
+                attempt,
             ))
             .await?)
     }

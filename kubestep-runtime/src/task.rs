@@ -3,7 +3,7 @@
 //! output and the attempt's result record. The parent reads that record (and, on failure, the
 //! last line this process printed).
 
-use crate::datastore::{self, AttemptResult, Datastore, task_key};
+use crate::datastore::{self, AttemptResult, Datastore, Key, TaskPath};
 use crate::flow::Flow;
 use crate::report::report;
 use crate::step::TaskError;
@@ -92,9 +92,9 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
     let input = ds.get_artifact(&inv.input).await?;
     let output = runner(input).await?;
     let id = ds.put_chunks(output).await?;
-    let key = task_key(&inv.run_id, &inv.step, &inv.task_id);
+    let task = TaskPath::new(&inv.run_id, &inv.step, &inv.task_id);
     ds.put_record(
-        &format!("{key}/{}.json", inv.attempt),
+        &Key::AttemptResult(task, inv.attempt),
         &AttemptResult {
             output: id,
             finished_ms: Some(datastore::now_ms()),

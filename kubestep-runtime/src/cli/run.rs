@@ -2,6 +2,7 @@
 //! `--with kubernetes` a Job whose pod runs this binary; `logs`; and the hidden `step`.
 
 use super::Error;
+use crate::datastore::layout::check_segment;
 use crate::datastore::{Datastore, Kind};
 use crate::executor::kubernetes::KubernetesExecutor;
 use crate::executor::local::LocalExecutor;
@@ -83,6 +84,7 @@ pub(super) struct Args {
 #[derive(Debug, clap::Args)]
 pub(super) struct ResumeArgs {
     /// The run to resume (default: the latest).
+    #[arg(value_parser = |s: &str| check_segment("run id", s).map(|()| s.to_string()))]
     pub(super) run_id: Option<String>,
     #[command(flatten)]
     pub(super) run: Args,
@@ -276,6 +278,13 @@ pub(super) async fn logs(flow: &Flow, args: &LogsArgs, out: &mut dyn Write) -> R
             )));
         }
     };
+    for (what, value) in [
+        ("run id", run_id),
+        ("step", step),
+        ("task id", task.unwrap_or("0")),
+    ] {
+        check_segment(what, value).map_err(Error::Unsupported)?;
+    }
     if flow.step(step).is_none() {
         return Err(Error::unknown_step(flow, step));
     }

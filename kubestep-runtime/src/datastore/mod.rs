@@ -2,19 +2,14 @@
 //! beside them, on local disk or in object storage (S3, Azure Blob, GCS), all through
 //! `object_store`; and the step binary that pods fetch through a presigned URL.
 //!
-//! Layout under the root:
-//! ```text
-//! <flow>/data/<hh>/<hash>                          artifacts (immutable, create-if-absent)
-//! <flow>/runs/<run>/run.json                       the run's record
-//! <flow>/runs/<run>/<step>/<task>/task.json        the task's record (attempts, output)
-//! <flow>/runs/<run>/<step>/<task>/<attempt>.json   what one attempt produced
-//! <flow>/runs/<run>/<step>/<task>/<attempt>.log    its stdout and stderr
-//! <flow>/binaries/<sha256>                         the executable pods run (Kubernetes runs)
-//! ```
+//! Everything of a flow lives under `<root>/<flow>/`, laid out as [`layout`] says.
 //! Every write is atomic (object_store stages local files and renames them), so a killed task
 //! never leaves a visible partial output.
 
 pub mod artifact;
+pub mod layout;
+
+pub use layout::{Key, Prefix, TaskPath};
 
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
 mod tls;
@@ -322,7 +317,11 @@ impl Datastore {
         self.kind
     }
 
-    fn key(&self, rest: &str) -> StorePath {
+    fn key(&self, key: &Key) -> StorePath {
+        self.under_flow(&key.path())
+    }
+
+    fn under_flow(&self, rest: &str) -> StorePath {
         StorePath::from(format!("{}/{rest}", self.flow))
     }
 
@@ -342,7 +341,7 @@ impl Datastore {
     /// joining them.
     pub async fn put_chunks(&self, chunks: Vec<Bytes>) -> Result<String, Error> {
         let sealed = artifact::seal(chunks);
-        let key = self.key(&format!("data/{}/{}", &sealed.id[..2], sealed.id));
+        let key = self.key(&Key::Artifact(sealed.id.clone()));
         // The address is the content: a large artifact already there (a resumed or repeated
         // run) is not written again. Small ones are cheaper to write than to ask about.
         let size: usize = sealed.body.iter().map(Bytes::len).sum();
@@ -364,7 +363,7 @@ impl Datastore {
 
     /// Reads an artifact and checks it against its address.
     pub async fn get_artifact(&self, id: &str) -> Result<Bytes, Error> {
-        let key = self.key(&format!("data/{}/{id}", id.get(..2).unwrap_or("")));
+        let key = self.key(&Key::Artifact(id.into()));
         let stored = if self.kind == Kind::Local {
             // One pass over the memory: object_store zero-fills its buffer before reading.
             let path = Path::new(&self.root).join(key.as_ref());
@@ -413,8 +412,8 @@ impl Datastore {
     }
 
     /// Writes a record (replacing the previous one).
-    pub async fn put_record<T: Serialize>(&self, rest: &str, value: &T) -> Result<(), Error> {
-        let key = self.key(rest);
+    pub async fn put_record<T: Serialize>(&self, key: &Key, value: &T) -> Result<(), Error> {
+        let key = self.key(key);
         let json = serde_json::to_vec_pretty(value).map_err(|source| Error::Record {
             key: key.to_string(),
             source,
@@ -429,9 +428,9 @@ impl Datastore {
     /// Reads a record, if there is one.
     pub async fn get_record<T: serde::de::DeserializeOwned>(
         &self,
-        rest: &str,
+        key: &Key,
     ) -> Result<Option<T>, Error> {
-        let key = self.key(rest);
+        let key = self.key(key);
         let bytes = match self.store.get(&key).await {
             Ok(r) => r.bytes().await.map_err(Self::store_error(&key))?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -446,8 +445,8 @@ impl Datastore {
     }
 
     /// Writes raw bytes (logs).
-    pub async fn put_bytes(&self, rest: &str, bytes: Vec<u8>) -> Result<(), Error> {
-        let key = self.key(rest);
+    pub async fn put_bytes(&self, key: &Key, bytes: Vec<u8>) -> Result<(), Error> {
+        let key = self.key(key);
         self.store
             .put(&key, PutPayload::from(bytes))
             .await
@@ -456,8 +455,8 @@ impl Datastore {
     }
 
     /// Reads raw bytes (logs), if present.
-    pub async fn get_bytes(&self, rest: &str) -> Result<Option<Vec<u8>>, Error> {
-        let key = self.key(rest);
+    pub async fn get_bytes(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
+        let key = self.key(key);
         match self.store.get(&key).await {
             Ok(r) => Ok(Some(
                 r.bytes().await.map_err(Self::store_error(&key))?.to_vec(),
@@ -471,11 +470,11 @@ impl Datastore {
 impl Datastore {
     /// Uploads the step binary once, under its sha256 (`<flow>/binaries/<sha256>`), so pods can
     /// fetch it; a binary already there is not sent again.
-    pub async fn put_binary(&self, path: &Path, sha256: &str) -> Result<String, Error> {
-        let rest = format!("binaries/{sha256}");
-        let key = self.key(&rest);
+    pub async fn put_binary(&self, path: &Path, sha256: &str) -> Result<Key, Error> {
+        let binary = Key::Binary(sha256.into());
+        let key = self.key(&binary);
         match self.store.head(&key).await {
-            Ok(_) => return Ok(rest),
+            Ok(_) => return Ok(binary),
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(Self::store_error(&key)(e)),
         }
@@ -526,16 +525,16 @@ impl Datastore {
             });
         }
         upload.finish().await.map_err(Self::store_error(&key))?;
-        Ok(rest)
+        Ok(binary)
     }
 
-    /// A URL that lets anyone holding it read `rest` for `expires_in`, without credentials.
+    /// A URL that lets anyone holding it read `key` for `expires_in`, without credentials.
     pub async fn presigned_get(
         &self,
-        rest: &str,
+        key: &Key,
         expires_in: std::time::Duration,
     ) -> Result<String, Error> {
-        let key = self.key(rest);
+        let key = self.key(key);
         #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
         if let Some(signer) = &self.signer {
             return signer
@@ -554,10 +553,10 @@ impl Datastore {
         })
     }
 
-    /// Every key under `rest` (relative to the flow), recursively, sorted.
-    pub async fn list(&self, rest: &str) -> Result<Vec<String>, Error> {
+    /// Every key of the layout under `prefix`, recursively, sorted by path.
+    pub async fn list(&self, prefix: &Prefix) -> Result<Vec<Key>, Error> {
         use futures::TryStreamExt;
-        let prefix = self.key(rest);
+        let prefix = self.under_flow(&prefix.path());
         let base = format!("{}/", self.flow);
         let mut keys: Vec<String> =
             match self.store.list(Some(&prefix)).try_collect::<Vec<_>>().await {
@@ -572,11 +571,6 @@ impl Datastore {
                 Err(e) => return Err(Self::store_error(&prefix)(e)),
             };
         keys.sort();
-        Ok(keys)
+        Ok(keys.iter().filter_map(|k| Key::parse(k)).collect())
     }
-}
-
-/// Record keys of one task.
-pub fn task_key(run: &str, step: &str, task: &str) -> String {
-    format!("runs/{run}/{step}/{task}")
 }

@@ -5,7 +5,7 @@
 pub mod kubernetes;
 pub mod local;
 
-use crate::datastore::{AttemptResult, Datastore, task_key};
+use crate::datastore::{AttemptResult, Datastore, Key, TaskPath};
 use crate::progress::Progress;
 use crate::report::report;
 use futures::future::BoxFuture;
@@ -81,14 +81,14 @@ impl RunContext {
 }
 
 impl RunContext {
+    fn task_path(&self, task: &TaskSpec) -> TaskPath {
+        TaskPath::new(&self.run_id, task.step.name, &task.task_id)
+    }
+
     /// Saves an attempt's output (stdout and stderr) beside its records.
     pub async fn save_log(&self, task: &TaskSpec, log: Vec<u8>) {
-        let key = task_key(&self.run_id, task.step.name, &task.task_id);
-        if let Err(e) = self
-            .datastore
-            .put_bytes(&format!("{key}/{}.log", task.attempt), log)
-            .await
-        {
+        let key = Key::AttemptLog(self.task_path(task), task.attempt);
+        if let Err(e) = self.datastore.put_bytes(&key, log).await {
             self.say(
                 task,
                 &format!("kubestep: cannot save this task's log: {}", report(&e)),
@@ -98,12 +98,8 @@ impl RunContext {
 
     /// The outcome of an attempt whose process exited 0: the output it recorded.
     pub async fn attempt_output(&self, task: &TaskSpec) -> Outcome {
-        let key = task_key(&self.run_id, task.step.name, &task.task_id);
-        match self
-            .datastore
-            .get_record::<AttemptResult>(&format!("{key}/{}.json", task.attempt))
-            .await
-        {
+        let key = Key::AttemptResult(self.task_path(task), task.attempt);
+        match self.datastore.get_record::<AttemptResult>(&key).await {
             Ok(Some(r)) => Outcome::Succeeded(r.output),
             Ok(None) => Outcome::Failed("the task exited 0 without writing its output".into()),
             Err(e) => Outcome::Failed(report(&e)),

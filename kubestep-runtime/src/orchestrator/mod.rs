@@ -3,7 +3,9 @@
 //! (see `codec`) without knowing their types.
 
 use crate::codec;
-use crate::datastore::{Attempt, Datastore, RunRecord, Status, TaskRecord, now_ms, task_key};
+use crate::datastore::{
+    Attempt, Datastore, Key, Prefix, RunRecord, Status, TaskPath, TaskRecord, now_ms,
+};
 use crate::executor::{Executor, Outcome, RunContext, TaskSpec};
 use crate::flow::{Flow, StageKind};
 use crate::report::report;
@@ -145,7 +147,7 @@ async fn run_task(
         pause,
         timeout,
     } = Policy::of(decl)?;
-    let key = task_key(&run.ctx.run_id, decl.name, &task_id);
+    let key = Key::Task(TaskPath::new(&run.ctx.run_id, decl.name, &task_id));
     let mut record = TaskRecord {
         step: decl.name.into(),
         task_id: task_id.clone(),
@@ -172,7 +174,7 @@ async fn run_task(
                 if !record.attempts.is_empty() {
                     record.status = Status::Failed;
                     ctx.datastore
-                        .put_record(&format!("{key}/task.json"), &record)
+                        .put_record(&key, &record)
                         .await?;
                 }
                 return Err(Error::Cancelled);
@@ -184,9 +186,7 @@ async fn run_task(
             finished_ms: None,
             cause: None,
         });
-        ctx.datastore
-            .put_record(&format!("{key}/task.json"), &record)
-            .await?;
+        ctx.datastore.put_record(&key, &record).await?;
         ctx.progress.started(decl.name);
         let spec = TaskSpec {
             step: decl,
@@ -208,9 +208,7 @@ async fn run_task(
                 ctx.progress.ended(decl.name, true, true);
                 record.status = Status::Succeeded;
                 record.output = Some(output.clone());
-                ctx.datastore
-                    .put_record(&format!("{key}/task.json"), &record)
-                    .await?;
+                ctx.datastore.put_record(&key, &record).await?;
                 return Ok(output);
             }
             Outcome::Failed(cause) => {
@@ -235,9 +233,7 @@ async fn run_task(
         last.cause = Some(cause.clone());
         if last_one {
             record.status = Status::Failed;
-            ctx.datastore
-                .put_record(&format!("{key}/task.json"), &record)
-                .await?;
+            ctx.datastore.put_record(&key, &record).await?;
             if cancelled {
                 return Err(Error::Cancelled);
             }
@@ -249,9 +245,7 @@ async fn run_task(
             });
         }
         // The failed attempt is on record before the pause, not only when the next one starts.
-        ctx.datastore
-            .put_record(&format!("{key}/task.json"), &record)
-            .await?;
+        ctx.datastore.put_record(&key, &record).await?;
         if ctx.echo {
             let note = format!(
                 "[{}/{}] attempt {attempt} failed: {cause}; {}",
@@ -290,10 +284,7 @@ async fn reuse(
 ) -> Result<Option<String>, Error> {
     let ds = &run.ctx.datastore;
     let Some(prev) = ds
-        .get_record::<TaskRecord>(&format!(
-            "{}/task.json",
-            task_key(origin, decl.name, task_id)
-        ))
+        .get_record::<TaskRecord>(&Key::Task(TaskPath::new(origin, decl.name, task_id)))
         .await?
     else {
         return Ok(None);
@@ -312,14 +303,8 @@ async fn reuse(
             .or_else(|| Some(origin.to_string())),
         ..prev
     };
-    ds.put_record(
-        &format!(
-            "{}/task.json",
-            task_key(&run.ctx.run_id, decl.name, task_id)
-        ),
-        &record,
-    )
-    .await?;
+    let key = Key::Task(TaskPath::new(&run.ctx.run_id, decl.name, task_id));
+    ds.put_record(&key, &record).await?;
     run.ctx.progress.started(decl.name);
     run.ctx.progress.ended(decl.name, true, true);
     if run.ctx.echo {
@@ -391,8 +376,8 @@ pub async fn run(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String
         finished_ms: None,
         cause: None,
     };
-    ds.put_record(&format!("runs/{}/run.json", run.ctx.run_id), &record)
-        .await?;
+    let run_key = Key::Run(run.ctx.run_id.clone());
+    ds.put_record(&run_key, &record).await?;
     let result = walk(flow, run, options).await;
     record.finished_ms = Some(now_ms());
     match &result {
@@ -402,8 +387,7 @@ pub async fn run(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String
             record.cause = Some(report(e));
         }
     }
-    ds.put_record(&format!("runs/{}/run.json", run.ctx.run_id), &record)
-        .await?;
+    ds.put_record(&run_key, &record).await?;
     result
 }
 
@@ -480,10 +464,10 @@ async fn walk(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, E
 /// Records an interrupted run as failed (its tasks' processes are gone with their futures).
 pub async fn mark_interrupted(ctx: &RunContext) -> Result<(), Error> {
     let ds = &ctx.datastore;
-    let run_key = format!("runs/{}/run.json", ctx.run_id);
+    let run_key = Key::Run(ctx.run_id.clone());
     // Tasks that were running end with the run, and say so.
-    for key in ds.list(&format!("runs/{}/", ctx.run_id)).await? {
-        if !key.ends_with("/task.json") {
+    for key in ds.list(&Prefix::Run(ctx.run_id.clone())).await? {
+        if !matches!(key, Key::Task(_)) {
             continue;
         }
         if let Some(mut task) = ds.get_record::<TaskRecord>(&key).await?

@@ -235,17 +235,14 @@ async fn go(
 }
 
 async fn task(ds: &Datastore, run: &str, step: &str, id: &str) -> TaskRecord {
-    ds.get_record(&format!("{}/task.json", task_key(run, step, id)))
+    ds.get_record(&Key::Task(TaskPath::new(run, step, id)))
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("no record of {step}/{id} in run {run}"))
 }
 
 async fn run_record(ds: &Datastore, run: &str) -> RunRecord {
-    ds.get_record(&format!("runs/{run}/run.json"))
-        .await
-        .unwrap()
-        .unwrap()
+    ds.get_record(&Key::Run(run.into())).await.unwrap().unwrap()
 }
 
 fn causes(t: &TaskRecord) -> Vec<Option<String>> {
@@ -564,7 +561,12 @@ async fn resume_reruns_only_the_failed_items_of_a_foreach() {
     // The join's input is the three items' outputs, in order.
     let join_input = {
         let calls = ex.calls.lock().unwrap();
-        calls.iter().find(|t| t.step.name == "j").unwrap().input.clone()
+        calls
+            .iter()
+            .find(|t| t.step.name == "j")
+            .unwrap()
+            .input
+            .clone()
     };
     let parts: Vec<Vec<u8>> = [10u64, 20, 30]
         .iter()

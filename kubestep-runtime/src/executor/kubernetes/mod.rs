@@ -83,7 +83,7 @@ pub struct KubernetesExecutor {
     /// signed with temporary credentials do not outlive them).
     binary: Mutex<(Binary, Instant)>,
     /// The binary's key in the datastore, when pods fetch it.
-    binary_key: Option<String>,
+    binary_key: Option<crate::datastore::Key>,
     arch: Option<String>,
     pod_env: Vec<(String, String)>,
     watches: HashMap<String, PodWatch>,
