@@ -7,6 +7,7 @@
 //! watch: pending notes, stuck (image, config) -> delete and fail; running -> follow the log;
 //! ended -> save the log, name the cause, read the output record.
 
+mod attempt;
 pub mod cluster;
 pub mod diagnose;
 pub mod logs;
@@ -16,6 +17,7 @@ pub mod watch;
 use super::{Executor, Outcome, RunContext, TaskSpec};
 use crate::binary;
 use crate::report::report;
+use attempt::{Effect, Event, State};
 use cluster::Cluster;
 use diagnose::{End, Limits, Phase};
 use futures::future::BoxFuture;
@@ -338,40 +340,14 @@ impl KubernetesExecutor {
         }
         let log = Mutex::new(Vec::<u8>::new());
         let (start_logs, logs_start) = tokio::sync::oneshot::channel::<String>();
-        let prefix = format!("[{}/{}] ", spec.step.name, spec.task_id);
         let (waited_tx, waited_rx) = tokio::sync::oneshot::channel::<()>();
-        let follow = async {
-            let Ok(pod) = logs_start.await else { return };
-            let following = logs::follow(
-                &self.cluster,
-                &ns,
-                &pod,
-                &container,
-                registration.rx.clone(),
-                |raw| {
-                    let line = String::from_utf8_lossy(raw);
-                    if self.ctx.echo {
-                        self.ctx.progress.println(&format!("{prefix}{line}"), false);
-                    }
-                    let mut log = log.lock().expect("not poisoned");
-                    log.extend_from_slice(line.as_bytes());
-                    log.push(b'\n');
-                },
-            );
-            // A log connection that went silent (half-open) must not hold the task once its
-            // pod has ended: the rest of the log gets a bounded grace period.
-            let grace = async {
-                let _ = waited_rx.await;
-                tokio::time::sleep(LOG_GRACE).await;
-            };
-            let failed = tokio::select! {
-                r = following => r.err(),
-                () = grace => Some(format!("the log was still open {} s after the pod ended", LOG_GRACE.as_secs())),
-            };
-            if let Some(e) = failed {
-                self.ctx.say(spec, &format!("kubestep: {e}"));
-            }
-        };
+        let follow = self.follow_log(
+            spec,
+            (&ns, &container),
+            registration.rx.clone(),
+            (logs_start, waited_rx),
+            &log,
+        );
         let waited = async {
             let ended = self
                 .wait(
@@ -391,8 +367,8 @@ impl KubernetesExecutor {
         let last_line = super::last_line(&log);
         self.ctx.save_log(spec, log).await;
         let (end, pod) = match ended {
-            Ended::Pod(end, pod) => (end, Some(pod)),
-            Ended::Early(cause) => {
+            Ok(ended) => ended,
+            Err(cause) => {
                 // Stuck or never started: the Job would wait forever; remove it now.
                 let _ = self.cluster.delete_job(&ns, &name).await;
                 guard.armed = false;
@@ -400,6 +376,59 @@ impl KubernetesExecutor {
             }
         };
         guard.armed = false;
+        self.conclude(spec, &limits, (&ns, &name), end, &pod, last_line)
+            .await
+    }
+
+    /// Follows the step container's log from when the fold says it runs, printing each line
+    /// with the task's prefix and keeping it in `log`; once the pod has ended the rest of the log
+    /// gets a bounded grace period, so a connection gone silent (half-open) never holds the task.
+    async fn follow_log(
+        &self,
+        spec: &TaskSpec,
+        (ns, container): (&str, &str),
+        seen: tokio::sync::watch::Receiver<Seen>,
+        (logs_start, waited): (
+            tokio::sync::oneshot::Receiver<String>,
+            tokio::sync::oneshot::Receiver<()>,
+        ),
+        log: &Mutex<Vec<u8>>,
+    ) {
+        let Ok(pod) = logs_start.await else { return };
+        let prefix = format!("[{}/{}] ", spec.step.name, spec.task_id);
+        let following = logs::follow(&self.cluster, ns, &pod, container, seen, |raw| {
+            let line = String::from_utf8_lossy(raw);
+            if self.ctx.echo {
+                self.ctx.progress.println(&format!("{prefix}{line}"), false);
+            }
+            let mut log = log.lock().expect("not poisoned");
+            log.extend_from_slice(line.as_bytes());
+            log.push(b'\n');
+        });
+        let grace = async {
+            let _ = waited.await;
+            tokio::time::sleep(LOG_GRACE).await;
+        };
+        let failed = tokio::select! {
+            r = following => r.err(),
+            () = grace => Some(format!("the log was still open {} s after the pod ended", LOG_GRACE.as_secs())),
+        };
+        if let Some(e) = failed {
+            self.ctx.say(spec, &format!("kubestep: {e}"));
+        }
+    }
+
+    /// The outcome of an attempt whose pod ended: its output, or its cause told in full (an
+    /// init container's from its own log, the step's from its last line).
+    async fn conclude(
+        &self,
+        spec: &TaskSpec,
+        limits: &Limits,
+        (ns, name): (&str, &str),
+        end: End,
+        pod: &k8s_openapi::api::core::v1::Pod,
+        last_line: Option<String>,
+    ) -> Outcome {
         match end {
             End::Succeeded => self.ctx.attempt_output(spec).await,
             End::Lost(cause) => {
@@ -408,21 +437,19 @@ impl KubernetesExecutor {
                     return Outcome::Succeeded(output);
                 }
                 // The Job controller would replace the lost pod; the orchestrator retries instead.
-                let _ = self.cluster.delete_job(&ns, &name).await;
+                let _ = self.cluster.delete_job(ns, name).await;
                 Outcome::Lost(cause)
             }
             End::Failed(_) => {
-                let pod = pod.expect("an ended pod");
-                // An init container's cause is in its own log (the fetch script's message).
-                let last = match diagnose::failed_init_container(&pod) {
+                let last = match diagnose::failed_init_container(pod) {
                     Some(c) => {
                         let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                        let tail = self.cluster.tail(&ns, &pod_name, &c, 5).await;
+                        let tail = self.cluster.tail(ns, &pod_name, &c, 5).await;
                         super::last_line(tail.as_bytes())
                     }
                     None => last_line,
                 };
-                match diagnose::phase(&pod, &limits, last.as_deref()) {
+                match diagnose::phase(pod, limits, last.as_deref()) {
                     Phase::Ended(End::Failed(cause)) => Outcome::Failed(cause),
                     Phase::Ended(End::Lost(cause)) => Outcome::Lost(cause),
                     other => Outcome::Failed(format!("the pod ended unexpectedly: {other:?}")),
@@ -431,7 +458,9 @@ impl KubernetesExecutor {
         }
     }
 
-    /// Follows the watch until the pod ends or is stuck; starts the log when the step runs.
+    /// Folds the attempt's events (the watch, the Job's Events, the scheduling timeout) until
+    /// it is over; prints its pending notes and starts the log as the fold says. Returns how
+    /// the pod ended, or why the attempt never ran.
     async fn wait(
         &self,
         spec: &TaskSpec,
@@ -440,129 +469,68 @@ impl KubernetesExecutor {
         start_logs: tokio::sync::oneshot::Sender<String>,
         watch: &PodWatch,
         job: (&str, &str),
-    ) -> Ended {
+    ) -> Result<(End, Arc<k8s_openapi::api::core::v1::Pod>), String> {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.scheduling_timeout;
         let events_at = tokio::time::Instant::now() + NO_POD_YET;
         let mut asked_events = false;
-        let mut note: Option<String> = None;
         let mut start_logs = Some(start_logs);
-        // The timeout bounds scheduling only: once a node has the pod, a slow image pull or
-        // init container is progress (pull and config errors fail at once; the step's own
-        // timeout bounds the rest).
-        let mut placed = false;
+        let mut state = State::START;
+        let mut event = Event::Seen(rx.borrow_and_update().clone());
         loop {
-            let seen = rx.borrow_and_update().clone();
-            let pod = match seen {
-                Seen::None => None,
-                Seen::Pod(p) => Some(p),
-                Seen::Gone(p) => {
-                    let phase = diagnose::phase(&p, limits, None);
-                    if let Phase::Ended(end) = phase {
-                        if diagnose::step_started(&p) {
-                            start(&mut start_logs, &p);
+            let (next, effects) = attempt::fold(state, event, limits);
+            state = next;
+            for effect in effects {
+                match effect {
+                    Effect::Pending(note) => self.ctx.say(spec, &format!("pending: {note}")),
+                    Effect::FollowLog(pod) => {
+                        if let Some(tx) = start_logs.take() {
+                            let _ = tx.send(pod);
                         }
-                        return Ended::Pod(end, p);
-                    }
-                    return Ended::Pod(
-                        End::Lost(format!(
-                            "pod {} was deleted before it finished (its node was lost, or someone deleted it)",
-                            p.metadata.name.as_deref().unwrap_or("?")
-                        )),
-                        p,
-                    );
-                }
-            };
-            if let Some(pod) = pod {
-                placed |= pod.spec.as_ref().is_some_and(|s| s.node_name.is_some());
-                match diagnose::phase(&pod, limits, None) {
-                    Phase::Waiting(n) => {
-                        if n != note {
-                            if let Some(m) = &n {
-                                self.ctx.say(spec, &format!("pending: {m}"));
-                            }
-                            note = n;
-                        }
-                    }
-                    Phase::Stuck(cause) => return Ended::Early(cause),
-                    Phase::Running => {
-                        placed = true;
-                        start(&mut start_logs, &pod);
-                    }
-                    Phase::Ended(end) => {
-                        if diagnose::step_started(&pod) {
-                            start(&mut start_logs, &pod);
-                        }
-                        return Ended::Pod(end, pod);
                     }
                 }
             }
-            let timer = async {
-                if placed {
-                    std::future::pending::<()>().await
-                } else {
+            match state {
+                State::Ended(end, pod) => return Ok((end, pod)),
+                State::Abandoned(cause) => return Err(cause),
+                State::Waiting { .. } | State::Running => {}
+            }
+            let scheduling = async {
+                if state.awaits_a_node() {
                     tokio::time::sleep_until(deadline).await
+                } else {
+                    std::future::pending::<()>().await
                 }
             };
             // A Job whose pod the Job controller cannot create (a quota, an admission webhook)
             // says why only in its Events: read them once when no pod has come after a while.
-            let no_pod = matches!(*rx.borrow(), Seen::None);
             let ask_events = async {
-                if no_pod && !asked_events {
+                if state.has_no_pod() && !asked_events {
                     tokio::time::sleep_until(events_at).await
                 } else {
                     std::future::pending::<()>().await
                 }
             };
-            tokio::select! {
-                changed = rx.changed() => if changed.is_err() {
-                    return Ended::Early("the pod watch stopped".into());
+            event = tokio::select! {
+                changed = rx.changed() => match changed {
+                    Ok(()) => Event::Seen(rx.borrow_and_update().clone()),
+                    Err(_) => Event::WatchStopped,
                 },
                 () = ask_events => {
                     asked_events = true;
-                    if let Some(event) = self.cluster.job_event(job.0, job.1).await {
-                        self.ctx.say(spec, &format!("pending: {event}"));
-                        note = Some(event);
-                    }
+                    Event::Events(self.cluster.job_event(job.0, job.1).await)
                 },
-                () = timer => {
-                    if matches!(*rx.borrow(), Seen::None)
-                        && let Some(event) = self.cluster.job_event(job.0, job.1).await
-                    {
-                        note = Some(event);
-                    }
-                    let waiting = match &*rx.borrow() {
-                        Seen::Pod(p) => diagnose::waiting_reason(p),
-                        _ => None,
-                    };
-                    let why = note
-                        .or(waiting)
-                        .or_else(|| watch.error().map(|e| format!("the pod watch fails: {e}")))
-                        .unwrap_or_else(|| "no pod was created for its Job".into());
-                    return Ended::Early(format!(
-                        "not scheduled after {} s (KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT): {why}",
-                        started.elapsed().as_secs()
-                    ));
-                }
-            }
+                () = scheduling => Event::NotScheduled {
+                    waited: started.elapsed(),
+                    job_event: if state.has_no_pod() {
+                        self.cluster.job_event(job.0, job.1).await
+                    } else {
+                        None
+                    },
+                    watch_error: watch.error(),
+                },
+            };
         }
-    }
-}
-
-/// Where a task's watch left it.
-enum Ended {
-    /// The pod ended, this way.
-    Pod(End, Arc<k8s_openapi::api::core::v1::Pod>),
-    /// It never ran and never will: the cause.
-    Early(String),
-}
-
-fn start(
-    tx: &mut Option<tokio::sync::oneshot::Sender<String>>,
-    pod: &k8s_openapi::api::core::v1::Pod,
-) {
-    if let (Some(tx), Some(name)) = (tx.take(), pod.metadata.name.clone()) {
-        let _ = tx.send(name);
     }
 }
 
