@@ -3,9 +3,9 @@
 //! output.
 //!
 //! `KUBESTEP_S3_ROOT=s3://bucket/prefix cargo run --example embedded`
+use kubestep::datastore::{Datastore, Kind};
+use kubestep::embed::Steps;
 use kubestep::prelude::*;
-use kubestep::runtime::datastore::{Datastore, Kind};
-use kubestep::runtime::embed::Steps;
 
 #[kubernetes(cpu = 1, memory = 512)]
 fn square(n: u64) -> u64 {

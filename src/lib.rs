@@ -34,7 +34,8 @@
 //! "Running on Kubernetes" has the details). `cargo run -- show` prints the graph and every
 //! step's settings with their sources; `cargo run -- render --with kubernetes` prints the Jobs a
 //! Kubernetes run would create. Inside a step, [`pod()`] says which pod it runs in; an async
-//! program can run single steps on Kubernetes with [`runtime::embed`].
+//! program can run single steps on Kubernetes with [`embed`], and [`client`] reads a run's
+//! records and outputs back.
 //!
 //! ## Steps
 //!
@@ -86,17 +87,36 @@
 //!
 //! ## Feature flags and k8s-openapi
 //!
+//! The datastore backends are features, all on by default: `s3` (`--datastore s3`, S3 and
+//! S3-compatible stores), `azure` (`--datastore azure`) and `gcs` (`--datastore gs`). A flow
+//! that needs one builds only its client: `kubestep = { version = "0.1", default-features =
+//! false, features = ["s3"] }`. The local datastore is always there.
+//!
 //! kubestep enables no Kubernetes version feature of `k8s-openapi`, as its documentation asks
 //! of libraries: the binary chooses one, for example
 //! `k8s-openapi = { version = "0.29", features = ["v1_33"] }` in the flow's `Cargo.toml`.
 
 #![warn(missing_docs)]
 
-pub use kubestep_core as core;
 pub use kubestep_macros::{kubernetes, resources, retry, step, timeout};
-pub use kubestep_runtime as runtime;
 pub use kubestep_runtime::current::{pod, temp_dir};
+pub use kubestep_runtime::datastore::Datastore;
 pub use kubestep_runtime::{BoxError, Flow, FlowBuilder, Step};
+pub use kubestep_runtime::{client, current, embed};
+
+/// Where a flow's outputs and records live: [`Datastore`] and the records [`client`] reads.
+pub mod datastore {
+    pub use kubestep_runtime::datastore::{
+        Attempt, Datastore, Error, Kind, RunRecord, Status, TaskRecord,
+    };
+}
+
+/// The pure core (spec, resolve, render): for tools and tests, not a stable API.
+#[doc(hidden)]
+pub use kubestep_core as core;
+/// The runtime's internals: for tools and tests, not a stable API.
+#[doc(hidden)]
+pub use kubestep_runtime as runtime;
 
 /// Everything a flow file needs: the attributes, [`Flow`] and [`Step`].
 pub mod prelude {

@@ -5,8 +5,8 @@
 
 mod common;
 
-use kubestep::runtime::client::Client;
-use kubestep::runtime::datastore::{Kind, Status};
+use kubestep::client::Client;
+use kubestep::datastore::{Kind, Status};
 /// The emulators' settings, as `testenv up` exports them.
 fn exports() -> Vec<(String, String)> {
     kubestep_testenv::shared().exports().to_vec()

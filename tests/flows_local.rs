@@ -294,7 +294,7 @@ async fn resume_reuses_every_finished_task_and_reruns_from_the_failure() {
             && stderr.contains(&format!("[flaky/0] reused from run {failed_run}")),
         "{stderr}"
     );
-    let client = kubestep::runtime::client::Client::local(&root, "failures").unwrap();
+    let client = kubestep::client::Client::local(&root, "failures").unwrap();
     let resumed = client.latest_run().await.unwrap().unwrap();
     assert_ne!(resumed.run_id, failed_run);
     assert_eq!(resumed.status, Status::Succeeded);
@@ -341,7 +341,7 @@ async fn resume_reuses_foreach_items() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let client = kubestep::runtime::client::Client::local(&root, "squares").unwrap();
+    let client = kubestep::client::Client::local(&root, "squares").unwrap();
     let second = client.latest_run().await.unwrap().unwrap();
     let tasks = client.tasks(&second.run_id).await.unwrap();
     assert_eq!(tasks.len(), 6, "start, four squares, end");
@@ -368,7 +368,7 @@ async fn client_lists_runs_and_logs_prints_attempts() {
     let _ = std::fs::remove_file(std::env::temp_dir().join(format!("kubestep-flaky-{flaky}")));
     assert_eq!(code, 0, "{stderr}");
     let root = dir.join("store");
-    let client = kubestep::runtime::client::Client::local(&root, "failures").unwrap();
+    let client = kubestep::client::Client::local(&root, "failures").unwrap();
     let runs = client.runs().await.unwrap();
     assert_eq!(
         runs.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),

@@ -5,8 +5,8 @@
 
 mod common;
 
-use kubestep::runtime::client::Client;
-use kubestep::runtime::datastore::{Kind, Status};
+use kubestep::client::Client;
+use kubestep::datastore::{Kind, Status};
 
 #[tokio::test]
 async fn a_run_survives_an_api_server_restart() {

@@ -337,7 +337,8 @@ mod tests {
         assert_eq!(suggest(DecoratorKind::Kubernetes, "zzzz"), None);
     }
 
-    /// The README's parameter table is the catalog's; `KUBESTEP_BLESS=1` rewrites it.
+    /// The README's parameter table is the catalog's (`KUBESTEP_BLESS=1` rewrites it), and the
+    /// crate documentation names every parameter.
     #[test]
     fn the_readme_lists_every_parameter() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
@@ -345,6 +346,16 @@ mod tests {
         let (begin, end) = ("<!-- parameters:begin -->\n", "<!-- parameters:end -->");
         let start = readme.find(begin).expect("the README has the begin marker") + begin.len();
         let stop = readme.find(end).expect("the README has the end marker");
+        // The crate documentation's table says where each parameter renders to: it lists them all.
+        let facade = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../src/lib.rs"))
+            .expect("src/lib.rs");
+        for p in KUBERNETES {
+            assert!(
+                facade.contains(&format!("`{}`", p.name)),
+                "the crate documentation (src/lib.rs) does not list `{}`",
+                p.name
+            );
+        }
         let table = kubernetes_table();
         if readme[start..stop] != table {
             if std::env::var_os("KUBESTEP_BLESS").is_some() {

@@ -145,6 +145,10 @@ type Signer = Option<std::convert::Infallible>;
 #[derive(Clone, Debug)]
 pub struct Datastore {
     store: Arc<dyn ObjectStore>,
+    #[cfg_attr(
+        not(any(feature = "s3", feature = "azure", feature = "gcs")),
+        expect(dead_code, reason = "only object stores sign URLs")
+    )]
     signer: Signer,
     flow: String,
     kind: Kind,
@@ -159,6 +163,72 @@ fn cloud<T: ObjectStore + object_store::signer::Signer>(
 ) -> (Arc<dyn ObjectStore>, Signer) {
     let store = Arc::new(object_store::prefix::PrefixStore::new(store, prefix));
     (store.clone(), Some(store))
+}
+
+/// The object store of `kind` at `root` (under `prefix`), configured from the environment
+/// and `vars` over it: `AWS_*`, `AZURE_*` or `GOOGLE_*`, each `KEY_NAME` being the builder's
+/// `key_name` setting (client settings such as timeouts and proxies included).
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+fn object_store(
+    kind: Kind,
+    root: &str,
+    prefix: &str,
+    vars: &[(String, String)],
+) -> Result<(Arc<dyn ObjectStore>, Signer), String> {
+    fn settings<K: std::str::FromStr>(vars: &[(String, String)], env: &str) -> Vec<(K, String)> {
+        std::env::vars()
+            .chain(vars.iter().cloned())
+            .filter(|(k, _)| k.starts_with(env))
+            .filter_map(|(k, v)| Some((k.to_ascii_lowercase().parse().ok()?, v)))
+            .collect()
+    }
+    // One backend: its builder, its settings' key type, its variables' prefix.
+    macro_rules! backend {
+        ($module:ident, $builder:ident, $key:ident, $env:literal) => {{
+            use object_store::$module::{$builder, $key};
+            let (mut b, mut client) = ($builder::from_env(), tls::client_options());
+            for (k, v) in settings::<$key>(vars, $env) {
+                match k {
+                    $key::Client(k) => client = client.with_config(k, v),
+                    k => b = b.with_config(k, v),
+                }
+            }
+            let store = b.with_client_options(client).with_url(root).build();
+            Ok(cloud(store.map_err(|e| e.to_string())?, prefix))
+        }};
+    }
+    match kind {
+        #[cfg(feature = "s3")]
+        Kind::S3 => backend!(aws, AmazonS3Builder, AmazonS3ConfigKey, "AWS_"),
+        #[cfg(feature = "azure")]
+        Kind::Azure => backend!(azure, MicrosoftAzureBuilder, AzureConfigKey, "AZURE_"),
+        #[cfg(feature = "gcs")]
+        Kind::Gs => backend!(gcp, GoogleCloudStorageBuilder, GoogleConfigKey, "GOOGLE_"),
+        #[allow(unreachable_patterns)]
+        other => Err(not_built(other)),
+    }
+}
+
+/// A build without any object store.
+#[cfg(not(any(feature = "s3", feature = "azure", feature = "gcs")))]
+fn object_store(
+    kind: Kind,
+    _root: &str,
+    _prefix: &str,
+    _vars: &[(String, String)],
+) -> Result<(Arc<dyn ObjectStore>, Signer), String> {
+    Err(not_built(kind))
+}
+
+fn not_built(kind: Kind) -> String {
+    format!(
+        "this build has no {} support; enable kubestep's `{}` feature",
+        kind.name(),
+        match kind {
+            Kind::Gs => "gcs",
+            other => other.name(),
+        }
+    )
 }
 
 /// Milliseconds since the epoch.
@@ -203,19 +273,6 @@ impl Datastore {
         flow: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Datastore, Error> {
-        // `KEY_NAME` -> the builder's `key_name` setting, for the variables of this store: the
-        // environment's, then `vars` over them.
-        fn settings<K: std::str::FromStr>(
-            vars: &[(String, String)],
-            prefix: &str,
-        ) -> Vec<(K, String)> {
-            std::env::vars()
-                .chain(vars.iter().cloned())
-                .filter(|(k, _)| k.starts_with(prefix))
-                .filter_map(|(k, v)| Some((k.to_ascii_lowercase().parse().ok()?, v)))
-                .collect()
-        }
-        let vars: Vec<(String, String)> = vars.into_iter().collect();
         if kind == Kind::Local {
             return Datastore::local(Path::new(root), flow);
         }
@@ -228,8 +285,7 @@ impl Datastore {
         let scheme = match kind {
             Kind::S3 => "s3",
             Kind::Azure => "az",
-            Kind::Gs => "gs",
-            Kind::Local => unreachable!("handled above"),
+            Kind::Gs | Kind::Local => "gs",
         };
         if url.scheme() != scheme {
             return Err(fail(format!(
@@ -237,67 +293,9 @@ impl Datastore {
                 kind.name()
             )));
         }
-        let prefix = url.path().trim_matches('/');
-        let (store, signer) = match kind {
-            #[cfg(feature = "s3")]
-            Kind::S3 => {
-                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as Key};
-                let (mut b, mut client) = (AmazonS3Builder::from_env(), tls::client_options());
-                for (k, v) in settings(&vars, "AWS_") {
-                    match k {
-                        Key::Client(k) => client = client.with_config(k, v),
-                        k => b = b.with_config(k, v),
-                    }
-                }
-                let b = b.with_client_options(client);
-                cloud(
-                    b.with_url(root).build().map_err(|e| fail(e.to_string()))?,
-                    prefix,
-                )
-            }
-            #[cfg(feature = "azure")]
-            Kind::Azure => {
-                use object_store::azure::{AzureConfigKey as Key, MicrosoftAzureBuilder};
-                let (mut b, mut client) =
-                    (MicrosoftAzureBuilder::from_env(), tls::client_options());
-                for (k, v) in settings(&vars, "AZURE_") {
-                    match k {
-                        Key::Client(k) => client = client.with_config(k, v),
-                        k => b = b.with_config(k, v),
-                    }
-                }
-                let b = b.with_client_options(client);
-                cloud(
-                    b.with_url(root).build().map_err(|e| fail(e.to_string()))?,
-                    prefix,
-                )
-            }
-            #[cfg(feature = "gcs")]
-            Kind::Gs => {
-                use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey as Key};
-                let (mut b, mut client) =
-                    (GoogleCloudStorageBuilder::from_env(), tls::client_options());
-                for (k, v) in settings(&vars, "GOOGLE_") {
-                    match k {
-                        Key::Client(k) => client = client.with_config(k, v),
-                        k => b = b.with_config(k, v),
-                    }
-                }
-                let b = b.with_client_options(client);
-                cloud(
-                    b.with_url(root).build().map_err(|e| fail(e.to_string()))?,
-                    prefix,
-                )
-            }
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(fail(format!(
-                    "this build has no {} support; enable kubestep's `{}` feature",
-                    other.name(),
-                    other.name()
-                )));
-            }
-        };
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let (store, signer) =
+            object_store(kind, root, url.path().trim_matches('/'), &vars).map_err(fail)?;
         Ok(Datastore {
             store,
             signer,
