@@ -1,6 +1,6 @@
 //! How a task is launched: the hidden `step` command line that a local child process and a
-//! Kubernetes pod both run, built here and only here (the runtime's clap definition parses it,
-//! and a test keeps the two in step).
+//! Kubernetes pod both run, written ([`TaskInvocation::to_args`]) and read
+//! ([`TaskInvocation::parse`]) here and only here.
 
 use std::fmt;
 use std::str::FromStr;
@@ -107,9 +107,111 @@ impl TaskInvocation {
     }
 }
 
+/// A `step` command line that is not one [`TaskInvocation::to_args`] writes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid `{SUBCOMMAND}` command line: {0}; expected `{SUBCOMMAND} STEP --run-id R --task-id T --attempt N --input I --datastore K --datastore-root ROOT`"
+)]
+pub struct BadInvocation(String);
+
+impl TaskInvocation {
+    /// Reads the arguments after the executable (`step NAME --run-id ...`), in any order of
+    /// options, each exactly once.
+    ///
+    /// # Errors
+    /// Another subcommand, a missing, repeated or unknown option, or a bad value.
+    pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<TaskInvocation, BadInvocation> {
+        let bad = |m: String| BadInvocation(m);
+        let mut args = args.iter().map(AsRef::as_ref);
+        if args.next() != Some(SUBCOMMAND) {
+            return Err(bad(format!("it does not start with `{SUBCOMMAND}`")));
+        }
+        let step = args
+            .next()
+            .filter(|s| !s.starts_with("--"))
+            .ok_or_else(|| bad("no step name".into()))?;
+        const OPTIONS: [&str; 6] = [
+            "--run-id",
+            "--task-id",
+            "--attempt",
+            "--input",
+            "--datastore",
+            "--datastore-root",
+        ];
+        let mut values: [Option<&str>; 6] = [None; 6];
+        while let Some(option) = args.next() {
+            let i = OPTIONS
+                .iter()
+                .position(|o| *o == option)
+                .ok_or_else(|| bad(format!("unknown argument `{option}`")))?;
+            let value = args
+                .next()
+                .ok_or_else(|| bad(format!("`{option}` has no value")))?;
+            if values[i].replace(value).is_some() {
+                return Err(bad(format!("`{option}` is given twice")));
+            }
+        }
+        let get = |i: usize| values[i].ok_or_else(|| bad(format!("`{}` is missing", OPTIONS[i])));
+        Ok(TaskInvocation {
+            step: step.into(),
+            run_id: get(0)?.into(),
+            task_id: get(1)?.into(),
+            attempt: get(2)?.parse().map_err(|_| {
+                bad(format!(
+                    "`--attempt {}` is not a whole number",
+                    get(2).unwrap_or_default()
+                ))
+            })?,
+            input: get(3)?.into(),
+            store: get(4)?
+                .parse()
+                .map_err(|e: UnknownStoreKind| bad(e.to_string()))?,
+            store_root: get(5)?.into(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `to_args` writes, `parse` reads back whole; anything else is refused with a reason.
+    #[test]
+    fn the_command_line_round_trips_and_nothing_else_parses() {
+        for store in StoreKind::ALL {
+            let inv = TaskInvocation {
+                step: "train".into(),
+                run_id: "1700000000".into(),
+                task_id: "3-1".into(),
+                attempt: 2,
+                input: "ab12".into(),
+                store,
+                store_root: "s3://bucket/a prefix".into(),
+            };
+            assert_eq!(TaskInvocation::parse(&inv.to_args()), Ok(inv.clone()));
+            let mut twice = inv.to_args();
+            twice.extend(["--input".into(), "x".into()]);
+            assert!(
+                TaskInvocation::parse(&twice)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("`--input` is given twice")
+            );
+        }
+        for (args, why) in [
+            (vec!["run"], "does not start with `step`"),
+            (vec!["step"], "no step name"),
+            (vec!["step", "a", "--run-id"], "`--run-id` has no value"),
+            (
+                vec!["step", "a", "--nope", "1"],
+                "unknown argument `--nope`",
+            ),
+            (vec!["step", "a", "--run-id", "1"], "`--task-id` is missing"),
+        ] {
+            let e = TaskInvocation::parse(&args).unwrap_err().to_string();
+            assert!(e.contains(why), "{args:?}: {e}");
+        }
+    }
 
     #[test]
     fn store_kinds_round_trip_through_their_names() {

@@ -7,41 +7,7 @@ use crate::datastore::{self, AttemptResult, Datastore, Key, TaskPath};
 use crate::flow::Flow;
 use crate::report::report;
 use crate::step::TaskError;
-use kubestep_core::invocation::{SUBCOMMAND, StoreKind, TaskInvocation};
-
-/// The `step` command line, as clap reads it (`TaskInvocation::to_args` writes it).
-#[derive(Debug, clap::Args)]
-pub(crate) struct TaskArgs {
-    /// The step.
-    step: String,
-    #[arg(long)]
-    run_id: String,
-    #[arg(long)]
-    task_id: String,
-    #[arg(long, default_value_t = 0)]
-    attempt: u32,
-    /// The input artifact.
-    #[arg(long)]
-    input: String,
-    #[arg(long, value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<StoreKind>()))]
-    datastore: StoreKind,
-    #[arg(long)]
-    datastore_root: String,
-}
-
-impl From<TaskArgs> for TaskInvocation {
-    fn from(a: TaskArgs) -> TaskInvocation {
-        TaskInvocation {
-            step: a.step,
-            run_id: a.run_id,
-            task_id: a.task_id,
-            attempt: a.attempt,
-            input: a.input,
-            store: a.datastore,
-            store_root: a.datastore_root,
-        }
-    }
-}
+use kubestep_core::invocation::{SUBCOMMAND, TaskInvocation};
 
 /// Why a task did not produce its output.
 #[derive(Debug, thiserror::Error)]
@@ -104,30 +70,16 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
     Ok(())
 }
 
-#[derive(Debug, clap::Parser)]
-struct TaskCommand {
-    #[command(subcommand)]
-    command: OnlyTask,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum OnlyTask {
-    #[command(name = SUBCOMMAND)]
-    Step(TaskArgs),
-}
-
 /// When this process was started to run one task (`<binary> step NAME ...`, what a pod runs),
 /// runs it on the caller's runtime and returns the exit code; otherwise `None`. For programs
 /// that embed steps without `Flow::main()`.
 pub async fn serve(flow: &Flow) -> Option<i32> {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_none_or(|a| a != SUBCOMMAND) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some(SUBCOMMAND) {
         return None;
     }
-    let code = match <TaskCommand as clap::Parser>::try_parse_from(&args) {
-        Ok(TaskCommand {
-            command: OnlyTask::Step(a),
-        }) => match run(flow, &a.into()).await {
+    let code = match TaskInvocation::parse(&args) {
+        Ok(inv) => match run(flow, &inv).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: {}", report(&e));
@@ -135,36 +87,9 @@ pub async fn serve(flow: &Flow) -> Option<i32> {
             }
         },
         Err(e) => {
-            let _ = e.print();
-            e.exit_code()
+            eprintln!("error: {e}");
+            2
         }
     };
     Some(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    /// What `to_args` writes, clap reads back whole.
-    #[test]
-    fn the_invocation_round_trips_through_the_command_line() {
-        for store in StoreKind::ALL {
-            let inv = TaskInvocation {
-                step: "train".into(),
-                run_id: "1700000000".into(),
-                task_id: "3-1".into(),
-                attempt: 2,
-                input: "ab12".into(),
-                store,
-                store_root: "s3://bucket/a prefix".into(),
-            };
-            let argv = std::iter::once("flow".to_string()).chain(inv.to_args());
-            let TaskCommand {
-                command: OnlyTask::Step(a),
-            } = TaskCommand::try_parse_from(argv).unwrap();
-            assert_eq!(TaskInvocation::from(a), inv);
-        }
-    }
 }

@@ -6,8 +6,9 @@ mod run;
 mod show;
 
 use crate::flow::{Flow, FlowBuilder, Linear};
-use crate::task::{self, TaskArgs};
+use crate::task;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use kubestep_core::invocation::TaskInvocation;
 use kubestep_core::resolve::{self, Defaults, WithArg, with_arg};
 use std::io::Write;
 
@@ -35,9 +36,17 @@ enum Command {
     /// The flow's pods on Kubernetes: list them, kill a run's, print the RBAC a run needs.
     #[command(subcommand)]
     Kubernetes(kubernetes::Command),
-    /// Run one task (what `run` starts for each task, and what a pod runs).
-    #[command(name = kubestep_core::invocation::SUBCOMMAND, hide = true)]
-    Step(TaskArgs),
+    /// Run one task (what `run` starts for each task, and what a pod runs). Its arguments are
+    /// `TaskInvocation`'s, read by `TaskInvocation::parse`.
+    #[command(
+        name = kubestep_core::invocation::SUBCOMMAND,
+        hide = true,
+        disable_help_flag = true
+    )]
+    Step {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// `--with` options, shared by the commands that resolve settings.
@@ -235,7 +244,13 @@ pub fn run(
                 out,
             )),
             Command::Logs(a) => runtime()?.block_on(run::logs(flow, &a, out)),
-            Command::Step(a) => Ok(runtime()?.block_on(task::run(flow, &a.into()))?),
+            Command::Step { args } => {
+                let mut all = vec![kubestep_core::invocation::SUBCOMMAND.to_string()];
+                all.extend(args);
+                let inv =
+                    TaskInvocation::parse(&all).map_err(|e| Error::Unsupported(e.to_string()))?;
+                Ok(runtime()?.block_on(task::run(flow, &inv))?)
+            }
             Command::Kubernetes(c) => {
                 runtime()?.block_on(kubernetes::command(flow, &defaults, &c, out))
             }
@@ -295,5 +310,26 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// The `step` subcommand hands its arguments over untouched, hyphens and all.
+    #[test]
+    fn step_passes_the_invocation_through() {
+        let inv = TaskInvocation {
+            step: "train".into(),
+            run_id: "17".into(),
+            task_id: "0".into(),
+            attempt: 1,
+            input: "-starts-with-a-hyphen".into(),
+            store: kubestep_core::invocation::StoreKind::Local,
+            store_root: "--odd root".into(),
+        };
+        let argv = std::iter::once("flow".to_string()).chain(inv.to_args());
+        let Command::Step { args } = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not the step command")
+        };
+        let mut all = vec!["step".to_string()];
+        all.extend(args);
+        assert_eq!(TaskInvocation::parse(&all), Ok(inv));
     }
 }

@@ -231,6 +231,21 @@ fn not_built(kind: Kind) -> String {
     )
 }
 
+/// Runs `work` (hashing, compressing) on the blocking pool when `size` bytes make it long
+/// enough to stall the async workers, inline otherwise (a hop costs more than a small value).
+async fn off_the_runtime<T: Send + 'static>(
+    size: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    if size < 1 << 16 {
+        return work();
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(out) => out,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -338,7 +353,8 @@ impl Datastore {
     /// [`Datastore::put_artifact`] for a payload given as consecutive chunks, stored without
     /// joining them.
     pub async fn put_chunks(&self, chunks: Vec<Bytes>) -> Result<String, Error> {
-        let sealed = artifact::seal(chunks);
+        let raw: usize = chunks.iter().map(Bytes::len).sum();
+        let sealed = off_the_runtime(raw, move || artifact::seal(chunks)).await;
         let key = self.key(&Key::Artifact(sealed.id.clone()));
         // The address is the content: a large artifact already there (a resumed or repeated
         // run) is not written again. Small ones are cheaper to write than to ask about.
@@ -403,10 +419,13 @@ impl Datastore {
                 .await
                 .map_err(Self::store_error(&key))?
         };
-        artifact::open(stored, id).map_err(|source| Error::Corrupt {
-            key: key.to_string(),
-            source,
-        })
+        let expected = id.to_string();
+        off_the_runtime(stored.len(), move || artifact::open(stored, &expected))
+            .await
+            .map_err(|source| Error::Corrupt {
+                key: key.to_string(),
+                source,
+            })
     }
 
     /// Writes a record (replacing the previous one).
