@@ -9,8 +9,8 @@
 //! - the delay from a task's process finishing (the time it recorded) to the orchestrator
 //!   acting on it (the end of the attempt in the task record);
 //! - the orchestrator's peak RSS (from `wait4`).
+use kubestep::datastore::{AttemptResult, Datastore, Key, Kind, Prefix, TaskRecord};
 use kubestep::prelude::*;
-use kubestep::runtime::datastore::{AttemptResult, Datastore, Key, Kind, Prefix, TaskRecord};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;

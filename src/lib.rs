@@ -104,12 +104,17 @@ pub use kubestep_runtime::datastore::Datastore;
 pub use kubestep_runtime::{BoxError, Flow, FlowBuilder, Step};
 pub use kubestep_runtime::{client, current, embed};
 
-/// Where a flow's outputs and records live: [`Datastore`] and the records [`client`] reads.
+/// Where a flow's outputs and records live: [`Datastore`], its keys and the records [`client`]
+/// reads.
 pub mod datastore {
     pub use kubestep_runtime::datastore::{
-        Attempt, Datastore, Error, Kind, RunRecord, Status, TaskRecord,
+        Attempt, AttemptResult, Datastore, Error, Key, Kind, Prefix, RunRecord, Status, TaskPath,
+        TaskRecord,
     };
 }
+
+/// An error and its causes on one line, each said once: how to print any kubestep error.
+pub use kubestep_runtime::report::report;
 
 /// The pure core (spec, resolve, render): for tools and tests, not a stable API.
 #[doc(hidden)]

@@ -3,10 +3,8 @@
 
 mod common;
 
+use kubestep::datastore::{Datastore, Key, Prefix, RunRecord, Status, TaskPath, TaskRecord};
 use kubestep::runtime::codec;
-use kubestep::runtime::datastore::{
-    Datastore, Key, Prefix, RunRecord, Status, TaskPath, TaskRecord,
-};
 use std::path::{Path, PathBuf};
 
 fn scratch(name: &str) -> PathBuf {
@@ -205,7 +203,7 @@ async fn a_corrupted_artifact_is_detected_on_read() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&file, bytes).unwrap();
-    let err = kubestep::runtime::report::report(&ds.get_artifact(&id).await.unwrap_err());
+    let err = kubestep::report(&ds.get_artifact(&id).await.unwrap_err());
     assert!(
         err.contains("is corrupt: ") && err.contains("does not match its hash"),
         "{err}"

@@ -107,12 +107,27 @@ impl TaskInvocation {
     }
 }
 
+/// Checks a run id, step or task id before it becomes part of a datastore key: one path
+/// segment, so it cannot reach another run's records.
+///
+/// # Errors
+/// Empty, `.` or `..`, or holding `/`, `\` or NUL: the message names `what` and the value.
+pub fn check_segment(what: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || value == "." || value == ".." || value.contains(['/', '\\', '\0']) {
+        Err(format!(
+            "invalid {what} {value:?}: must be non-empty, not `.` or `..`, and hold no `/`, `\\` or NUL"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// A `step` command line that is not one [`TaskInvocation::to_args`] writes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "invalid `{SUBCOMMAND}` command line: {0}; expected `{SUBCOMMAND} STEP --run-id R --task-id T --attempt N --input I --datastore K --datastore-root ROOT`"
 )]
-pub struct BadInvocation(String);
+pub struct BadInvocation(pub String);
 
 impl TaskInvocation {
     /// Reads the arguments after the executable (`step NAME --run-id ...`), in any order of
@@ -152,16 +167,20 @@ impl TaskInvocation {
             }
         }
         let get = |i: usize| values[i].ok_or_else(|| bad(format!("`{}` is missing", OPTIONS[i])));
+        for (what, value) in [("step", step), ("run id", get(0)?), ("task id", get(1)?)] {
+            check_segment(what, value).map_err(bad)?;
+        }
+        let attempt = get(2)?;
         Ok(TaskInvocation {
             step: step.into(),
             run_id: get(0)?.into(),
             task_id: get(1)?.into(),
-            attempt: get(2)?.parse().map_err(|_| {
-                bad(format!(
-                    "`--attempt {}` is not a whole number",
-                    get(2).unwrap_or_default()
-                ))
-            })?,
+            // Only the spelling `to_args` writes: `+1` and `01` are refused.
+            attempt: attempt
+                .parse()
+                .ok()
+                .filter(|n: &u32| n.to_string() == attempt)
+                .ok_or_else(|| bad(format!("`--attempt {attempt}` is not a whole number")))?,
             input: get(3)?.into(),
             store: get(4)?
                 .parse()
@@ -197,6 +216,17 @@ mod tests {
                     .to_string()
                     .contains("`--input` is given twice")
             );
+            let plus: Vec<String> = inv
+                .to_args()
+                .into_iter()
+                .map(|a| if a == "2" { "+2".into() } else { a })
+                .collect();
+            assert!(
+                TaskInvocation::parse(&plus)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("not a whole number")
+            );
         }
         for (args, why) in [
             (vec!["run"], "does not start with `step`"),
@@ -207,6 +237,10 @@ mod tests {
                 "unknown argument `--nope`",
             ),
             (vec!["step", "a", "--run-id", "1"], "`--task-id` is missing"),
+            (
+                vec!["step", "a", "--run-id", "../b", "--task-id", "0"],
+                "invalid run id \"../b\"",
+            ),
         ] {
             let e = TaskInvocation::parse(&args).unwrap_err().to_string();
             assert!(e.contains(why), "{args:?}: {e}");

@@ -33,8 +33,18 @@ pub const JOB_NAME: &str = "job-name";
 
 /// Label and annotation keys kubestep sets itself; a user's may not take them.
 pub const RESERVED_PREFIXES: [&str; 2] = [PREFIX, MANAGED_BY];
-/// The keys also written as annotations, with the exact (unsanitised) values.
-pub const ANNOTATED: [&str; 4] = [FLOW, RUN_ID, STEP, TASK_ID];
+/// The annotations of a task's objects: the exact (unsanitised) names its labels may shorten.
+pub fn annotations<'a>(
+    flow: &'a str,
+    inv: &'a crate::invocation::TaskInvocation,
+) -> [(&'static str, &'a str); 4] {
+    [
+        (FLOW, flow),
+        (RUN_ID, &inv.run_id),
+        (STEP, &inv.step),
+        (TASK_ID, &inv.task_id),
+    ]
+}
 
 /// The init container that fetches the step binary.
 pub const FETCH_CONTAINER: &str = "fetch-binary";
@@ -43,13 +53,12 @@ pub const BIN_VOLUME: &str = "kubestep-bin";
 /// The name of the step container's port (and of its Service port).
 pub const PORT_NAME: &str = "main";
 
-/// The label selector of a flow's objects: `managed-by=kubestep,flow=F[,run-id=R][,step=S]`,
+/// The label selector of a flow's objects: `managed-by=kubestep,flow=F[,run-id=R]`,
 /// each value sanitised as the renderer sanitises it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selector {
     flow: String,
     run_id: Option<String>,
-    step: Option<String>,
 }
 
 impl Selector {
@@ -58,19 +67,12 @@ impl Selector {
         Selector {
             flow: flow.to_string(),
             run_id: None,
-            step: None,
         }
     }
 
     /// Only run `run_id`'s.
     pub fn run(mut self, run_id: &str) -> Selector {
         self.run_id = Some(run_id.to_string());
-        self
-    }
-
-    /// Only step `step`'s.
-    pub fn step(mut self, step: &str) -> Selector {
-        self.step = Some(step.to_string());
         self
     }
 }
@@ -85,9 +87,6 @@ impl fmt::Display for Selector {
         if let Some(run) = &self.run_id {
             write!(f, ",{RUN_ID}={}", to_label_value(run))?;
         }
-        if let Some(step) = &self.step {
-            write!(f, ",{STEP}={}", to_label_value(step))?;
-        }
         Ok(())
     }
 }
@@ -98,14 +97,11 @@ mod tests {
 
     #[test]
     fn selector_sanitises_like_the_renderer() {
-        let s = Selector::flow("Train Flow")
-            .run("17")
-            .step("train")
-            .to_string();
+        let s = Selector::flow("Train Flow").run("17").to_string();
         assert_eq!(
             s,
             format!(
-                "app.kubernetes.io/managed-by=kubestep,kubestep.io/flow={},kubestep.io/run-id=17,kubestep.io/step=train",
+                "app.kubernetes.io/managed-by=kubestep,kubestep.io/flow={},kubestep.io/run-id=17",
                 to_label_value("Train Flow")
             )
         );

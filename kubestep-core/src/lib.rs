@@ -10,6 +10,11 @@
 //!   --> kubestep-runtime creates it and watches it
 //! ```
 //!
+//! `params` is the catalog every stage reads (one row per parameter); `spec::check` holds the
+//! rules across parameters, run on the decorators and on the merged layers alike. `invocation`
+//! (the `step` command line a task runs) and `labels` (kubestep's label keys, selector and pod
+//! names) are the contracts between render and the runtime.
+//!
 //! The macro crate uses this crate without the `render` feature, so it never compiles
 //! k8s-openapi; the rules it checks at compile time are the ones `--with` overrides and
 //! environment defaults meet at run time.

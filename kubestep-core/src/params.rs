@@ -23,7 +23,8 @@ pub struct Param {
 }
 
 /// How a parameter's values from several layers combine; the higher layer is the one with
-/// precedence (`--with` for one step > `--with` for all > decorator > environment > built-in).
+/// precedence (`--with` for one step > `--with` for all > decorator > environment > config
+/// file > built-in).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Merge {
     /// The higher layer's value replaces the lower's whole.

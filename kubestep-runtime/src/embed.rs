@@ -1,4 +1,4 @@
-//! Running annotated steps on Kubernetes from any async program, without `Flow::main()`: the
+//! Running annotated steps on Kubernetes from any async program, without `.main()`: the
 //! program lists the steps it may send, lets a pod's re-launch of the binary run one
 //! ([`Steps::serve`]), and awaits typed outputs through the same executor and datastore a flow
 //! run uses ([`Remote::run`]).

@@ -2,7 +2,7 @@
 //! processes and Kubernetes Jobs), the datastore and the client API.
 //!
 //! Where it sits in the flow of data: the macro's static step descriptions are wired into a
-//! [`Flow`]; `Flow::main()` parses the command line; `show` and `render` resolve each step's
+//! [`Flow`]; `.main()` parses the command line; `show` and `render` resolve each step's
 //! settings with kubestep-core and print them or the Jobs they render to; `run` walks the
 //! stages (`orchestrator`), handing each task attempt to an `executor`: a child process, or a
 //! Job whose pod re-launches this same binary with `step <name> --run-id .. --task-id ..`.

@@ -51,9 +51,10 @@ pub enum TaskError {
         /// The decoding error.
         source: crate::codec::Error,
     },
-    /// The step returned an error.
+    /// The step returned an error: its message, and its own causes through `source()` (so a
+    /// report shows an `anyhow` context's whole chain).
     #[error("{0}")]
-    Step(BoxError),
+    Step(#[source] BoxError),
     /// The output could not be encoded.
     #[error("the output cannot be encoded: {0}")]
     Output(crate::codec::Error),

@@ -7,11 +7,14 @@ use crate::datastore::{self, AttemptResult, Datastore, Key, TaskPath};
 use crate::flow::Flow;
 use crate::report::report;
 use crate::step::TaskError;
-use kubestep_core::invocation::{SUBCOMMAND, TaskInvocation};
+use kubestep_core::invocation::{BadInvocation, SUBCOMMAND, TaskInvocation};
 
 /// Why a task did not produce its output.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The command line is not one the orchestrator writes.
+    #[error(transparent)]
+    Invocation(#[from] BadInvocation),
     /// The invocation names a step the flow does not have (a binary of another version).
     #[error("flow `{flow}` has no step `{step}`")]
     UnknownStep {
@@ -72,24 +75,26 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
 
 /// When this process was started to run one task (`<binary> step NAME ...`, what a pod runs),
 /// runs it on the caller's runtime and returns the exit code; otherwise `None`. For programs
-/// that embed steps without `Flow::main()`.
+/// that embed steps without `.main()`.
 pub async fn serve(flow: &Flow) -> Option<i32> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) != Some(SUBCOMMAND) {
+    // Any program calls this first: its own arguments need not be UTF-8.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_none_or(|a| a != SUBCOMMAND) {
         return None;
     }
-    let code = match TaskInvocation::parse(&args) {
-        Ok(inv) => match run(flow, &inv).await {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("error: {}", report(&e));
-                1
-            }
-        },
-        Err(e) => {
-            eprintln!("error: {e}");
-            2
-        }
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let result = match TaskInvocation::parse(&args) {
+        Ok(inv) => run(flow, &inv).await,
+        Err(e) => Err(e.into()),
     };
-    Some(code)
+    Some(match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", report(&e));
+            1
+        }
+    })
 }

@@ -48,10 +48,8 @@ pub(super) fn object_meta(step: &Resolved, task: &Task) -> ObjectMeta {
         .map(|(k, v)| (k.clone(), v.value.clone()))
         .collect();
     // Label values may be sanitised; the annotations keep the exact names.
-    let inv = &task.invocation;
-    let exact = [&task.flow, &inv.run_id, &inv.step, &inv.task_id];
-    for (k, v) in labels::ANNOTATED.into_iter().zip(exact) {
-        annotations.insert(k.into(), v.clone());
+    for (k, v) in labels::annotations(&task.flow, &task.invocation) {
+        annotations.insert(k.into(), v.into());
     }
     ObjectMeta {
         labels: Some(labels),

@@ -766,3 +766,27 @@ fn every_catalog_parameter_reaches_the_job_and_show() {
         );
     }
 }
+
+/// A claim at the built-in tmpfs path collides with the tmpfs as surely as one at a given path.
+#[test]
+fn a_claim_at_the_default_tmpfs_path_is_an_error() {
+    let e = resolve(
+        &decl(vec![k8s(vec![
+            arg("use_tmpfs", Value::Bool(true)),
+            arg(
+                "persistent_volume_claims",
+                map(&[("c", s("/kubestep_temp"))]),
+            ),
+        ])]),
+        &Defaults::default(),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(
+            "tmpfs_path and persistent_volume_claims \"c\" both mount at \"/kubestep_temp\""
+        ),
+        "{e}"
+    );
+}

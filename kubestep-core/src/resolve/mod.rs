@@ -263,7 +263,8 @@ fn finish(step: String, p: Layered, spec: StepSpec, settings: Settings) -> Resul
             value: memory.value.half_as_mebibytes(),
             source: Source::Derived("half of memory"),
         }),
-        path: tmpfs_path.unwrap_or_else(|| Sourced::built_in("/kubestep_temp".into())),
+        path: tmpfs_path
+            .unwrap_or_else(|| Sourced::built_in(crate::spec::DEFAULT_TMPFS_PATH.into())),
         tempdir: tmpfs_tempdir.unwrap_or_else(|| Sourced::built_in(true)),
     });
     Ok(Resolved {

@@ -127,7 +127,9 @@ fn mounts_do_not_collide(view: &Layered, from: Naming, out: &mut Vec<Violation>)
             m.value.as_str(),
         )
     });
-    let tmpfs = view.tmpfs_path.iter().filter(|_| view.tmpfs_on()).map(|p| {
+    // The built-in tmpfs path counts too: a claim there would collide with it.
+    let tmpfs_mount = view.tmpfs_mount();
+    let tmpfs = tmpfs_mount.iter().map(|p| {
         (
             "tmpfs_path",
             &p.source,

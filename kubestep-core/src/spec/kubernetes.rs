@@ -480,7 +480,7 @@ impl KubernetesArgs {
 /// `parse::<name>`, so a catalog row without a parser does not compile.
 mod parse {
     use super::*;
-    use crate::spec::{to_bool, to_str, to_str_list, to_str_map, to_uint};
+    use crate::spec::to_str_list;
 
     pub(super) fn cpu(key: &str, v: &Value) -> Checked<Cpu> {
         super::cpu(key, v)

@@ -10,6 +10,9 @@ use crate::quantity::{Cpu, Size};
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// Where the tmpfs is mounted when `tmpfs_path` does not say.
+pub const DEFAULT_TMPFS_PATH: &str = "/kubestep_temp";
+
 /// Where a resolved value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -233,5 +236,14 @@ impl Layered {
         self.use_tmpfs
             .as_ref()
             .map_or(self.tmpfs_size.is_some(), |u| u.value)
+    }
+
+    /// Where the tmpfs is mounted, when there is one: `tmpfs_path` or the built-in path.
+    pub(crate) fn tmpfs_mount(&self) -> Option<Sourced<String>> {
+        self.tmpfs_on().then(|| {
+            self.tmpfs_path
+                .clone()
+                .unwrap_or_else(|| Sourced::built_in(DEFAULT_TMPFS_PATH.into()))
+        })
     }
 }

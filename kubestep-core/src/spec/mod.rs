@@ -13,7 +13,7 @@ pub use kubernetes::{
     GpuVendor, KubernetesArgs, PullPolicy, Qos, SecurityContext, TaintEffect, Toleration,
     TolerationOperator,
 };
-pub use layered::{Source, Sourced};
+pub use layered::{DEFAULT_TMPFS_PATH, Source, Sourced};
 pub use policy::{Retry, Timeout};
 pub use resources::ResourcesArgs;
 

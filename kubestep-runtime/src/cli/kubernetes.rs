@@ -4,7 +4,6 @@
 use super::{Error, WithArgs};
 use crate::executor::kubernetes::cluster::Cluster;
 use crate::executor::kubernetes::rbac::{self, Who};
-use crate::executor::kubernetes::selector;
 use crate::flow::Flow;
 use crate::report::report;
 use kubestep_core::labels;
@@ -112,7 +111,7 @@ pub(super) async fn command(
         }
         Command::List(s) => {
             let cluster = cluster().await?;
-            let sel = selector(flow.name(), s.run_id.as_deref());
+            let sel = selector(flow, s.run_id.as_deref());
             writeln!(out, "NAMESPACE\tPOD\tRUN\tSTEP\tTASK\tATTEMPT\tPHASE")?;
             for ns in namespaces(flow, defaults, &s.with)? {
                 let pods = cluster
@@ -146,7 +145,7 @@ pub(super) async fn command(
         }
         Command::Kill(s) => {
             let cluster = cluster().await?;
-            let sel = selector(flow.name(), s.run_id.as_deref());
+            let sel = selector(flow, s.run_id.as_deref());
             let namespaces = namespaces(flow, defaults, &s.with)?;
             let fail =
                 |e: crate::executor::kubernetes::cluster::Error| Error::Unsupported(report(&e));
@@ -177,4 +176,14 @@ pub(super) async fn command(
             }
         }
     }
+}
+
+/// The flow's objects, or one run's.
+fn selector(flow: &Flow, run_id: Option<&str>) -> String {
+    let s = labels::Selector::flow(flow.name());
+    match run_id {
+        Some(r) => s.run(r),
+        None => s,
+    }
+    .to_string()
 }

@@ -1,4 +1,4 @@
-//! The command line every flow binary has, through `Flow::main()`.
+//! The command line every flow binary has, through `.main()`.
 
 mod kubernetes;
 mod render;
@@ -247,8 +247,7 @@ pub fn run(
             Command::Step { args } => {
                 let mut all = vec![kubestep_core::invocation::SUBCOMMAND.to_string()];
                 all.extend(args);
-                let inv =
-                    TaskInvocation::parse(&all).map_err(|e| Error::Unsupported(e.to_string()))?;
+                let inv = TaskInvocation::parse(&all).map_err(task::Error::from)?;
                 Ok(runtime()?.block_on(task::run(flow, &inv))?)
             }
             Command::Kubernetes(c) => {
@@ -282,7 +281,7 @@ impl<T> FlowBuilder<Linear<T>> {
     }
 }
 
-/// `Flow::main()`: runs the process's command line and exits with its code.
+/// What `.main()` does: runs the process's command line and exits with its code.
 fn main(flow: Flow) -> ! {
     let stdout = std::io::stdout();
     let code = match run(&flow, std::env::args_os(), &mut stdout.lock()) {

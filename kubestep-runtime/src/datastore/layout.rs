@@ -67,7 +67,11 @@ impl Key {
     /// The key at `path`, if it is one of the layout's.
     pub fn parse(path: &str) -> Option<Key> {
         let parts: Vec<&str> = path.split('/').collect();
-        let attempt = |file: &str, ext: &str| file.strip_suffix(ext)?.parse::<u32>().ok();
+        // Only the spelling `path` writes: `+1.json` is not attempt 1's.
+        let attempt = |file: &str, ext: &str| {
+            let n: u32 = file.strip_suffix(ext)?.parse().ok()?;
+            (format!("{n}{ext}") == file).then_some(n)
+        };
         Some(match parts[..] {
             ["data", hh, id] if id.get(..2) == Some(hh) => Key::Artifact(id.into()),
             ["binaries", sha256] => Key::Binary(sha256.into()),
@@ -114,17 +118,7 @@ impl Prefix {
     }
 }
 
-/// Checks a run id, step or task id a user typed before it becomes part of a key: one path
-/// segment, so it cannot reach another run's records.
-pub fn check_segment(what: &str, value: &str) -> Result<(), String> {
-    if value.is_empty() || value == "." || value == ".." || value.contains(['/', '\\', '\0']) {
-        Err(format!(
-            "invalid {what} {value:?}: must be non-empty, not `.` or `..`, and contain no `/`"
-        ))
-    } else {
-        Ok(())
-    }
-}
+pub use kubestep_core::invocation::check_segment;
 
 #[cfg(test)]
 mod tests {
@@ -144,6 +138,7 @@ mod tests {
             assert_eq!(Key::parse(&key.path()), Some(key.clone()), "{key}");
         }
         assert_eq!(Key::parse("runs/17/train/0/notes.txt"), None);
+        assert_eq!(Key::parse("runs/17/train/0/+1.json"), None);
         assert_eq!(Key::parse("elsewhere"), None);
     }
 

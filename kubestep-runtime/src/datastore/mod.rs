@@ -57,6 +57,18 @@ pub enum Error {
         /// Why.
         source: serde_json::Error,
     },
+    /// The executable changed between being hashed and being uploaded (a rebuild meanwhile).
+    #[error(
+        "{path} changed while it was uploaded (sha256 {inspected} when inspected, {sent} when sent); run again"
+    )]
+    BinaryChanged {
+        /// The executable.
+        path: PathBuf,
+        /// Its hash when inspected.
+        inspected: String,
+        /// The hash of what was read for the upload.
+        sent: String,
+    },
 }
 
 /// How a task or run ended, or that it has not.
@@ -288,20 +300,18 @@ impl Datastore {
         flow: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Datastore, Error> {
-        if kind == Kind::Local {
-            return Datastore::local(Path::new(root), flow);
-        }
+        let scheme = match kind {
+            Kind::Local => return Datastore::local(Path::new(root), flow),
+            Kind::S3 => "s3",
+            Kind::Azure => "az",
+            Kind::Gs => "gs",
+        };
         let fail = |message: String| Error::Root {
             root: root.to_string(),
             message,
         };
         let url = url::Url::parse(root)
             .map_err(|e| fail(format!("not a URL such as s3://bucket/prefix: {e}")))?;
-        let scheme = match kind {
-            Kind::S3 => "s3",
-            Kind::Azure => "az",
-            Kind::Gs | Kind::Local => "gs",
-        };
         if url.scheme() != scheme {
             return Err(fail(format!(
                 "--datastore {} needs a {scheme}:// root",
@@ -533,12 +543,10 @@ impl Datastore {
             .collect();
         if sent != sha256 {
             let _ = upload.abort().await;
-            return Err(Error::Root {
-                root: self.root.clone(),
-                message: format!(
-                    "{} changed while it was uploaded (sha256 {sha256} when inspected, {sent} when sent); run again",
-                    path.display()
-                ),
+            return Err(Error::BinaryChanged {
+                path: path.to_path_buf(),
+                inspected: sha256.into(),
+                sent,
             });
         }
         upload.finish().await.map_err(Self::store_error(&key))?;

@@ -122,8 +122,8 @@ pub fn fold(state: State, event: Event, limits: &Limits) -> (State, Vec<Effect>)
                             effects.push(Effect::Pending(n.clone()));
                             Some(n)
                         }
-                        Some(n) => Some(n),
-                        None => note,
+                        // Kubernetes says nothing now: the old reason no longer holds.
+                        same => same,
                     };
                     State::Waiting {
                         pod: Some(pod),

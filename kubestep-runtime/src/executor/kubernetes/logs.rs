@@ -80,7 +80,14 @@ pub async fn follow(
                 let mut buf = Vec::new();
                 loop {
                     buf.clear();
-                    match stream.read_until(b'\n', &mut buf).await {
+                    // The kubelet closes a followed stream only at its next check of the
+                    // container (every few seconds): once the watch says the container is over,
+                    // stop waiting for that and read the rest plainly from `last`.
+                    let read = tokio::select! {
+                        r = stream.read_until(b'\n', &mut buf) => r,
+                        _ = seen.wait_for(over), if !ended => break false,
+                    };
+                    match read {
                         Ok(0) => break true,
                         Ok(_) => {
                             let text = buf.strip_suffix(b"\n").unwrap_or(&buf);

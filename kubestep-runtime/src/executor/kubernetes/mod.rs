@@ -149,16 +149,6 @@ pub fn resolve_all(
         .collect()
 }
 
-/// The label selector of a flow's Jobs and pods, or of one run's.
-pub fn selector(flow: &str, run_id: Option<&str>) -> String {
-    let s = Selector::flow(flow);
-    match run_id {
-        Some(r) => s.run(r),
-        None => s,
-    }
-    .to_string()
-}
-
 impl KubernetesExecutor {
     /// Connects, ships the binary (or uses the one in the image) and starts one pod watch per
     /// namespace the steps use.
@@ -211,7 +201,7 @@ impl KubernetesExecutor {
                 )
             }
         };
-        let selector = selector(flow, Some(&ctx.run_id));
+        let selector = Selector::flow(flow).run(&ctx.run_id).to_string();
         let mut watches = HashMap::new();
         for (_, r) in &steps {
             let ns = &r.namespace.value;
