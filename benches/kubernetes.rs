@@ -155,7 +155,7 @@ fn main() {
     let root = format!("s3://kubestep/bench-{}", std::process::id());
     let log = env.audit_log();
     println!(
-        "kubestep on the test cluster (one API server, scheduler and Job controller; pods are local processes)"
+        "kubestep on the test cluster (Kubernetes v1.34 control plane; real kubelet, containerd and runc nodes)"
     );
     for n in [20u32, 200] {
         let before = line_count(&log);

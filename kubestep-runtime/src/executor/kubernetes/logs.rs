@@ -80,9 +80,10 @@ pub async fn follow(
                 let mut buf = Vec::new();
                 loop {
                     buf.clear();
-                    // The kubelet closes a followed stream only at its next check of the
-                    // container (every few seconds): once the watch says the container is over,
-                    // stop waiting for that and read the rest plainly from `last`.
+                    // The kubelet ends a followed stream at its next check of the container
+                    // (within about a second); should the stream stay open anyway (a proxy, a
+                    // stalled kubelet), the watch saying the container is over is enough: read
+                    // the rest plainly from `last`.
                     let read = tokio::select! {
                         r = stream.read_until(b'\n', &mut buf) => r,
                         _ = seen.wait_for(over), if !ended => break false,
