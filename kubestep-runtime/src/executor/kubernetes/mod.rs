@@ -419,32 +419,33 @@ impl KubernetesExecutor {
         pod: &k8s_openapi::api::core::v1::Pod,
         last_line: Option<String>,
     ) -> Outcome {
-        match end {
-            End::Succeeded => self.ctx.attempt_output(spec).await,
-            End::Lost(cause) => {
-                // A pod seen last before a disconnect and gone since may have finished its work.
-                if let Outcome::Succeeded(output) = self.ctx.attempt_output(spec).await {
-                    return Outcome::Succeeded(output);
-                }
-                // The Job controller would replace the lost pod; the orchestrator retries instead.
-                let _ = self.cluster.delete_job(ns, name).await;
-                Outcome::Lost(cause)
+        let lost = match end {
+            End::Succeeded => return self.ctx.attempt_output(spec).await,
+            End::Lost(cause) => Some(cause),
+            End::Failed(_) => None,
+        };
+        // The step records its output last: a pod failed or lost after that (a deadline that
+        // counted an API server outage, a node lost once the work was done) finished its work.
+        if let Outcome::Succeeded(output) = self.ctx.attempt_output(spec).await {
+            return Outcome::Succeeded(output);
+        }
+        if let Some(cause) = lost {
+            // The Job controller would replace the lost pod; the orchestrator retries instead.
+            let _ = self.cluster.delete_job(ns, name).await;
+            return Outcome::Lost(cause);
+        }
+        let last = match diagnose::failed_init_container(pod) {
+            Some(c) => {
+                let pod_name = pod.metadata.name.clone().unwrap_or_default();
+                let tail = self.cluster.tail(ns, &pod_name, &c, 5).await;
+                super::last_line(tail.as_bytes())
             }
-            End::Failed(_) => {
-                let last = match diagnose::failed_init_container(pod) {
-                    Some(c) => {
-                        let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                        let tail = self.cluster.tail(ns, &pod_name, &c, 5).await;
-                        super::last_line(tail.as_bytes())
-                    }
-                    None => last_line,
-                };
-                match diagnose::phase(pod, limits, last.as_deref()) {
-                    Phase::Ended(End::Failed(cause)) => Outcome::Failed(cause),
-                    Phase::Ended(End::Lost(cause)) => Outcome::Lost(cause),
-                    other => Outcome::Failed(format!("the pod ended unexpectedly: {other:?}")),
-                }
-            }
+            None => last_line,
+        };
+        match diagnose::phase(pod, limits, last.as_deref()) {
+            Phase::Ended(End::Failed(cause)) => Outcome::Failed(cause),
+            Phase::Ended(End::Lost(cause)) => Outcome::Lost(cause),
+            other => Outcome::Failed(format!("the pod ended unexpectedly: {other:?}")),
         }
     }
 
