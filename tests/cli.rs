@@ -147,6 +147,23 @@ fn an_override_for_a_missing_step_is_never_ignored() {
         err.contains("flow `squares` has no step `sqare` (did you mean `square`?)"),
         "{err}"
     );
+    // Every command that takes --with checks it, before it needs a datastore or a cluster.
+    for command in [
+        &["resume", "--with", "sqare/kubernetes:cpu=2"][..],
+        &["kubernetes", "list", "--with", "sqare/kubernetes:cpu=2"],
+        &["kubernetes", "kill", "--with", "sqare/kubernetes:cpu=2"],
+        &[
+            "kubernetes",
+            "rbac",
+            "--user",
+            "u",
+            "--with",
+            "sqare/kubernetes:cpu=2",
+        ],
+    ] {
+        let err = failure(&run("basic", command, &[]), 1);
+        assert!(err.contains("has no step `sqare`"), "{command:?}: {err}");
+    }
 }
 
 #[test]

@@ -528,3 +528,66 @@ async fn a_failed_task_cancels_its_siblings_and_records_them() {
         );
     }
 }
+
+/// The `step` process ends at once on SIGTERM, saying why, with 143: what makes a deleted pod
+/// go in seconds (as PID 1 of its container, a process without a handler ignores SIGTERM).
+#[tokio::test]
+async fn a_task_process_stops_on_sigterm() {
+    use kubestep::core::invocation::{StoreKind, TaskInvocation};
+    use std::io::BufRead;
+    let dir = scratch("sigterm");
+    let root = dir.join("store");
+    let ds = Datastore::local(&root, "failures").unwrap();
+    let input = ds
+        .put_artifact(codec::encode_value(&3u32).unwrap())
+        .await
+        .unwrap();
+    let inv = TaskInvocation {
+        step: "fragile".into(),
+        run_id: "r".into(),
+        task_id: "0".into(),
+        attempt: 0,
+        input,
+        store: StoreKind::Local,
+        store_root: root.to_str().unwrap().into(),
+    };
+    let mut child = std::process::Command::new(common::example("failures"))
+        .args(inv.to_args())
+        .env("FAIL", "hang")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the step runs (it hangs after its first line), ask it to stop.
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "fragile got 3");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(kubestep::runtime::task::SIGTERM_EXIT),
+        "{:?}",
+        out.status
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with("stopped by SIGTERM (its pod was deleted or its node drained)"),
+        "{stderr}"
+    );
+    assert!(
+        ds.get_record::<kubestep::datastore::AttemptResult>(&Key::AttemptResult(
+            TaskPath::new("r", "fragile", "0"),
+            0
+        ))
+        .await
+        .unwrap()
+        .is_none(),
+        "a stopped task records no output"
+    );
+}

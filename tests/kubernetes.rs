@@ -433,6 +433,18 @@ async fn a_timeout_is_deadline_exceeded() {
     );
 }
 
+/// A glibc binary in an image without its loader (busybox is static) cannot be executed: the
+/// runtime's StartError (exit 128, no log) is named with its likely cause.
+#[tokio::test]
+async fn a_binary_that_cannot_start_names_the_likely_cause() {
+    let (cause, _) = fails(&["--with", "work/kubernetes:image=busybox"], &[]).await;
+    assert!(
+        cause.contains("the step could not start in image `busybox`")
+            && cause.contains("lacks the binary's loader"),
+        "{cause}"
+    );
+}
+
 #[tokio::test]
 async fn a_missing_image_fails_fast_and_names_it() {
     let (cause, run_id) = fails(&["--with", "work/kubernetes:image=no-such-image:1"], &[]).await;
@@ -567,6 +579,35 @@ async fn an_eviction_is_retried_without_spending_retry() {
     assert!(
         cause.contains("EvictionByEvictionAPI") && cause.contains("(infrastructure)"),
         "{cause}"
+    );
+}
+
+/// A drain with the usual 30-second grace period: the step process, PID 1 of its container,
+/// stops at once on SIGTERM and says so in its log (without a handler the kernel would have it
+/// ignore SIGTERM and the pod would linger until the SIGKILL 30 s later, with no such line).
+#[tokio::test]
+async fn a_drained_pod_stops_its_step_on_sigterm() {
+    let (child, id_file) = sleeping("sigterm").await;
+    let pod = common::running_pod(&id_file, "work").await;
+    assert!(
+        kubestep_testenv::shared()
+            .evict("default", &pod, Some(30))
+            .await
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    let client = client("k8s-failures").await;
+    let log = client.log(&run_id, "work", "0", 0).await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&log)
+            .trim_end()
+            .ends_with("kubestep: stopped by SIGTERM (its pod was deleted or its node drained)"),
+        "{}",
+        String::from_utf8_lossy(&log)
     );
 }
 

@@ -36,6 +36,7 @@ pub enum Error {
 /// # Errors
 /// An unknown step, the datastore, or the step itself; the message is the task's cause.
 pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
+    exit_on_sigterm();
     // The orchestrator reports a failed task by the last line it printed: make a panic's
     // message that line, rather than the RUST_BACKTRACE hint.
     std::panic::set_hook(Box::new(|info| {
@@ -71,6 +72,34 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
     )
     .await?;
     Ok(())
+}
+
+/// The exit code of a task stopped by SIGTERM (128 + the signal, as a shell reports it).
+pub const SIGTERM_EXIT: i32 = 128 + libc::SIGTERM;
+
+/// Makes SIGTERM end the task at once. As PID 1 of its container the process would otherwise
+/// ignore it (the kernel gives a namespace's init no default action), and a deleted or drained
+/// pod would linger for its whole grace period. Ending abruptly loses nothing: outputs and
+/// records are written atomically, and a task without its result record has not succeeded.
+fn exit_on_sigterm() {
+    extern "C" fn on_sigterm(_: libc::c_int) {
+        // Only async-signal-safe calls here: write(2) and _exit(2).
+        const LINE: &[u8] =
+            b"kubestep: stopped by SIGTERM (its pod was deleted or its node drained)\n";
+        // SAFETY: write and _exit are async-signal-safe; LINE is a static buffer of LINE.len()
+        // bytes.
+        unsafe {
+            libc::write(2, LINE.as_ptr().cast(), LINE.len());
+            libc::_exit(SIGTERM_EXIT);
+        }
+    }
+    // SAFETY: installs a handler that makes only async-signal-safe calls.
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            on_sigterm as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
 }
 
 /// When this process was started to run one task (`<binary> step NAME ...`, what a pod runs),

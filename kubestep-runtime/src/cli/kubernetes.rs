@@ -64,6 +64,8 @@ fn namespaces(
     defaults: &Defaults,
     with: &WithArgs,
 ) -> Result<BTreeSet<String>, Error> {
+    // A misspelt step or parameter must not quietly widen or narrow what list, kill and rbac see.
+    super::check_overrides(flow, &with.with)?;
     let steps = crate::executor::kubernetes::resolve_all(flow.steps(), defaults, &with.with)?;
     Ok(steps.into_iter().map(|(_, r)| r.namespace.value).collect())
 }
@@ -110,10 +112,11 @@ pub(super) async fn command(
             Ok(())
         }
         Command::List(s) => {
+            let namespaces = namespaces(flow, defaults, &s.with)?;
             let cluster = cluster().await?;
             let sel = selector(flow, s.run_id.as_deref());
             writeln!(out, "NAMESPACE\tPOD\tRUN\tSTEP\tTASK\tATTEMPT\tPHASE")?;
-            for ns in namespaces(flow, defaults, &s.with)? {
+            for ns in namespaces {
                 let pods = cluster
                     .list_pods(&ns, &sel)
                     .await
@@ -144,9 +147,9 @@ pub(super) async fn command(
             Ok(())
         }
         Command::Kill(s) => {
+            let namespaces = namespaces(flow, defaults, &s.with)?;
             let cluster = cluster().await?;
             let sel = selector(flow, s.run_id.as_deref());
-            let namespaces = namespaces(flow, defaults, &s.with)?;
             let fail =
                 |e: crate::executor::kubernetes::cluster::Error| Error::Unsupported(report(&e));
             for ns in &namespaces {

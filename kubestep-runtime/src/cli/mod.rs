@@ -235,14 +235,17 @@ pub fn run(
                 check_overrides(flow, &a.with.with)?;
                 runtime()?.block_on(run::run(flow, &defaults, &a, None, start_input, out))
             }
-            Command::Resume(a) => runtime()?.block_on(run::run(
-                flow,
-                &defaults,
-                &a.run,
-                Some(a.run_id.as_deref()),
-                start_input,
-                out,
-            )),
+            Command::Resume(a) => {
+                check_overrides(flow, &a.run.with.with)?;
+                runtime()?.block_on(run::run(
+                    flow,
+                    &defaults,
+                    &a.run,
+                    Some(a.run_id.as_deref()),
+                    start_input,
+                    out,
+                ))
+            }
             Command::Logs(a) => runtime()?.block_on(run::logs(flow, &a, out)),
             Command::Step { args } => {
                 let mut all = vec![kubestep_core::invocation::SUBCOMMAND.to_string()];

@@ -16,14 +16,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A request failed after its retries.
-#[derive(Debug, thiserror::Error)]
-#[error("Kubernetes API: {what}")]
+#[derive(Debug)]
 pub struct Error {
     /// What was asked.
     pub what: String,
     /// Why it failed.
-    #[source]
     pub source: kube::Error,
+}
+
+// An answer from the API server is said in one line (its message and reason) and ends the
+// chain: kube's own message for it appends the whole `Status` in Debug form. Anything else
+// (no answer: a connection, TLS or timeout error) is left to `source()`.
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kubernetes API: {}", self.what)?;
+        if let kube::Error::Api(status) = &self.source {
+            write!(
+                f,
+                ": {} ({}, HTTP {})",
+                status.message, status.reason, status.code
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.source {
+            kube::Error::Api(_) => None,
+            other => Some(other),
+        }
+    }
 }
 
 /// A kube client with a rate limit and retries.

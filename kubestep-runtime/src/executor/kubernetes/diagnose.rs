@@ -222,6 +222,14 @@ fn failed(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> End {
                 None => format!("the pod's deadline passed: {message}"),
             });
         }
+        // The kubelet evicts a pod that overruns its own ephemeral-storage limit or an emptyDir's
+        // size: the step's doing, not the platform's, so `#[retry]` applies and the limit is said.
+        Some("Evicted") if storage_overrun(&message) => {
+            return End::Failed(format!(
+                "evicted for its disk use: {message} Raise it with #[kubernetes(disk = ...)] (MB) or `--with {}/kubernetes:disk=N` (tmpfs_size or shared_memory for a memory volume)",
+                limits.step
+            ));
+        }
         Some(
             r @ ("Evicted"
             | "Preempting"
@@ -285,6 +293,17 @@ fn failed(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> End {
             }
         ));
     };
+    // The runtime could not start the binary: containerd reports `StartError`, or (runc 1.1)
+    // the container's init prints `exec <command>: <errno>` and exits 1.
+    if t.reason.as_deref() == Some("StartError") {
+        return End::Failed(start_error(pod, t.message.as_deref().unwrap_or_default()));
+    }
+    if let Some(l) = last_line
+        && let Some(command) = step_command(pod)
+        && l.starts_with(&format!("exec {command}: "))
+    {
+        return End::Failed(start_error(pod, l));
+    }
     if t.reason.as_deref() == Some("OOMKilled") {
         let limit = limits.memory.as_deref().unwrap_or("its limit");
         return End::Failed(format!(
@@ -302,6 +321,50 @@ fn failed(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> End {
         Some(l) => format!("{how}: {}", l.strip_prefix("error: ").unwrap_or(l)),
         None => how,
     })
+}
+
+/// Whether an eviction message is the kubelet's for a pod over its own limits (its containers'
+/// ephemeral storage, an emptyDir's size), not for a node under pressure.
+fn storage_overrun(message: &str) -> bool {
+    [
+        "exceeds the total limit of containers",
+        "exceeded its local ephemeral storage limit",
+        "Usage of EmptyDir volume",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// The executable the step's container runs.
+fn step_command(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()?
+        .containers
+        .first()?
+        .command
+        .as_ref()?
+        .first()
+        .map(String::as_str)
+}
+
+/// Why the runtime could not start the step's process (`StartError`, exit 128), with the
+/// likely cause named.
+fn start_error(pod: &Pod, message: &str) -> String {
+    let image = image_of(pod, step_container(pod));
+    let likely = if message.contains("exec format error") {
+        "the step binary was built for another architecture than the node's; build it for the \
+         node's (for example --target x86_64-unknown-linux-gnu) or select nodes of its \
+         architecture"
+    } else if message.contains("no such file or directory") {
+        "the image lacks the binary's loader or a library it links (a glibc binary in a musl or \
+         distroless image); use an image with the binary's libc, or build a static binary"
+    } else if message.contains("permission denied") {
+        "the binary is not executable for the container's user (a noexec mount, or a file \
+         mode the user cannot run)"
+    } else {
+        "the container runtime refused to start it"
+    };
+    format!("the step could not start in image `{image}`: {likely} ({message})")
 }
 
 #[cfg(test)]
@@ -443,5 +506,71 @@ mod tests {
             "state": {"running": {}}}]}),
         );
         assert_eq!(phase(&p, &limits(), None), Phase::Running);
+    }
+
+    #[test]
+    fn a_binary_that_cannot_start_names_the_likely_cause() {
+        let p = pod(
+            json!({"phase": "Failed", "containerStatuses": [{"name": "train",
+            "ready": false, "restartCount": 0, "image": "nope:1", "imageID": "",
+            "state": {"terminated": {"exitCode": 128, "reason": "StartError",
+            "message": "failed to create containerd task: exec: \"/kubestep/bin/step\": exec format error: unknown"}}}]}),
+        );
+        let Phase::Ended(End::Failed(cause)) = phase(&p, &limits(), None) else {
+            panic!("{:?}", phase(&p, &limits(), None))
+        };
+        assert!(
+            cause.starts_with("the step could not start in image `nope:1`: the step binary was built for another architecture"),
+            "{cause}"
+        );
+        assert!(cause.contains("exec format error"), "{cause}");
+    }
+
+    #[test]
+    fn overrunning_its_own_disk_limit_is_the_steps_failure_and_node_pressure_is_not() {
+        let own = pod(json!({"phase": "Failed", "reason": "Evicted",
+            "message": "Pod ephemeral local storage usage exceeds the total limit of containers 1Gi."}));
+        let Phase::Ended(End::Failed(cause)) = phase(&own, &limits(), None) else {
+            panic!("{:?}", phase(&own, &limits(), None))
+        };
+        assert!(
+            cause.contains("evicted for its disk use") && cause.contains("1Gi"),
+            "{cause}"
+        );
+        assert!(cause.contains("--with train/kubernetes:disk=N"), "{cause}");
+        let pressure = pod(json!({"phase": "Failed", "reason": "Evicted",
+            "message": "The node was low on resource: ephemeral-storage."}));
+        assert!(
+            matches!(
+                phase(&pressure, &limits(), None),
+                Phase::Ended(End::Lost(_))
+            ),
+            "{:?}",
+            phase(&pressure, &limits(), None)
+        );
+    }
+
+    #[test]
+    fn runc_s_exec_failure_is_named_like_a_start_error() {
+        let mut p = pod(
+            json!({"phase": "Failed", "containerStatuses": [{"name": "train",
+            "ready": false, "restartCount": 0, "image": "busybox", "imageID": "",
+            "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}),
+        );
+        p.spec.as_mut().unwrap().containers[0].command = Some(vec!["/kubestep/bin/step".into()]);
+        let last = "exec /kubestep/bin/step: no such file or directory";
+        let Phase::Ended(End::Failed(cause)) = phase(&p, &limits(), Some(last)) else {
+            panic!()
+        };
+        assert!(cause.contains("lacks the binary's loader"), "{cause}");
+        // A step's own last line that merely looks alike is its own.
+        let Phase::Ended(End::Failed(cause)) = phase(
+            &p,
+            &limits(),
+            Some("exec /bin/other: no such file or directory"),
+        ) else {
+            panic!()
+        };
+        assert!(cause.starts_with("exit code 1: exec /bin/other"), "{cause}");
     }
 }

@@ -109,7 +109,10 @@ pub async fn follow(
             Err(e) => {
                 errors += 1;
                 if errors >= 5 || ended {
-                    return Err(format!("cannot read the log of pod {pod}: {e}"));
+                    return Err(format!(
+                        "cannot read the log of pod {pod}: {}",
+                        crate::report::report(&e)
+                    ));
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 false
