@@ -555,14 +555,14 @@ async fn sleeping(name: &str) -> (std::process::Child, std::path::PathBuf) {
     (child, id_file)
 }
 
-#[tokio::test]
-async fn an_eviction_is_retried_without_spending_retry() {
-    let (child, id_file) = sleeping("evict").await;
+/// Evicts the running pod of a sleeping run with this grace period (a drain); the run
+/// succeeds on its retry. Returns its id.
+async fn drained(name: &str, grace: u32) -> String {
+    let (child, id_file) = sleeping(name).await;
     let pod = common::running_pod(&id_file, "work").await;
-    // A drain with a 1-second grace period: the step is killed mid-run.
     assert!(
         kubestep_testenv::shared()
-            .evict("default", &pod, Some(1))
+            .evict("default", &pod, Some(grace))
             .await
     );
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
@@ -570,7 +570,13 @@ async fn an_eviction_is_retried_without_spending_retry() {
         .unwrap()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    std::fs::read_to_string(&id_file).unwrap()
+}
+
+#[tokio::test]
+async fn an_eviction_is_retried_without_spending_retry() {
+    // A 1-second grace period: the step is killed mid-run.
+    let run_id = drained("evict", 1).await;
     let client = client("k8s-failures").await;
     let task: TaskRecord = client.task(&run_id, "work", "0").await.unwrap().unwrap();
     assert_eq!(task.status, Status::Succeeded);
@@ -587,19 +593,7 @@ async fn an_eviction_is_retried_without_spending_retry() {
 /// ignore SIGTERM and the pod would linger until the SIGKILL 30 s later, with no such line).
 #[tokio::test]
 async fn a_drained_pod_stops_its_step_on_sigterm() {
-    let (child, id_file) = sleeping("sigterm").await;
-    let pod = common::running_pod(&id_file, "work").await;
-    assert!(
-        kubestep_testenv::shared()
-            .evict("default", &pod, Some(30))
-            .await
-    );
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    let run_id = drained("sigterm", 30).await;
     let client = client("k8s-failures").await;
     let log = client.log(&run_id, "work", "0", 0).await.unwrap().unwrap();
     assert!(
