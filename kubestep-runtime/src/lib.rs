@@ -29,3 +29,12 @@ pub mod task;
 
 pub use flow::{Flow, FlowBuilder};
 pub use step::{BoxError, Step, StepFuture};
+
+/// Runs blocking work (file reads, hashing, compression) on tokio's blocking pool; a panic in it
+/// is the caller's panic, as if it had run inline.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(out) => out,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}

@@ -252,10 +252,7 @@ async fn off_the_runtime<T: Send + 'static>(
     if size < 1 << 16 {
         return work();
     }
-    match tokio::task::spawn_blocking(work).await {
-        Ok(out) => out,
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
+    crate::blocking(work).await
 }
 
 /// Milliseconds since the epoch.

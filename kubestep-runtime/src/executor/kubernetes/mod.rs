@@ -174,10 +174,7 @@ impl KubernetesExecutor {
             Some(path) => (Binary::InImage { path: path.clone() }, None, None),
             None => {
                 // Reading and hashing a large executable blocks: off the async workers.
-                let exe = match tokio::task::spawn_blocking(binary::current).await {
-                    Ok(exe) => exe?,
-                    Err(join) => std::panic::resume_unwind(join.into_panic()),
-                };
+                let exe = crate::blocking(binary::current).await?;
                 if let Some(needs) = exe.glibc.filter(|v| *v > DEFAULT_IMAGE_GLIBC)
                     && let Some((d, r)) = steps
                         .iter()
