@@ -183,7 +183,7 @@ async fn a_step_error_is_reported_with_its_message() {
 
 #[tokio::test]
 async fn a_timeout_kills_the_task() {
-    failing("hang", "timed out after 2 s (#[timeout])").await;
+    failing("hang", "timed out after 2 s (#[timeout] of step").await;
 }
 
 #[tokio::test]

@@ -424,12 +424,24 @@ async fn an_exit_code_is_the_cause() {
     assert!(String::from_utf8_lossy(&log).contains("work gives up"));
 }
 
+/// The step stops itself at its `#[timeout]`, counted from its own start (the pod's deadline,
+/// which counts the image pull and the binary's fetch too, is only a backstop).
 #[tokio::test]
-async fn a_timeout_is_deadline_exceeded() {
-    let (cause, _) = fails(&["--fail", "hang"], &[]).await;
+async fn a_timeout_is_enforced_by_the_step_itself() {
+    let (cause, run_id) = fails(&["--fail", "hang"], &[]).await;
     assert!(
-        cause.contains("timed out after 20 s") && cause.contains("activeDeadlineSeconds"),
+        cause.contains("timed out after 20 s (#[timeout] of step `work`)"),
         "{cause}"
+    );
+    let log = client("k8s-failures")
+        .await
+        .log(&run_id, "work", "0", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&log).contains("kubestep: timed out after 20 s"),
+        "the step's own timer stopped it"
     );
 }
 

@@ -58,6 +58,12 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
         flow: flow.name().into(),
         step: inv.step.clone(),
     })?;
+    if let Some(decl) = flow.step(&inv.step)
+        && let Ok(spec) = kubestep_core::spec::StepSpec::from_decorators(decl.decorators)
+        && let Some(t) = spec.timeout
+    {
+        exit_after(&inv.step, t.seconds);
+    }
     let ds = Datastore::open(inv.store, &inv.store_root, flow.name())?;
     let input = ds.get_artifact(&inv.input).await?;
     let output = runner(input).await?;
@@ -76,6 +82,31 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
 
 /// The exit code of a task stopped by SIGTERM (128 + the signal, as a shell reports it).
 pub const SIGTERM_EXIT: i32 = 128 + libc::SIGTERM;
+
+/// The exit code of a task stopped by its own `#[timeout]` (as coreutils' `timeout` uses).
+pub const TIMEOUT_EXIT: i32 = 124;
+
+/// Whether a task that ended with `code` after printing `last_line` was stopped by its own
+/// `#[timeout]` (a step that exits 124 itself was not).
+pub fn stopped_by_timeout(code: Option<i32>, last_line: Option<&str>) -> bool {
+    code == Some(TIMEOUT_EXIT) && last_line.is_some_and(|l| l.starts_with(TIMEOUT_MARK))
+}
+
+/// How the line the timer prints begins.
+const TIMEOUT_MARK: &str = "kubestep: timed out after ";
+
+/// Ends the process with [`TIMEOUT_EXIT`] after `seconds`, counted from here: the step's own
+/// start, not its pod's (whose deadline would count the image pull and the binary's fetch). A
+/// thread, not a task, so a step that blocks its runtime's workers is stopped all the same.
+fn exit_after(step: &str, seconds: u64) {
+    let line = format!("kubestep: {}", crate::executor::timed_out(step, seconds));
+    debug_assert!(line.starts_with(TIMEOUT_MARK));
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+        eprintln!("{line}");
+        std::process::exit(TIMEOUT_EXIT);
+    });
+}
 
 /// Makes SIGTERM end the task at once. As PID 1 of its container the process would otherwise
 /// ignore it (the kernel gives a namespace's init no default action), and a deleted or drained

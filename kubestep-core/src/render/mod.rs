@@ -8,6 +8,7 @@ mod pod;
 mod resources;
 mod yaml;
 
+pub use pod::{START_ALLOWANCE_SECONDS, active_deadline};
 pub use yaml::{YamlError, to_yaml};
 
 use crate::invocation::TaskInvocation;
@@ -133,7 +134,11 @@ pub fn job(step: &Resolved, task: &Task) -> Rendered {
     let meta = metadata::object_meta(step, task);
     let pod_spec = pod::pod_spec(step, task, &mut notes);
     if let Some(t) = step.timeout_seconds {
-        notes.note(format!("{POD}.activeDeadlineSeconds"), t, &Source::Timeout);
+        notes.note(
+            format!("{POD}.activeDeadlineSeconds"),
+            active_deadline(t),
+            &Source::Timeout,
+        );
     }
     let ttl = &step.settings.job_ttl_seconds;
     notes.note("spec.ttlSecondsAfterFinished", ttl.value, &ttl.source);

@@ -30,6 +30,17 @@ chmod 0755 /kubestep/bin/step.part
 mv /kubestep/bin/step.part /kubestep/bin/step
 "#;
 
+/// What a pod gets to start (pull its image, fetch the step binary) on top of the step's
+/// `#[timeout]`. The step process enforces `#[timeout]` itself, from its own start, so a slow
+/// pull does not eat the step's time (Metaflow's pod deadline counts it); the pod's
+/// `activeDeadlineSeconds` is the backstop for a pod that never gets that far.
+pub const START_ALLOWANCE_SECONDS: u64 = 600;
+
+/// The pod's `activeDeadlineSeconds` for a step whose `#[timeout]` is `timeout` seconds.
+pub fn active_deadline(timeout: u64) -> u64 {
+    timeout + START_ALLOWANCE_SECONDS
+}
+
 fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
@@ -368,7 +379,7 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
         .map(|_| (task.job_name(), task.service_name()));
     PodSpec {
         restart_policy: Some("Never".into()),
-        active_deadline_seconds: step.timeout_seconds.map(|s| s as i64),
+        active_deadline_seconds: step.timeout_seconds.map(|t| active_deadline(t) as i64),
         service_account_name: step.service_account.as_ref().map(|s| s.value.clone()),
         // A step needs no API access unless it was given an account for it.
         automount_service_account_token: step.service_account.is_none().then_some(false),

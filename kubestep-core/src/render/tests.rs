@@ -584,7 +584,10 @@ fn claims_secrets_port_security_and_timeout() {
         ),
         (Some(1000), Some(true), Some(false))
     );
-    assert_eq!(p.active_deadline_seconds, Some(120));
+    assert_eq!(
+        p.active_deadline_seconds,
+        Some(120 + super::START_ALLOWANCE_SECONDS as i64)
+    );
 }
 
 #[test]

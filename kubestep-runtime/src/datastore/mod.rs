@@ -177,6 +177,13 @@ fn cloud<T: ObjectStore + object_store::signer::Signer>(
     (store.clone(), Some(store))
 }
 
+/// How long a connection to the object store may take to open (object_store's default is 5 s;
+/// `*_CONNECT_TIMEOUT` overrides it). object_store classes a connect timeout as a timeout, which
+/// it does not retry for a PUT, so on a busy node one lost SYN (retransmitted after 1, then 3 s)
+/// would fail a step that had finished its work.
+#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The object store of `kind` at `root` (under `prefix`), configured from the environment
 /// and `vars` over it: `AWS_*`, `AZURE_*` or `GOOGLE_*`, each `KEY_NAME` being the builder's
 /// `key_name` setting (client settings such as timeouts and proxies included).
@@ -198,7 +205,10 @@ fn object_store(
     macro_rules! backend {
         ($module:ident, $builder:ident, $key:ident, $env:literal) => {{
             use object_store::$module::{$builder, $key};
-            let (mut b, mut client) = ($builder::from_env(), tls::client_options());
+            let (mut b, mut client) = (
+                $builder::from_env(),
+                tls::client_options().with_connect_timeout(CONNECT_TIMEOUT),
+            );
             for (k, v) in settings::<$key>(vars, $env) {
                 match k {
                     $key::Client(k) => client = client.with_config(k, v),

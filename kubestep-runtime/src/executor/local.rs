@@ -6,6 +6,7 @@ use super::{Executor, Outcome, RunContext, TaskSpec};
 use futures::future::BoxFuture;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::Mutex;
 
@@ -88,7 +89,11 @@ impl LocalExecutor {
         let echo = ctx.echo.then_some(&*ctx.progress);
         let waited = async {
             let status = match task.timeout {
-                Some(t) => tokio::time::timeout(t, child.wait()).await.ok(),
+                // The task stops itself at its timeout (`task::TIMEOUT_EXIT`); this is the
+                // backstop for one that cannot.
+                Some(t) => tokio::time::timeout(t + Duration::from_secs(5), child.wait())
+                    .await
+                    .ok(),
                 None => Some(child.wait().await),
             };
             // Whatever the step left running (and holding its pipes) ends with it.
@@ -100,16 +105,13 @@ impl LocalExecutor {
             pump(out, prefix.clone(), echo, false, &log),
             pump(err, prefix.clone(), echo, true, &log)
         );
+        let timed_out =
+            || super::timed_out(task.step.name, task.timeout.map_or(0, |t| t.as_secs()));
         let log = log.into_inner();
         let last_line = super::last_line(&log);
         ctx.save_log(task, log).await;
         let status = match status {
-            None => {
-                return Outcome::Failed(format!(
-                    "timed out after {} s (#[timeout])",
-                    task.timeout.map_or(0, |t| t.as_secs())
-                ));
-            }
+            None => return Outcome::Failed(timed_out()),
             Some(Err(e)) => {
                 return Outcome::Failed(format!("cannot wait for the task process: {e}"));
             }
@@ -117,6 +119,9 @@ impl LocalExecutor {
         };
         if status.success() {
             return ctx.attempt_output(task).await;
+        }
+        if crate::task::stopped_by_timeout(status.code(), last_line.as_deref()) {
+            return Outcome::Failed(timed_out());
         }
         use std::os::unix::process::ExitStatusExt;
         let how = match (status.code(), status.signal()) {

@@ -107,6 +107,11 @@ impl RunContext {
     }
 }
 
+/// The cause of a task stopped by its step's `#[timeout]` of `seconds`.
+pub fn timed_out(step: &str, seconds: u64) -> String {
+    format!("timed out after {seconds} s (#[timeout] of step `{step}`)")
+}
+
 /// The last line a task printed that is not blank: what a failure's cause quotes.
 pub fn last_line(log: &[u8]) -> Option<String> {
     String::from_utf8_lossy(log)

@@ -2,6 +2,7 @@
 //! why). Pure functions of the `Pod` the watch delivered, so every cause is unit-tested.
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kubestep_core::render::START_ALLOWANCE_SECONDS;
 
 /// The init container that fetches the binary.
 pub use kubestep_core::labels::FETCH_CONTAINER as FETCH;
@@ -214,13 +215,18 @@ fn failed(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> End {
     let disruption = condition(pod, "DisruptionTarget").filter(|c| c.status == "True");
     match status.reason.as_deref() {
         Some("DeadlineExceeded") => {
-            return End::Failed(match limits.timeout_seconds {
-                Some(t) => format!(
-                    "timed out after {t} s (#[timeout] of step `{}`; the pod's activeDeadlineSeconds)",
-                    limits.step
-                ),
-                None => format!("the pod's deadline passed: {message}"),
-            });
+            // The step stops itself at its #[timeout]; the pod's deadline, which also counts
+            // the pod's start, passes first only when the step never got going.
+            return End::Failed(format!(
+                "the pod's activeDeadlineSeconds passed before step `{}` {}: {message}",
+                limits.step,
+                match limits.timeout_seconds {
+                    Some(t) => format!(
+                        "could time out itself ({t} s #[timeout], plus {START_ALLOWANCE_SECONDS} s to start)"
+                    ),
+                    None => "finished".into(),
+                }
+            ));
         }
         // The kubelet evicts a pod that overruns its own ephemeral-storage limit or an emptyDir's
         // size: the step's doing, not the platform's, so `#[retry]` applies and the limit is said.
@@ -303,6 +309,12 @@ fn failed(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> End {
         && l.starts_with(&format!("exec {command}: "))
     {
         return End::Failed(start_error(pod, l));
+    }
+    if crate::task::stopped_by_timeout(Some(t.exit_code), last_line) {
+        return End::Failed(super::super::timed_out(
+            &limits.step,
+            limits.timeout_seconds.unwrap_or_default(),
+        ));
     }
     if t.reason.as_deref() == Some("OOMKilled") {
         let limit = limits.memory.as_deref().unwrap_or("its limit");
@@ -478,7 +490,23 @@ mod tests {
         let End::Failed(t) = failed(&deadline, &limits(), None) else {
             panic!()
         };
-        assert!(t.contains("timed out after 30 s"), "{t}");
+        assert!(
+            t.contains("before step `train` could time out itself (30 s"),
+            "{t}"
+        );
+        assert_eq!(
+            failed(
+                &term("Error", crate::task::TIMEOUT_EXIT),
+                &limits(),
+                Some("kubestep: timed out after 30 s (#[timeout] of step `train`)")
+            ),
+            End::Failed("timed out after 30 s (#[timeout] of step `train`)".into())
+        );
+        assert_eq!(
+            failed(&term("Error", 124), &limits(), Some("my own 124")),
+            End::Failed("exit code 124: my own 124".into()),
+            "a step's own exit 124 is not a timeout"
+        );
         let evicted = pod(json!({"phase": "Failed", "reason": "Evicted",
             "message": "The node was low on resource: memory."}));
         assert!(matches!(failed(&evicted, &limits(), None), End::Lost(m) if m.contains("Evicted")));
