@@ -4,6 +4,9 @@
 //! Role that `kubernetes rbac` prints.
 
 mod common;
+mod kubernetes {
+    mod effects;
+}
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Secret, ServiceAccount};
 use kube::Api;
@@ -41,10 +44,13 @@ async fn setup() -> &'static Vec<(String, String)> {
             .get(kubestep_testenv::S3_SECRET_NAME)
             .await
             .expect("the testenv S3 Secret");
-        for ns in ["ml", "data", "full", BASELINE] {
+        for ns in ["default", "ml", "data", "full", BASELINE, RESTRICTED] {
             // Pod Security Admission enforces what the namespace's labels say.
             let labels = match ns {
                 BASELINE => serde_json::json!({"pod-security.kubernetes.io/enforce": "baseline"}),
+                RESTRICTED => {
+                    serde_json::json!({"pod-security.kubernetes.io/enforce": "restricted"})
+                }
                 _ => serde_json::json!({}),
             };
             ensure(
@@ -109,6 +115,7 @@ async fn setup() -> &'static Vec<(String, String)> {
             ("custom_image", "kubernetes"),
             ("kubernetes_failures", "work/kubernetes:namespace=full"),
             ("basic", "kubernetes:namespace=psa-baseline"),
+            ("pod_effects", "kubernetes"),
         ] {
             let out = common::run(
                 example,
@@ -137,6 +144,8 @@ async fn setup() -> &'static Vec<(String, String)> {
 
 /// A namespace whose Pod Security Admission enforces the `baseline` level.
 const BASELINE: &str = "psa-baseline";
+/// A namespace whose Pod Security Admission enforces the `restricted` level.
+const RESTRICTED: &str = "psa-restricted";
 
 fn root() -> String {
     format!("s3://kubestep/k8s-{}", std::process::id())

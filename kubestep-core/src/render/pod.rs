@@ -5,9 +5,9 @@ use crate::labels;
 use crate::names;
 use crate::resolve::{Resolved, Source};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
-    LocalObjectReference, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSpec,
-    SeccompProfile, SecretEnvSource, SecurityContext, Toleration, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
+    EnvVarSource, LocalObjectReference, ObjectFieldSelector, PersistentVolumeClaimVolumeSource,
+    PodSpec, SeccompProfile, SecretEnvSource, SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
@@ -116,8 +116,9 @@ fn main_env(step: &Resolved, task: &Task, notes: &mut Notes) -> Vec<EnvVar> {
     out
 }
 
-/// kubestep's hardening unless the step says otherwise: no privilege escalation and the
-/// runtime's default seccomp profile; the step's own keys render exactly.
+/// kubestep's hardening unless the step says otherwise: no privilege escalation, no
+/// capabilities and the runtime's default seccomp profile; the step's own keys render exactly.
+/// The init container gets the same.
 fn security_context(step: &Resolved, notes: &mut Notes) -> SecurityContext {
     let user = step.security_context.as_ref();
     let sc = user.map(|s| s.value.clone()).unwrap_or_default();
@@ -145,8 +146,22 @@ fn security_context(step: &Resolved, notes: &mut Notes) -> SecurityContext {
             notes.note(format!("{field}.{name}"), v, &source);
         }
     }
+    // No capabilities unless privileged: a step computes and talks to its datastore, and
+    // dropping ALL is what the `restricted` Pod Security level asks of every container.
+    let capabilities = (!privileged).then(|| {
+        notes.note(
+            format!("{field}.capabilities.drop"),
+            "ALL",
+            &Source::BuiltIn,
+        );
+        Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }
+    });
     SecurityContext {
         allow_privilege_escalation: ape,
+        capabilities,
         privileged: sc.privileged,
         run_as_user: sc.run_as_user,
         run_as_group: sc.run_as_group,

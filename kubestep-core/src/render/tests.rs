@@ -793,3 +793,55 @@ fn a_claim_at_the_default_tmpfs_path_is_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn run_as_non_root_alone_on_the_default_image_is_refused_before_launch() {
+    let non_root = || {
+        arg(
+            "security_context",
+            map(&[("run_as_non_root", Value::Bool(true))]),
+        )
+    };
+    let e = resolve(
+        &decl(vec![k8s(vec![non_root()])]),
+        &Defaults::default(),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("run_as_non_root = true (from #[kubernetes]) needs run_as_user: the default image `debian:bookworm-slim` runs as root"),
+        "{e}"
+    );
+    // With a uid, or an image of the user's own (whose user kubestep cannot know), it renders.
+    let with_user = map(&[
+        ("run_as_non_root", Value::Bool(true)),
+        ("run_as_user", Value::Int(1000)),
+    ]);
+    render(vec![arg("security_context", with_user)]);
+    render(vec![non_root(), arg("image", s("ghcr.io/acme/train:1.4"))]);
+}
+
+#[test]
+fn every_container_drops_all_capabilities_unless_privileged() {
+    let r = render(vec![]);
+    let caps = |c: &Container| {
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.capabilities.as_ref())
+            .and_then(|c| c.drop.clone())
+    };
+    let pod = r.job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    for c in pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+    {
+        assert_eq!(caps(c), Some(vec!["ALL".to_string()]), "{}", c.name);
+    }
+    let r = render(vec![arg(
+        "security_context",
+        map(&[("privileged", Value::Bool(true))]),
+    )]);
+    assert_eq!(caps(main(&r)), None);
+}

@@ -29,6 +29,7 @@ pub(crate) fn check(view: &Layered, compute_pool_label: &str, layers: bool) -> V
     tmpfs_settings_need_a_tmpfs(view, from, &mut out);
     mounts_do_not_collide(view, from, &mut out);
     compute_pool_agrees_with_node_selector(view, compute_pool_label, from, &mut out);
+    non_root_on_the_default_image_needs_a_user(view, from, &mut out);
     out
 }
 
@@ -69,6 +70,34 @@ fn best_effort_has_no_requests(view: &Layered, from: Naming, out: &mut Vec<Viola
                 ),
             });
         }
+    }
+}
+
+// The default image runs as root, so `run_as_non_root` alone makes the kubelet refuse to start
+// the container ("image will run as root") after the pod was scheduled. Only the merged layers
+// know the image is the default (the environment or `--with` may name another).
+fn non_root_on_the_default_image_needs_a_user(
+    view: &Layered,
+    from: Naming,
+    out: &mut Vec<Violation>,
+) {
+    let Some(sc) = view.security_context.as_ref() else {
+        return;
+    };
+    if from.0
+        && view.image.is_none()
+        && sc.value.run_as_non_root == Some(true)
+        && sc.value.run_as_user.is_none()
+    {
+        out.push(Violation {
+            key: "security_context",
+            source: sc.source.clone(),
+            message: format!(
+                "security_context run_as_non_root = true{} needs run_as_user: the default image `{}` runs as root, so the kubelet would refuse to start it; add run_as_user = 1000 (any uid but 0) or name an image whose user is not root",
+                from.of(&sc.source),
+                crate::resolve::DEFAULT_IMAGE
+            ),
+        });
     }
 }
 
