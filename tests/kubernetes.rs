@@ -420,6 +420,23 @@ async fn oom_names_the_limit_and_keeps_the_last_lines() {
     );
 }
 
+/// The private registry's image without its pull Secret fails at once, naming the image.
+#[tokio::test]
+async fn a_private_image_without_its_secret_fails_naming_it() {
+    let (cause, _) = fails(
+        &[
+            "--with",
+            "work/kubernetes:image=registry.example.com/acme/sorter:1.4",
+        ],
+        &[],
+    )
+    .await;
+    assert!(
+        cause.contains("registry.example.com/acme/sorter:1.4") && cause.contains("pull"),
+        "{cause}"
+    );
+}
+
 #[tokio::test]
 async fn an_exit_code_is_the_cause() {
     let (cause, run_id) = fails(&["--fail", "exit"], &[]).await;
