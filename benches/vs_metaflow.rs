@@ -164,7 +164,7 @@ fn kubestep(flow: &str, mib: &str, scratch: &Path, runs: usize) -> Duration {
         (0..runs)
             .map(|_| {
                 let mut cmd = Command::new(&exe);
-                cmd.args(["run", "--quiet", "--datastore-root"])
+                cmd.args(["run", "--local", "--quiet", "--datastore-root"])
                     .arg(scratch.join("kubestep"))
                     .env("KUBESTEP_BENCH_FLOW", flow)
                     .env("HANDOFF_MIB", mib);

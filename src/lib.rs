@@ -29,9 +29,10 @@
 //! }
 //! ```
 //!
-//! `cargo run -- run` runs it locally; `cargo run -- run --with kubernetes --datastore s3` runs
-//! the steps as Jobs whose pods fetch this binary from the datastore and run it (the README's
-//! "Running on Kubernetes" has the details). `cargo run -- show` prints the graph and every
+//! `cargo run -- run --datastore s3` runs the `#[kubernetes]` steps as Jobs whose pods fetch this
+//! binary from the datastore and run it, the others locally (`--with kubernetes` sends every
+//! step; the README's "Running on Kubernetes" has the details); `cargo run -- run --local` runs
+//! every step on this machine. `cargo run -- show` prints the graph and every
 //! step's settings with their sources; `cargo run -- render --with kubernetes` prints the Jobs a
 //! Kubernetes run would create. Inside a step, [`pod()`] says which pod it runs in; an async
 //! program can run single steps on Kubernetes with [`embed`], and [`client`] reads a run's

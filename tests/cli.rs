@@ -267,11 +267,61 @@ fn kubernetes_runs_need_a_datastore_pods_can_reach() {
     );
     assert!(
         err.contains(
-            "--with kubernetes needs a datastore pods can reach: --datastore s3, azure or gs"
+            "steps `start`, `square`, `end` run on Kubernetes (#[kubernetes] or --with), which needs a datastore pods can reach: --datastore s3, azure or gs (or KUBESTEP_DATASTORE)"
         ),
         "{err}"
     );
     assert!(!dir.join("squares/runs").exists(), "nothing ran");
+}
+
+/// A `#[kubernetes]` step executes on Kubernetes without any `--with`, as the decorator says:
+/// with nothing configured for it, `run` stops before anything starts and names the fix.
+#[test]
+fn a_decorated_step_goes_to_kubernetes_and_says_what_it_needs() {
+    let dir = std::env::temp_dir().join(format!("kubestep-cli-decorated-{}", std::process::id()));
+    let root = ["--datastore-root", dir.to_str().unwrap()];
+    let err = failure(&run("basic", &[&["run"][..], &root].concat(), &[]), 1);
+    assert!(
+        err.contains("step `square` runs on Kubernetes (#[kubernetes]), which needs a datastore pods can reach")
+            && err.contains("`run --local` runs every step on this machine"),
+        "{err}"
+    );
+    // KUBESTEP_DATASTORE is --datastore's default; with no cluster configured, that is named.
+    let err = failure(
+        &run(
+            "basic",
+            &["run", "--datastore-root", "s3://kubestep/nowhere"],
+            &[
+                ("KUBESTEP_DATASTORE", "s3"),
+                ("KUBECONFIG", "/nonexistent/kubeconfig"),
+                ("KUBERNETES_SERVICE_HOST", ""),
+            ],
+        ),
+        1,
+    );
+    assert!(
+        err.contains(
+            "step `square` runs on Kubernetes (#[kubernetes]), but no cluster is configured"
+        ) && err.contains("point KUBECONFIG at one, or `run --local`"),
+        "{err}"
+    );
+    assert!(!dir.join("squares/runs").exists(), "nothing ran");
+    // --local runs it here; it cannot be combined with --with.
+    let out = run(
+        "basic",
+        &[&["run", "--local", "--quiet"][..], &root].concat(),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = failure(
+        &run("basic", &["run", "--local", "--with", "kubernetes"], &[]),
+        2,
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
 }
 
 #[test]

@@ -30,6 +30,7 @@ async fn flow_with(kind: Kind, root: &str, vars: Vec<(String, String)>) {
         "basic",
         &[
             "run",
+            "--local",
             "--datastore",
             kind.name(),
             "--datastore-root",
@@ -100,7 +101,14 @@ async fn s3_over_https_trusts_ssl_cert_file() {
     let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let out = common::run(
         "basic",
-        &["run", "--datastore", "s3", "--datastore-root", &root],
+        &[
+            "run",
+            "--local",
+            "--datastore",
+            "s3",
+            "--datastore-root",
+            &root,
+        ],
         &env,
     );
     let err = String::from_utf8_lossy(&out.stderr);
@@ -116,7 +124,14 @@ async fn s3_over_https_trusts_ssl_cert_file() {
 fn a_wrong_root_is_named() {
     let out = common::run(
         "basic",
-        &["run", "--datastore", "s3", "--datastore-root", "/not/a/url"],
+        &[
+            "run",
+            "--local",
+            "--datastore",
+            "s3",
+            "--datastore-root",
+            "/not/a/url",
+        ],
         &[],
     );
     let err = String::from_utf8_lossy(&out.stderr);

@@ -20,6 +20,7 @@ fn run(example: &str, dir: &Path, env: &[(&str, &str)]) -> (i32, String, String,
     let id_file = dir.join("run-id");
     let args = [
         "run",
+        "--local",
         "--datastore-root",
         root.to_str().unwrap(),
         "--run-id-file",
@@ -218,7 +219,13 @@ fn ctrl_c_stops_the_run_with_130_and_leaves_no_task_behind() {
     let marker = std::env::temp_dir().join(format!("kubestep-flaky-{flaky}"));
     std::fs::write(&marker, b"").unwrap();
     let mut child = std::process::Command::new(common::example("failures"))
-        .args(["run", "--quiet", "--datastore-root", root.to_str().unwrap()])
+        .args([
+            "run",
+            "--local",
+            "--quiet",
+            "--datastore-root",
+            root.to_str().unwrap(),
+        ])
         .env("FAIL", "hang")
         .env("FLAKY_ID", &flaky)
         .spawn()
@@ -276,7 +283,12 @@ async fn resume_reuses_every_finished_task_and_reruns_from_the_failure() {
     let root = dir.join("store");
     let out = common::run(
         "failures",
-        &["resume", "--datastore-root", root.to_str().unwrap()],
+        &[
+            "resume",
+            "--local",
+            "--datastore-root",
+            root.to_str().unwrap(),
+        ],
         &[("FLAKY_ID", &flaky)],
     );
     let _ = std::fs::remove_file(&marker);
@@ -327,6 +339,7 @@ async fn resume_reuses_foreach_items() {
         "basic",
         &[
             "resume",
+            "--local",
             &first,
             "--quiet",
             "--datastore-root",
@@ -421,7 +434,13 @@ async fn a_task_killed_while_writing_leaves_no_partial_output() {
     let root = dir.join("store");
     for delay_ms in [5u64, 20, 50, 100, 200, 400] {
         let mut child = std::process::Command::new(common::example("large_output"))
-            .args(["run", "--quiet", "--datastore-root", root.to_str().unwrap()])
+            .args([
+                "run",
+                "--local",
+                "--quiet",
+                "--datastore-root",
+                root.to_str().unwrap(),
+            ])
             .env("BIG_MIB", "96")
             .spawn()
             .unwrap();
@@ -454,6 +473,7 @@ async fn parameters_come_from_run_options_and_show_lists_them() {
     let id_file = dir.join("run-id");
     let args = [
         "run",
+        "--local",
         "--alpha",
         "0.5",
         "--n",
@@ -477,6 +497,7 @@ async fn parameters_come_from_run_options_and_show_lists_them() {
     // Defaults apply when an option is left out.
     let args = [
         "run",
+        "--local",
         "--datastore-root",
         root.to_str().unwrap(),
         "--run-id-file",
@@ -485,7 +506,7 @@ async fn parameters_come_from_run_options_and_show_lists_them() {
     assert!(common::run("parameters", &args, &[]).status.success());
     let run_id = std::fs::read_to_string(&id_file).unwrap();
     assert!((output::<f64>(&dir, "parameters", &run_id, "end", "0").await - 0.3).abs() < 1e-9);
-    let bad = common::run("parameters", &["run", "--alpha", "lots"], &[]);
+    let bad = common::run("parameters", &["run", "--local", "--alpha", "lots"], &[]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("invalid value 'lots' for '--alpha <ALPHA>'")

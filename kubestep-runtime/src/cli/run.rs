@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 /// Where the datastore is: options of `run`, `resume`, `logs` and `render`.
 #[derive(Debug, clap::Args)]
 pub(super) struct DatastoreArgs {
-    /// Which datastore holds the outputs.
-    #[arg(long, default_value = "local", value_parser = store_kind())]
+    /// Which datastore holds the outputs (default from KUBESTEP_DATASTORE, as Metaflow's
+    /// METAFLOW_DEFAULT_DATASTORE).
+    #[arg(long, env = "KUBESTEP_DATASTORE", default_value = "local", value_parser = store_kind())]
     datastore: Kind,
     /// Its root: a directory for `local` (default `.kubestep`), a URL such as s3://bucket/prefix
     /// for the others (default from KUBESTEP_S3_ROOT, KUBESTEP_AZURE_ROOT, KUBESTEP_GCS_ROOT).
@@ -76,6 +77,9 @@ pub(super) struct Args {
     /// Print only errors, not the tasks' output.
     #[arg(long, short)]
     quiet: bool,
+    /// Run every step on this machine, `#[kubernetes]` ones included (for development).
+    #[arg(long, conflicts_with = "with")]
+    local: bool,
     #[command(flatten)]
     pub(super) with: super::WithArgs,
 }
@@ -102,7 +106,9 @@ pub(super) async fn run(
 ) -> Result<(), Error> {
     let with = &args.with.with;
     // Settings are checked before anything starts: a bad one is named, nothing is left behind.
-    let on_kubernetes = if with.is_empty() {
+    // A `#[kubernetes]` step executes on Kubernetes, as the decorator says; `--local` keeps
+    // every step here.
+    let on_kubernetes = if args.local {
         Vec::new()
     } else {
         flow.steps()
@@ -110,11 +116,30 @@ pub(super) async fn run(
             .map(|d| Ok((d, resolve::resolve(d, defaults, with)?)))
             .collect::<Result<Vec<_>, Error>>()?
     };
+    // Why the steps go to Kubernetes, for the messages that say what they need.
+    let why = || {
+        let names: Vec<String> = on_kubernetes
+            .iter()
+            .map(|(d, _)| format!("`{}`", d.name))
+            .collect();
+        let by = if with.is_empty() {
+            "#[kubernetes]"
+        } else {
+            "#[kubernetes] or --with"
+        };
+        format!(
+            "step{} {} run{} on Kubernetes ({by})",
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", "),
+            if names.len() == 1 { "s" } else { "" }
+        )
+    };
     let datastore = args.store.open(flow)?;
     if !on_kubernetes.is_empty() && datastore.kind() == Kind::Local {
-        return Err(Error::Unsupported(
-            "--with kubernetes needs a datastore pods can reach: --datastore s3, azure or gs (a local directory is not visible in pods)".into(),
-        ));
+        return Err(Error::Unsupported(format!(
+            "{}, which needs a datastore pods can reach: --datastore s3, azure or gs (or KUBESTEP_DATASTORE), since a local directory is not visible in pods; `run --local` runs every step on this machine",
+            why()
+        )));
     }
     let run_id = orchestrator::new_run_id();
     if let Some(file) = &args.run_id_file {
@@ -142,10 +167,20 @@ pub(super) async fn run(
         None
     } else {
         let settings = defaults.settings()?;
+        let why = why();
         let names: Vec<&'static str> = on_kubernetes.iter().map(|(d, _)| d.name).collect();
-        let k = Arc::new(
-            KubernetesExecutor::start(ctx.clone(), flow.name(), on_kubernetes, &settings).await?,
-        );
+        let k = KubernetesExecutor::start(ctx.clone(), flow.name(), on_kubernetes, &settings)
+            .await
+            .map_err(|e| match e {
+                crate::executor::kubernetes::Error::Cluster(e) if e.is_config() => {
+                    Error::Unsupported(format!(
+                        "{why}, but no cluster is configured ({}); point KUBECONFIG at one, or `run --local` to run every step on this machine",
+                        report(&e)
+                    ))
+                }
+                e => e.into(),
+            })?;
+        let k = Arc::new(k);
         Some((k, names))
     };
     let executor = Routed {

@@ -357,6 +357,8 @@ impl TestEnv {
                 .map_err(|e| Error::Kube(format!("create Secret {name}: {e}")))?;
         }
         exports.push(("KUBESTEP_KUBERNETES_SECRETS".into(), S3_SECRET_NAME.into()));
+        // `run` in a shell after `up` sends #[kubernetes] steps to this cluster through S3.
+        exports.push(("KUBESTEP_DATASTORE".into(), "s3".into()));
         Ok(TestEnv {
             kubeconfig: cp.kubeconfig.clone(),
             restricted_kubeconfig: cp.restricted_kubeconfig.clone(),

@@ -24,6 +24,13 @@ pub struct Error {
     pub source: kube::Error,
 }
 
+impl Error {
+    /// Whether no cluster is configured at all (no kubeconfig, not in a pod).
+    pub fn is_config(&self) -> bool {
+        matches!(self.source, kube::Error::InferConfig(_))
+    }
+}
+
 // An answer from the API server is said in one line (its message and reason) and ends the
 // chain: kube's own message for it appends the whole `Status` in Debug form. Anything else
 // (no answer: a connection, TLS or timeout error) is left to `source()`.
