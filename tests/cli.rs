@@ -345,3 +345,48 @@ fn rbac_needs_exactly_one_subject_and_prints_the_role() {
         "{out}"
     );
 }
+
+/// `kubernetes kill` without `--run-id` takes the running run; with several running it refuses
+/// and lists them, before it marks or deletes anything.
+#[test]
+fn kill_without_a_run_id_refuses_when_several_runs_are_running() {
+    use kubestep::datastore::{Datastore, Key, RunRecord, Status};
+    let dir = std::env::temp_dir().join(format!("kubestep-cli-kill-{}", std::process::id()));
+    let ds = Datastore::local(&dir, "squares").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (run_id, status) in [
+        ("1", Status::Running),
+        ("2", Status::Running),
+        ("3", Status::Failed),
+    ] {
+        let record = RunRecord {
+            flow: "squares".into(),
+            run_id: run_id.into(),
+            status,
+            started_ms: 1,
+            finished_ms: None,
+            cause: None,
+        };
+        rt.block_on(ds.put_record(&Key::Run(run_id.into()), &record))
+            .unwrap();
+    }
+    let err = failure(
+        &run(
+            "basic",
+            &[
+                "kubernetes",
+                "kill",
+                "--datastore-root",
+                dir.to_str().unwrap(),
+            ],
+            &[],
+        ),
+        1,
+    );
+    assert!(
+        err.contains("2 runs of flow `squares` are running (1, 2); name one with --run-id"),
+        "{err}"
+    );
+    assert!(!dir.join("squares/runs/1/killed.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

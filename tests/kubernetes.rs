@@ -643,6 +643,44 @@ async fn a_drained_pod_stops_its_step_on_sigterm() {
     );
 }
 
+/// `kubernetes kill` stops a live run: without its mark in the datastore the deleted pod would
+/// read as lost and be launched again; with it the run ends as killed, with no second attempt.
+#[tokio::test]
+async fn kubernetes_kill_stops_a_live_run() {
+    let (child, id_file) = sleeping("kill").await;
+    common::running_pod(&id_file, "work").await;
+    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    let env = setup().await;
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let root = root();
+    let kill = common::run(
+        "kubernetes_failures",
+        &[
+            "kubernetes",
+            "kill",
+            "--run-id",
+            &run_id,
+            "--datastore-root",
+            &root,
+        ],
+        &vars,
+    );
+    assert!(kill.status.success(), "{}", text(&kill));
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("killed by `kubernetes kill`"), "{all}");
+    let client = client("k8s-failures").await;
+    let task = client.task(&run_id, "work", "0").await.unwrap().unwrap();
+    assert_eq!(task.attempts.len(), 1, "launched again: {task:?}");
+    let run = client.run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, Status::Killed);
+    no_job_left(&run_id, None).await;
+}
+
 #[tokio::test]
 async fn ctrl_c_deletes_every_job_and_pod_of_the_run() {
     let (child, id_file) = sleeping("ctrlc").await;
@@ -723,9 +761,17 @@ async fn kubernetes_list_and_kill_find_a_runs_pods() {
     assert!(list.status.success(), "{}", text(&list));
     assert_eq!(listed.lines().count(), 3, "a header and two pods: {listed}");
     assert!(listed.contains("\tscore\t0\t0\tSucceeded"), "{listed}");
+    let root = root();
     let kill = common::run(
         "labels_annotations",
-        &["kubernetes", "kill", "--run-id", &run_id],
+        &[
+            "kubernetes",
+            "kill",
+            "--run-id",
+            &run_id,
+            "--datastore-root",
+            &root,
+        ],
         &vars,
     );
     assert!(kill.status.success(), "{}", text(&kill));

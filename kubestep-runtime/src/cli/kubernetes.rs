@@ -2,6 +2,7 @@
 //! least RBAC a run needs.
 
 use super::{Error, WithArgs};
+use crate::datastore::{Key, KillMark, Status};
 use crate::executor::kubernetes::cluster::Cluster;
 use crate::executor::kubernetes::rbac::{self, Who};
 use crate::flow::Flow;
@@ -17,9 +18,10 @@ use std::time::Duration;
 pub(super) enum Command {
     /// List the flow's pods (every run, or one) in every namespace its steps use.
     List(Select),
-    /// Delete the Jobs and pods of one run, or of every run of the flow, and wait until they are
-    /// gone.
-    Kill(Select),
+    /// Stop a run: mark it killed in the datastore (its orchestrator launches nothing more),
+    /// delete its Jobs and pods, and wait until they are gone. Without --run-id, the running run
+    /// (refused when several run; with none running, every Job and pod of the flow).
+    Kill(KillArgs),
     /// Print the Role and RoleBinding (one per namespace the steps use) that a run needs.
     Rbac(RbacArgs),
 }
@@ -32,6 +34,16 @@ pub(super) struct Select {
     run_id: Option<String>,
     #[command(flatten)]
     with: WithArgs,
+}
+
+/// Options of `kubernetes kill`.
+#[derive(Debug, clap::Args)]
+pub(super) struct KillArgs {
+    #[command(flatten)]
+    select: Select,
+    /// The datastore of the runs, where the mark goes.
+    #[command(flatten)]
+    store: super::run::DatastoreArgs,
 }
 
 /// Options of `kubernetes rbac`.
@@ -146,10 +158,11 @@ pub(super) async fn command(
             }
             Ok(())
         }
-        Command::Kill(s) => {
+        Command::Kill(KillArgs { select: s, store }) => {
             let namespaces = namespaces(flow, defaults, &s.with)?;
+            let run_id = mark_killed(flow, store, s.run_id.as_deref(), out).await?;
             let cluster = cluster().await?;
-            let sel = selector(flow, s.run_id.as_deref());
+            let sel = selector(flow, run_id.as_deref());
             let fail =
                 |e: crate::executor::kubernetes::cluster::Error| Error::Unsupported(report(&e));
             for ns in &namespaces {
@@ -179,6 +192,72 @@ pub(super) async fn command(
             }
         }
     }
+}
+
+/// Marks the run killed (the one named, or the only running one) before its pods go, so its
+/// orchestrator does not launch them again; returns it. `None`: no run is running, and what
+/// is left of the flow's is to be deleted.
+async fn mark_killed(
+    flow: &Flow,
+    store: &super::run::DatastoreArgs,
+    run_id: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<Option<String>, Error> {
+    let ds = store.open(flow)?;
+    let fail = |e: crate::datastore::Error| Error::Unsupported(report(&e));
+    let run_id = match run_id {
+        Some(r) => {
+            crate::datastore::layout::check_segment("run id", r)
+                .map_err(|e| Error::Unsupported(e.to_string()))?;
+            r.to_string()
+        }
+        None => {
+            let runs = crate::client::Client::new(ds.clone())
+                .runs()
+                .await
+                .map_err(|e| Error::Unsupported(report(&e)))?;
+            let running: Vec<_> = runs
+                .into_iter()
+                .filter(|r| r.status == Status::Running)
+                .collect();
+            match &running[..] {
+                [] => {
+                    writeln!(
+                        out,
+                        "no run of flow `{}` is running in {}; deleting every Job and pod of the flow",
+                        flow.name(),
+                        ds.root()
+                    )?;
+                    return Ok(None);
+                }
+                [one] => one.run_id.clone(),
+                several => {
+                    return Err(Error::Unsupported(format!(
+                        "{} runs of flow `{}` are running ({}); name one with --run-id",
+                        several.len(),
+                        flow.name(),
+                        several
+                            .iter()
+                            .map(|r| r.run_id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    let mark = KillMark {
+        killed_ms: crate::datastore::now_ms(),
+    };
+    ds.put_record(&Key::Killed(run_id.clone()), &mark)
+        .await
+        .map_err(fail)?;
+    writeln!(
+        out,
+        "run {run_id} of flow `{}` is marked killed",
+        flow.name()
+    )?;
+    Ok(Some(run_id))
 }
 
 /// The flow's objects, or one run's.

@@ -42,6 +42,9 @@ pub enum Key {
     Binary(String),
     /// A run's record.
     Run(String),
+    /// The mark `kubernetes kill` leaves on a run, which its orchestrator reads before every
+    /// launch.
+    Killed(String),
     /// A task's record.
     Task(TaskPath),
     /// What one attempt of a task produced.
@@ -58,6 +61,7 @@ impl Key {
             Key::Artifact(id) => format!("data/{}/{id}", id.get(..2).unwrap_or("")),
             Key::Binary(sha256) => format!("binaries/{sha256}"),
             Key::Run(run) => format!("runs/{run}/run.json"),
+            Key::Killed(run) => format!("runs/{run}/killed.json"),
             Key::Task(t) => format!("{}/task.json", task(t)),
             Key::AttemptResult(t, n) => format!("{}/{n}.json", task(t)),
             Key::AttemptLog(t, n) => format!("{}/{n}.log", task(t)),
@@ -76,6 +80,7 @@ impl Key {
             ["data", hh, id] if id.get(..2) == Some(hh) => Key::Artifact(id.into()),
             ["binaries", sha256] => Key::Binary(sha256.into()),
             ["runs", run, "run.json"] => Key::Run(run.into()),
+            ["runs", run, "killed.json"] => Key::Killed(run.into()),
             ["runs", run, step, task, "task.json"] => Key::Task(TaskPath::new(run, step, task)),
             ["runs", run, step, task, file] => {
                 let t = TaskPath::new(run, step, task);
@@ -131,6 +136,7 @@ mod tests {
             Key::Artifact("ab12cd".into()),
             Key::Binary("ff00".into()),
             Key::Run("17".into()),
+            Key::Killed("17".into()),
             Key::Task(t.clone()),
             Key::AttemptResult(t.clone(), 2),
             Key::AttemptLog(t, 0),

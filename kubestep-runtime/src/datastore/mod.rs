@@ -81,6 +81,8 @@ pub enum Status {
     Succeeded,
     /// Ended without one.
     Failed,
+    /// A run stopped by `kubernetes kill`.
+    Killed,
 }
 
 /// One attempt of a task.
@@ -131,6 +133,13 @@ pub struct RunRecord {
     pub finished_ms: Option<u64>,
     /// Why it failed, when it did.
     pub cause: Option<String>,
+}
+
+/// The mark `kubernetes kill` leaves on a run: its orchestrator launches nothing more.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillMark {
+    /// When, in milliseconds since the epoch.
+    pub killed_ms: u64,
 }
 
 /// What a successful attempt wrote: the address of its output.

@@ -4,7 +4,7 @@
 
 use crate::codec;
 use crate::datastore::{
-    Attempt, Datastore, Key, Prefix, RunRecord, Status, TaskPath, TaskRecord, now_ms,
+    Attempt, Datastore, Key, KillMark, Prefix, RunRecord, Status, TaskPath, TaskRecord, now_ms,
 };
 use crate::executor::{Executor, Outcome, RunContext, TaskSpec};
 use crate::flow::{Flow, StageKind};
@@ -37,6 +37,9 @@ pub enum Error {
     /// Stopped because another task of its stage failed.
     #[error("{CANCELLED}")]
     Cancelled,
+    /// `kubernetes kill` marked the run: nothing more is launched.
+    #[error("{KILLED}")]
+    Killed,
     /// A step's decorators break a rule (a step description not checked by the macro).
     #[error("step `{step}`: {message}")]
     Decorators {
@@ -54,6 +57,9 @@ pub enum Error {
         message: String,
     },
 }
+
+/// The cause recorded for a run, and the attempt it stopped, after `kubernetes kill`.
+const KILLED: &str = "killed by `kubernetes kill`";
 
 /// The cause recorded for a task stopped because a sibling failed.
 const CANCELLED: &str = "cancelled: another task of its stage failed";
@@ -180,6 +186,20 @@ async fn run_task(
                 return Err(Error::Cancelled);
             }
         };
+        // `kubernetes kill` deletes the pods, which would read as lost and be launched again:
+        // its mark in the datastore is checked before every launch.
+        if ctx
+            .datastore
+            .get_record::<KillMark>(&Key::Killed(ctx.run_id.clone()))
+            .await?
+            .is_some()
+        {
+            if !record.attempts.is_empty() {
+                record.status = Status::Failed;
+                ctx.datastore.put_record(&key, &record).await?;
+            }
+            return Err(Error::Killed);
+        }
         record.attempts.push(Attempt {
             attempt,
             started_ms: now_ms(),
@@ -383,7 +403,10 @@ pub async fn run(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String
     match &result {
         Ok(_) => record.status = Status::Succeeded,
         Err(e) => {
-            record.status = Status::Failed;
+            record.status = match e {
+                Error::Killed => Status::Killed,
+                _ => Status::Failed,
+            };
             record.cause = Some(report(e));
         }
     }

@@ -25,6 +25,8 @@ enum Act {
     Fail(&'static str),
     /// Is lost to the platform with this cause.
     Lose(&'static str),
+    /// Is lost because `kubernetes kill` marked run `r` and deleted its pod.
+    Killed,
     /// Never ends (until dropped).
     Hang,
     /// Waits for the notification, then acts.
@@ -95,6 +97,14 @@ impl Scripted {
                 }
                 Act::Fail(cause) => Outcome::Failed(cause.into()),
                 Act::Lose(cause) => Outcome::Lost(cause.into()),
+                Act::Killed => {
+                    let mark = KillMark { killed_ms: 1 };
+                    self.ds
+                        .put_record(&Key::Killed("r".into()), &mark)
+                        .await
+                        .unwrap();
+                    Outcome::Lost("pod deleted".into())
+                }
                 Act::Hang => std::future::pending().await,
                 Act::After(n, act) => {
                     n.notified().await;
@@ -349,6 +359,23 @@ async fn a_lost_attempt_does_not_spend_a_retry() {
             None
         ]
     );
+}
+
+/// `kubernetes kill` deletes the pods, which the executor reports lost: the mark keeps the
+/// orchestrator from launching them again, and the run ends killed.
+#[tokio::test]
+async fn a_killed_run_launches_nothing_more() {
+    let ds = store("killed");
+    let flow = two_steps(step("a", vec![retry(2, 0)]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script("a", "0", vec![Act::Killed]);
+    let e = go(&flow, &ex, "r", &options()).await.unwrap_err();
+    assert_eq!(e.to_string(), "killed by `kubernetes kill`");
+    assert_eq!(ex.calls("a").len(), 1, "not launched again");
+    let a = task(&ds, "r", "a", "0").await;
+    assert_eq!(a.status, Status::Failed);
+    assert_eq!(run_record(&ds, "r").await.status, Status::Killed);
 }
 
 #[tokio::test]
