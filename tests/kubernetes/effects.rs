@@ -19,7 +19,9 @@ type Seen = BTreeMap<String, String>;
 /// One run of `pod_effects`: what each step saw, its Pod and Job as last seen live, and the
 /// Events of its pod.
 struct Effects {
+    run_id: String,
     seen: BTreeMap<String, Seen>,
+    records: BTreeMap<String, TaskRecord>,
     pods: BTreeMap<String, Pod>,
     jobs: BTreeMap<String, Job>,
     events: BTreeMap<String, Vec<Event>>,
@@ -116,10 +118,12 @@ async fn effects() -> &'static Effects {
             pod_watch.abort();
             job_watch.abort();
             let client = client("pod-effects").await;
-            let mut seen = BTreeMap::new();
+            let (mut seen, mut records) = (BTreeMap::new(), BTreeMap::new());
             for step in STEPS {
                 let s: Seen = client.output(&run_id, step, "0").await.unwrap();
                 seen.insert(step.to_string(), s);
+                let record = client.task(&run_id, step, "0").await.unwrap().unwrap();
+                records.insert(step.to_string(), record);
             }
             let pods = std::mem::take(&mut *pods.lock().unwrap());
             let mut events = BTreeMap::new();
@@ -136,7 +140,9 @@ async fn effects() -> &'static Effects {
             }
             let jobs = std::mem::take(&mut *jobs.lock().unwrap());
             Ok(Effects {
+                run_id,
                 seen,
+                records,
                 pods,
                 jobs,
                 events,
@@ -415,4 +421,51 @@ async fn a_non_root_step_runs_under_restricted_pod_security() {
         Some(RESTRICTED)
     );
     assert_eq!(e.seen("start", "status.Uid"), Some("0\t0\t0\t0"));
+}
+
+/// Each attempt's record keeps the pod it ran in, as the live object said, and `logs` says it.
+#[tokio::test]
+async fn task_records_keep_each_attempts_pod() {
+    let e = effects().await;
+    for step in STEPS {
+        let pod = e.pod(step);
+        let attempts = &e.records[step].attempts;
+        assert_eq!(attempts.len(), 1, "{step}");
+        let kept = attempts[0]
+            .pod
+            .clone()
+            .unwrap_or_else(|| panic!("{step}: no pod"));
+        assert_eq!(Some(kept.name), pod.metadata.name.clone(), "{step}");
+        assert_eq!(
+            Some(kept.namespace),
+            pod.metadata.namespace.clone(),
+            "{step}"
+        );
+        assert_eq!(Some(kept.uid), pod.metadata.uid.clone(), "{step}");
+        assert_eq!(kept.node.as_deref(), Some(e.node(step)), "{step}");
+    }
+    let env = setup().await;
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let root = root();
+    let path = format!("{}/tolerant", e.run_id);
+    let logs = common::run(
+        "pod_effects",
+        &[
+            "logs",
+            &path,
+            "--datastore",
+            "s3",
+            "--datastore-root",
+            &root,
+        ],
+        &vars,
+    );
+    let text = text(&logs);
+    let pod = e.pod("tolerant");
+    let header = format!(
+        "== tolerant/0 attempt 0 in pod default/{} (uid {}) on node spot-node",
+        pod.metadata.name.as_deref().unwrap(),
+        pod.metadata.uid.as_deref().unwrap()
+    );
+    assert!(text.contains(&header), "{text}");
 }

@@ -344,9 +344,19 @@ pub(super) async fn logs(flow: &Flow, args: &LogsArgs, out: &mut dyn Write) -> R
         for a in &t.attempts {
             writeln!(
                 out,
-                "== {step}/{} attempt {}{}",
+                "== {step}/{} attempt {}{}{}",
                 t.task_id,
                 a.attempt,
+                a.pod
+                    .as_ref()
+                    .map(|p| format!(
+                        " in pod {}/{} (uid {}) on node {}",
+                        p.namespace,
+                        p.name,
+                        p.uid,
+                        p.node.as_deref().unwrap_or("(none)")
+                    ))
+                    .unwrap_or_default(),
                 a.cause
                     .as_ref()
                     .map(|c| format!(" (failed: {c})"))

@@ -14,6 +14,7 @@ pub use layout::{Key, Prefix, TaskPath};
 #[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
 mod tls;
 
+use backon::Retryable;
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
@@ -96,6 +97,23 @@ pub struct Attempt {
     pub finished_ms: Option<u64>,
     /// Why it failed, when it did.
     pub cause: Option<String>,
+    /// The pod it ran in, when it ran on Kubernetes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<AttemptPod>,
+}
+
+/// The pod a Kubernetes attempt ran in, as its live object said.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptPod {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `spec.nodeName`, once it was scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// The record of one task.
@@ -186,13 +204,6 @@ fn cloud<T: ObjectStore + object_store::signer::Signer>(
     (store.clone(), Some(store))
 }
 
-/// How long a connection to the object store may take to open (object_store's default is 5 s;
-/// `*_CONNECT_TIMEOUT` overrides it). object_store classes a connect timeout as a timeout, which
-/// it does not retry for a PUT, so on a busy node one lost SYN (retransmitted after 1, then 3 s)
-/// would fail a step that had finished its work.
-#[cfg(any(feature = "s3", feature = "azure", feature = "gcs"))]
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// The object store of `kind` at `root` (under `prefix`), configured from the environment
 /// and `vars` over it: `AWS_*`, `AZURE_*` or `GOOGLE_*`, each `KEY_NAME` being the builder's
 /// `key_name` setting (client settings such as timeouts and proxies included).
@@ -214,10 +225,7 @@ fn object_store(
     macro_rules! backend {
         ($module:ident, $builder:ident, $key:ident, $env:literal) => {{
             use object_store::$module::{$builder, $key};
-            let (mut b, mut client) = (
-                $builder::from_env(),
-                tls::client_options().with_connect_timeout(CONNECT_TIMEOUT),
-            );
+            let (mut b, mut client) = ($builder::from_env(), tls::client_options());
             for (k, v) in settings::<$key>(vars, $env) {
                 match k {
                     $key::Client(k) => client = client.with_config(k, v),
@@ -395,7 +403,27 @@ impl Datastore {
         let body: PutPayload = std::iter::once(Bytes::from(sealed.header))
             .chain(sealed.body)
             .collect();
-        match self.store.put_opts(&key, body, opts).await {
+        // object_store retries a create-only PUT on no timeout, a connect timeout included
+        // (one lost SYN on a busy node): the address makes it idempotent, so retry it here.
+        let put = || self.store.put_opts(&key, body.clone(), opts.clone());
+        let written = put
+            .retry(
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(std::time::Duration::from_millis(200))
+                    .with_max_times(4),
+            )
+            .when(|e| {
+                !matches!(
+                    e,
+                    object_store::Error::AlreadyExists { .. }
+                        | object_store::Error::PermissionDenied { .. }
+                        | object_store::Error::Unauthenticated { .. }
+                        | object_store::Error::NotSupported { .. }
+                        | object_store::Error::NotImplemented { .. }
+                )
+            })
+            .await;
+        match written {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(sealed.id),
             Err(e) => Err(Self::store_error(&key)(e)),
         }

@@ -2,7 +2,7 @@
 //! hidden `step` command, exactly what a pod runs. A crash or panic fails the task, never the
 //! orchestrator. Output lines are streamed live with a `[step/task]` prefix and saved.
 
-use super::{Executor, Outcome, RunContext, TaskSpec};
+use super::{Ended, Executor, Outcome, RunContext, TaskSpec};
 use futures::future::BoxFuture;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -40,8 +40,8 @@ pub struct LocalExecutor {
 }
 
 impl Executor for LocalExecutor {
-    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Outcome> {
-        Box::pin(self.attempt(task))
+    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Ended> {
+        Box::pin(async move { self.attempt(task).await.into() })
     }
 }
 

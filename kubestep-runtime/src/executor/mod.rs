@@ -5,7 +5,7 @@
 pub mod kubernetes;
 pub mod local;
 
-use crate::datastore::{AttemptResult, Datastore, Key, TaskPath};
+use crate::datastore::{AttemptPod, AttemptResult, Datastore, Key, TaskPath};
 use crate::progress::Progress;
 use crate::report::report;
 use futures::future::BoxFuture;
@@ -40,6 +40,21 @@ pub enum Outcome {
     /// The platform lost it (evicted, preempted, node lost): retried without spending an
     /// attempt of `#[retry]`, a bounded number of times.
     Lost(String),
+}
+
+/// How an attempt ended, and the pod it ran in when it ran on Kubernetes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ended {
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// Its pod, once it had one.
+    pub pod: Option<AttemptPod>,
+}
+
+impl From<Outcome> for Ended {
+    fn from(outcome: Outcome) -> Ended {
+        Ended { outcome, pod: None }
+    }
 }
 
 /// What every executor of a run shares: where outputs and logs go, and where output is shown.
@@ -125,7 +140,7 @@ pub fn last_line(log: &[u8]) -> Option<String> {
 /// or its Job is removed).
 pub trait Executor: Send + Sync {
     /// Runs one attempt to its end.
-    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Outcome>;
+    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Ended>;
 }
 
 /// Sends each step to its own executor, and every other step to a default one.
@@ -137,7 +152,7 @@ pub struct Routed {
 }
 
 impl Executor for Routed {
-    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Outcome> {
+    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Ended> {
         self.steps
             .get(task.step.name)
             .unwrap_or(&self.default)

@@ -205,6 +205,7 @@ async fn run_task(
             started_ms: now_ms(),
             finished_ms: None,
             cause: None,
+            pod: None,
         });
         ctx.datastore.put_record(&key, &record).await?;
         ctx.progress.started(decl.name);
@@ -216,14 +217,15 @@ async fn run_task(
             timeout,
         };
         // Dropping the attempt's future stops it (its process group or its Job).
-        let outcome = tokio::select! {
-            outcome = run.executor.run(&spec) => outcome,
-            _ = cancel.wait_for(|c| *c) => Outcome::Failed(CANCELLED.into()),
+        let ended = tokio::select! {
+            ended = run.executor.run(&spec) => ended,
+            _ = cancel.wait_for(|c| *c) => Outcome::Failed(CANCELLED.into()).into(),
         };
         let cancelled = *cancel.borrow();
         let last = record.attempts.last_mut().expect("pushed above");
         last.finished_ms = Some(now_ms());
-        let (cause, again) = match outcome {
+        last.pod = ended.pod;
+        let (cause, again) = match ended.outcome {
             Outcome::Succeeded(output) => {
                 ctx.progress.ended(decl.name, true, true);
                 record.status = Status::Succeeded;

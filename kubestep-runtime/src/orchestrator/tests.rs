@@ -3,7 +3,8 @@
 //! milliseconds and every path is reached on purpose.
 
 use super::*;
-use crate::datastore::Datastore;
+use crate::datastore::{AttemptPod, Datastore};
+use crate::executor::Ended;
 use crate::flow::{Stage, StageKind};
 use crate::progress::Progress;
 use crate::step::TaskError;
@@ -125,7 +126,7 @@ impl Scripted {
 }
 
 impl Executor for Scripted {
-    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Outcome> {
+    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Ended> {
         self.calls.lock().unwrap().push(task.clone());
         let id = (task.step.name.to_string(), task.task_id.clone());
         let act = self
@@ -142,7 +143,17 @@ impl Executor for Scripted {
             };
             let outcome = self.play(act).await;
             armed.id = None;
-            outcome
+            // As a Kubernetes attempt says where it ran.
+            let pod = AttemptPod {
+                name: format!("{}-{}-{}", task.step.name, task.task_id, task.attempt),
+                namespace: "ns".into(),
+                uid: "uid".into(),
+                node: Some("node-a".into()),
+            };
+            Ended {
+                outcome,
+                pod: Some(pod),
+            }
         })
     }
 }
@@ -350,6 +361,17 @@ async fn a_lost_attempt_does_not_spend_a_retry() {
     assert_eq!(go(&flow, &ex, "r", &options()).await.unwrap(), 5);
     let attempts: Vec<u32> = ex.calls("a").into_iter().map(|(_, n)| n).collect();
     assert_eq!(attempts, [0, 1, 2, 3]);
+    let pods: Vec<String> = task(&ds, "r", "a", "0")
+        .await
+        .attempts
+        .iter()
+        .map(|a| a.pod.as_ref().map(|p| p.name.clone()).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        pods,
+        ["a-0-0", "a-0-1", "a-0-2", "a-0-3"],
+        "each attempt's pod"
+    );
     assert_eq!(
         causes(&task(&ds, "r", "a", "0").await),
         [
@@ -535,10 +557,10 @@ async fn resume_reruns_only_the_failed_items_of_a_foreach() {
     let list_id = ds.put_artifact(list).await.unwrap();
     struct Listed(Scripted, String);
     impl Executor for Listed {
-        fn run<'a>(&'a self, t: &'a TaskSpec) -> BoxFuture<'a, Outcome> {
+        fn run<'a>(&'a self, t: &'a TaskSpec) -> BoxFuture<'a, Ended> {
             if t.step.name == "s" {
                 let id = self.1.clone();
-                return Box::pin(async move { Outcome::Succeeded(id) });
+                return Box::pin(async move { Outcome::Succeeded(id).into() });
             }
             self.0.run(t)
         }

@@ -14,8 +14,9 @@ pub mod logs;
 pub mod rbac;
 pub mod watch;
 
-use super::{Executor, Outcome, RunContext, TaskSpec};
+use super::{Ended, Executor, Outcome, RunContext, TaskSpec};
 use crate::binary;
+use crate::datastore::AttemptPod;
 use crate::report::report;
 use attempt::{Effect, Event, State};
 use cluster::Cluster;
@@ -279,17 +280,19 @@ impl KubernetesExecutor {
         }
     }
 
-    async fn attempt(&self, spec: &TaskSpec) -> Outcome {
+    async fn attempt(&self, spec: &TaskSpec) -> Ended {
         let Some(step) = self.steps.get(spec.step.name) else {
             return Outcome::Failed(format!(
                 "step `{}` has no Kubernetes settings",
                 spec.step.name
-            ));
+            ))
+            .into();
         };
         let binary = match self.binary().await {
             Ok(b) => b,
             Err(e) => {
-                return Outcome::Failed(format!("cannot sign the binary's URL: {}", report(&e)));
+                let cause = format!("cannot sign the binary's URL: {}", report(&e));
+                return Outcome::Failed(cause).into();
             }
         };
         let task = self.job_task(spec, binary);
@@ -323,7 +326,7 @@ impl KubernetesExecutor {
         };
         if let Err(e) = self.cluster.create_or_adopt(&rendered.job).await {
             guard.armed = false;
-            return Outcome::Failed(e);
+            return Outcome::Failed(e).into();
         }
         let log = Mutex::new(Vec::<u8>::new());
         let (start_logs, logs_start) = tokio::sync::oneshot::channel::<String>();
@@ -359,12 +362,24 @@ impl KubernetesExecutor {
                 // Stuck or never started: the Job would wait forever; remove it now.
                 let _ = self.cluster.delete_job(&ns, &name).await;
                 guard.armed = false;
-                return Outcome::Failed(cause);
+                let pod = match &*registration.rx.borrow() {
+                    Seen::Pod(p) | Seen::Gone(p) => Some(attempt_pod(p)),
+                    Seen::None => None,
+                };
+                return Ended {
+                    outcome: Outcome::Failed(cause),
+                    pod,
+                };
             }
         };
         guard.armed = false;
-        self.conclude(spec, &limits, (&ns, &name), end, &pod, last_line)
-            .await
+        let outcome = self
+            .conclude(spec, &limits, (&ns, &name), end, &pod, last_line)
+            .await;
+        Ended {
+            outcome,
+            pod: Some(attempt_pod(&pod)),
+        }
     }
 
     /// Follows the step container's log from when the fold says it runs, printing each line
@@ -547,8 +562,19 @@ impl Drop for JobGuard {
 }
 
 impl Executor for KubernetesExecutor {
-    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Outcome> {
+    fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Ended> {
         Box::pin(self.attempt(task))
+    }
+}
+
+/// Where the attempt's pod ran, for its task record.
+fn attempt_pod(pod: &k8s_openapi::api::core::v1::Pod) -> AttemptPod {
+    let meta = &pod.metadata;
+    AttemptPod {
+        name: meta.name.clone().unwrap_or_default(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
     }
 }
 
