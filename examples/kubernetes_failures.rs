@@ -1,4 +1,4 @@
-//! How a step fails on Kubernetes, each way with its own cause: `--fail oom|exit|hang` (and
+//! How a step fails on Kubernetes, each way with its own cause: `--fail oom|exit|hang|disk` (and
 //! `sleep`, a step that takes a few seconds, for eviction and Ctrl-C). Bad images, missing
 //! secrets and unschedulable pods come from `--with`:
 //!
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 /// How `work` should fail.
 #[derive(Debug, clap::Args, Serialize, Deserialize)]
 struct Params {
-    /// none, oom, exit, hang or sleep.
+    /// none, oom, exit, hang, disk or sleep.
     #[arg(long, default_value = "none")]
     fail: String,
 }
@@ -26,7 +26,7 @@ fn start(p: Params) -> String {
 }
 
 #[kubernetes(memory = 256)]
-#[timeout(seconds = 20)]
+#[timeout(seconds = 45)]
 fn work(mode: String) -> Result<String, String> {
     println!("work starts in mode {mode}");
     match mode.as_str() {
@@ -45,6 +45,17 @@ fn work(mode: String) -> Result<String, String> {
         "hang" => loop {
             std::thread::sleep(std::time::Duration::from_secs(1));
         },
+        "disk" => {
+            // Well past `disk = 64` in the container's writable layer; the kubelet evicts the
+            // pod within seconds where disk is a limit (qos Guaranteed).
+            let block = vec![1u8; 16 << 20];
+            for i in 0..16 {
+                std::fs::write(format!("/tmp/fill-{i}"), &block).map_err(|e| e.to_string())?;
+            }
+            println!("work wrote 256 MB");
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            Ok("not evicted".into())
+        }
         "sleep" => {
             std::thread::sleep(std::time::Duration::from_secs(6));
             Ok("slept".into())

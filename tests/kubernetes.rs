@@ -420,6 +420,34 @@ async fn oom_names_the_limit_and_keeps_the_last_lines() {
     );
 }
 
+/// A step that overruns its pod's disk limit is evicted by the kubelet: its own failure, named
+/// with the limit, not an infrastructure loss retried on a new pod. (Disk is a limit in a
+/// Guaranteed pod; a Burstable one has only the request, as Metaflow's.)
+#[tokio::test]
+async fn a_disk_overrun_is_the_steps_failure() {
+    let (cause, run_id) = fails(
+        &[
+            "--fail",
+            "disk",
+            "--with",
+            "work/kubernetes:disk=64,qos=Guaranteed",
+        ],
+        &[],
+    )
+    .await;
+    assert!(
+        cause.contains("evicted for its disk use") && cause.contains("64M"),
+        "{cause}"
+    );
+    let task = client("k8s-failures")
+        .await
+        .task(&run_id, "work", "0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(task.attempts.len(), 1, "not retried: {:?}", task.attempts);
+}
+
 /// The private registry's image without its pull Secret fails at once, naming the image.
 #[tokio::test]
 async fn a_private_image_without_its_secret_fails_naming_it() {
@@ -456,7 +484,7 @@ async fn an_exit_code_is_the_cause() {
 async fn a_timeout_is_enforced_by_the_step_itself() {
     let (cause, run_id) = fails(&["--fail", "hang"], &[]).await;
     assert!(
-        cause.contains("timed out after 20 s (#[timeout] of step `work`)"),
+        cause.contains("timed out after 45 s (#[timeout] of step `work`)"),
         "{cause}"
     );
     let log = client("k8s-failures")
@@ -466,7 +494,7 @@ async fn a_timeout_is_enforced_by_the_step_itself() {
         .unwrap()
         .unwrap();
     assert!(
-        String::from_utf8_lossy(&log).contains("kubestep: timed out after 20 s"),
+        String::from_utf8_lossy(&log).contains("kubestep: timed out after 45 s"),
         "the step's own timer stopped it"
     );
 }
