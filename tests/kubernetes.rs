@@ -678,22 +678,7 @@ async fn kubernetes_kill_stops_a_live_run() {
     let (child, id_file) = sleeping("kill").await;
     common::running_pod(&id_file, "work").await;
     let run_id = std::fs::read_to_string(&id_file).unwrap();
-    let env = setup().await;
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let root = root();
-    let kill = common::run(
-        "kubernetes_failures",
-        &[
-            "kubernetes",
-            "kill",
-            "--run-id",
-            &run_id,
-            "--datastore-root",
-            &root,
-        ],
-        &vars,
-    );
-    assert!(kill.status.success(), "{}", text(&kill));
+    kill("kubernetes_failures", &run_id).await;
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
@@ -789,21 +774,25 @@ async fn kubernetes_list_and_kill_find_a_runs_pods() {
     assert!(list.status.success(), "{}", text(&list));
     assert_eq!(listed.lines().count(), 3, "a header and two pods: {listed}");
     assert!(listed.contains("\tscore\t0\t0\tSucceeded"), "{listed}");
-    let root = root();
-    let kill = common::run(
-        "labels_annotations",
-        &[
-            "kubernetes",
-            "kill",
-            "--run-id",
-            &run_id,
-            "--datastore-root",
-            &root,
-        ],
-        &vars,
-    );
-    assert!(kill.status.success(), "{}", text(&kill));
+    kill("labels_annotations", &run_id).await;
     no_job_left(&run_id, None).await;
+}
+
+/// `kubernetes kill --run-id` of one of `example`'s runs, as the restricted user; it succeeds.
+async fn kill(example: &str, run_id: &str) {
+    let env = setup().await;
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let root = root();
+    let args = [
+        "kubernetes",
+        "kill",
+        "--run-id",
+        run_id,
+        "--datastore-root",
+        &root,
+    ];
+    let out = common::run(example, &args, &vars);
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[tokio::test]
