@@ -1,5 +1,5 @@
-//! `run` and `resume`: the whole flow, each task a child process of this binary, or under
-//! `--with kubernetes` a Job whose pod runs this binary; and `logs`.
+//! `run` and `resume`: the whole flow, each task a child process of this binary, or for a
+//! `#[kubernetes]` step (or one `--with` names) a Job whose pod runs this binary; and `logs`.
 
 use super::Error;
 use crate::datastore::layout::check_segment;
