@@ -390,3 +390,34 @@ fn kill_without_a_run_id_refuses_when_several_runs_are_running() {
     assert!(!dir.join("squares/runs/1/killed.json").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `show --graph`: the flow as a Mermaid flowchart, each step with its decorators and where it
+/// runs, each edge with how the next stage runs.
+#[test]
+fn show_graph_prints_a_mermaid_flowchart() {
+    let out = stdout(&run("basic", &["show", "--graph"], &[]));
+    let expected = [
+        "flowchart TD",
+        r#"    step_start["<b>start</b><br/>local"]"#,
+        r#"    step_square["<b>square</b><br/>#[kubernetes(cpu = 2, memory = 4096, image = #quot;debian:bookworm-slim#quot;)]<br/>#[resources(memory = 8192)]<br/>#[retry(times = 2)]<br/>on Kubernetes"]"#,
+        r#"    step_end["<b>end</b><br/>local"]"#,
+        "    step_start -->|foreach| step_square",
+        "    step_square -->|join| step_end",
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+    // --with changes where a step runs; a branch fans out and joins.
+    let out = stdout(&run(
+        "flow_shapes",
+        &["show", "--graph", "--with", "kubernetes"],
+        &[],
+    ));
+    for line in [
+        r#"    step_start["<b>start</b><br/>on Kubernetes"]"#,
+        "    step_start --> step_as_text",
+        "    step_start --> step_as_float",
+        "    step_as_float -->|join| step_combine",
+        "    step_combine -->|parallel x4| step_train",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line}\n{out}");
+    }
+}

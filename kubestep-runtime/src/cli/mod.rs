@@ -22,12 +22,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Show the flow's steps in order, and each step's settings with where each value comes from.
-    Show(WithArgs),
+    Show(show::Args),
     /// Print the Kubernetes Jobs that `run --with kubernetes` would create, as YAML. Needs no
     /// cluster and no kubeconfig.
     Render(render::Args),
-    /// Run the flow: every step's tasks as processes of this binary, or with --with kubernetes
-    /// as Kubernetes Jobs whose pods run this binary; outputs in the datastore.
+    /// Run the flow: each `#[kubernetes]` step's tasks (every step's with --with kubernetes) as
+    /// Kubernetes Jobs whose pods run this binary, the others as processes of this binary
+    /// (--local: every step here); outputs in the datastore.
     Run(run::Args),
     /// Run the flow again from a failed run, reusing every task that finished there.
     Resume(run::ResumeArgs),
@@ -223,9 +224,13 @@ pub fn run(
     let result = (|| -> Result<(), Error> {
         let defaults: Defaults = crate::config::defaults()?;
         match cli.command {
-            Command::Show(w) => {
-                check_overrides(flow, &w.with)?;
-                show::show(flow, &defaults, &w.with, out)
+            Command::Show(a) => {
+                check_overrides(flow, &a.with.with)?;
+                if a.graph {
+                    show::graph(flow, &a.with.with, out)
+                } else {
+                    show::show(flow, &defaults, &a.with.with, out)
+                }
             }
             Command::Render(a) => {
                 check_overrides(flow, &a.with.with)?;

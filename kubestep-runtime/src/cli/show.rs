@@ -1,10 +1,22 @@
-//! `show`: the flow's stages, and each step's decorators and resolved settings with sources.
+//! `show`: the flow's stages, and each step's decorators and resolved settings with sources;
+//! `show --graph`: the graph as a Mermaid flowchart.
 
-use super::Error;
-use crate::flow::Flow;
+use super::{Error, WithArgs};
+use crate::flow::{Flow, StageKind};
 use kubestep_core::StepDecl;
 use kubestep_core::resolve::{self, Defaults, WithArg};
 use std::io::Write;
+
+/// Options of `show`.
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    /// Print the graph as a Mermaid flowchart (which GitHub, GitLab and most Markdown viewers
+    /// draw), each step with its decorators and where it runs.
+    #[arg(long)]
+    pub(super) graph: bool,
+    #[command(flatten)]
+    pub(super) with: WithArgs,
+}
 
 fn decorator_line(d: &kubestep_core::Decorator) -> String {
     let args: Vec<String> = d
@@ -92,6 +104,58 @@ pub(super) fn show(
             )?;
         }
         writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Text for inside a quoted Mermaid label: its own entity codes for what would end the label
+/// or read as HTML.
+fn mermaid_text(s: &str) -> String {
+    s.replace('"', "#quot;")
+        .replace('<', "#lt;")
+        .replace('>', "#gt;")
+}
+
+/// A step's node id: prefixed, since Mermaid reads a bare `end` (a common last step) as the
+/// end of a subgraph.
+fn node(step: &str) -> String {
+    format!("step_{step}")
+}
+
+/// The flow as a Mermaid flowchart: one node per step (its name, decorators and where it runs),
+/// an edge from each step of a stage to each of the next, labelled with how the next one runs.
+pub(super) fn graph(flow: &Flow, with: &[WithArg], out: &mut dyn Write) -> Result<(), Error> {
+    writeln!(out, "flowchart TD")?;
+    for d in flow.steps() {
+        let mut lines = vec![format!("<b>{}</b>", d.name)];
+        lines.extend(
+            d.decorators
+                .iter()
+                .map(|x| mermaid_text(&decorator_line(x))),
+        );
+        lines.push(
+            if resolve::on_kubernetes(d, with) {
+                "on Kubernetes"
+            } else {
+                "local"
+            }
+            .into(),
+        );
+        writeln!(out, "    {}[\"{}\"]", node(d.name), lines.join("<br/>"))?;
+    }
+    for pair in flow.stages().windows(2) {
+        let label = match pair[1].kind {
+            StageKind::Foreach => "|foreach|".to_string(),
+            StageKind::EachThen => "|each|".into(),
+            StageKind::Parallel(n) => format!("|parallel x{n}|"),
+            StageKind::Join => "|join|".into(),
+            StageKind::Start | StageKind::Then | StageKind::Branch => String::new(),
+        };
+        for a in &pair[0].steps {
+            for b in &pair[1].steps {
+                writeln!(out, "    {} -->{label} {}", node(a.name), node(b.name))?;
+            }
+        }
     }
     Ok(())
 }
