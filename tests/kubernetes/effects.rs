@@ -46,6 +46,12 @@ impl Effects {
             .unwrap_or_default()
     }
 
+    /// The live pod's node selector for `key`.
+    fn selector(&self, step: &str, key: &str) -> Option<&str> {
+        let spec = self.pod(step).spec.as_ref()?;
+        spec.node_selector.as_ref()?.get(key).map(String::as_str)
+    }
+
     /// The step's container (the pod's only container).
     fn container(&self, step: &str) -> &k8s_openapi::api::core::v1::Container {
         &self.pod(step).spec.as_ref().unwrap().containers[0]
@@ -277,20 +283,32 @@ async fn secrets_arrive_as_variables() {
     assert_eq!(e.seen("start", "env.EXAMPLE_TOKEN"), None);
 }
 
+/// Where the pod landed, and the selector on the live pod that put it there: a pod without the
+/// parameter could land on the same node by chance, never with the selector.
 #[tokio::test]
 async fn node_selectors_place_the_pod_on_the_only_matching_node() {
     let e = effects().await;
     assert_eq!(e.node("by_string"), "node-a", "disktype=ssd");
+    assert_eq!(e.selector("by_string", "disktype"), Some("ssd"));
     assert_eq!(
         e.node("by_map"),
         "gpu-open",
         "kubernetes.io/hostname: gpu-open"
     );
+    assert_eq!(
+        e.selector("by_map", "kubernetes.io/hostname"),
+        Some("gpu-open")
+    );
 }
 
 #[tokio::test]
 async fn a_compute_pool_places_the_pod_in_the_pool() {
-    assert_eq!(effects().await.node("in_pool"), "gpu-node");
+    let e = effects().await;
+    assert_eq!(e.node("in_pool"), "gpu-node");
+    assert_eq!(
+        e.selector("in_pool", kubestep::core::labels::COMPUTE_POOL),
+        Some("a100")
+    );
 }
 
 #[tokio::test]
