@@ -83,6 +83,11 @@ else:
 PY
 }
 
+# The Go build and module caches of a cold build take about 10 GB; the binaries are cached by
+# key, so they live in a scratch directory that goes once the builds have succeeded (a full
+# disk makes the kubelets evict the tests' pods).
+gowork="$cache/go-work"
+export GOCACHE="$gowork/build" GOMODCACHE="$gowork/mod"
 # go_build NAME LDFLAGS: builds go/NAME into $cache/go/NAME-KEY/NAME unless cached.
 go_build() {
   local name=$1 ldflags=$2 src="$here/go/$1"
@@ -119,6 +124,9 @@ fi
 version_flags="-X k8s.io/component-base/version.gitVersion=$kubernetes -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean"
 kube=$(go_build kube "$version_flags")
 services=$(go_build services "")
+if [ -d "$gowork" ]; then
+  chmod -R u+w "$gowork" && rm -rf "$gowork"
+fi
 for pid in "${pids[@]}"; do
   if ! wait "$pid"; then
     say "a background install failed; see $logs/images.log and $logs/emulators.log"

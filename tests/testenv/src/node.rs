@@ -260,7 +260,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "cgroupsPerQOS": true,
             "failSwapOn": false,
             "enforceNodeAllocatable": [],
-            "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "nodefs.inodesFree": "1%", "imagefs.available": "1%"},
+            // Absolute floors: the nodes share the machine's disk with the build, and 1% of a large disk
+            // is gigabytes a busy machine may not have free; pressure evictions are not under test.
+            "evictionHard": {"memory.available": "1Mi", "nodefs.available": "64Mi", "nodefs.inodesFree": "1%", "imagefs.available": "64Mi"},
             // Images cannot be pulled from outside again: never collect them.
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
