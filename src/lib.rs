@@ -109,8 +109,8 @@ pub use kubestep_runtime::{client, current, embed};
 /// reads.
 pub mod datastore {
     pub use kubestep_runtime::datastore::{
-        Attempt, AttemptPod, AttemptResult, Datastore, Error, Key, KillMark, Kind, Prefix,
-        RunRecord, Status, TaskPath, TaskRecord,
+        Attempt, AttemptPod, AttemptResult, Datastore, Error, Key, KillMark, Kind, PodMark,
+        PodStage, Prefix, RunRecord, Status, TaskPath, TaskRecord,
     };
 }
 

@@ -13,7 +13,7 @@ use kube::Api;
 use kube::api::PostParams;
 use kubestep::client::Client;
 use kubestep::core::labels::{RUN_ID, STEP, TASK_ID};
-use kubestep::datastore::{Kind, Status, TaskRecord};
+use kubestep::datastore::{Kind, PodStage, Status, TaskRecord};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::process::Output;
@@ -388,6 +388,30 @@ async fn the_runtime_override_applies_to_every_step_and_one() {
 
 /// Runs `kubernetes_failures`, which must fail; returns the one-line cause it failed with, and
 /// its run id. [`fails_with_output`] also gives everything it printed.
+/// `report` of run `run_id` of `example`: the page's HTML.
+async fn report_of(example: &str, run_id: &str) -> String {
+    let env = setup().await;
+    let page =
+        std::env::temp_dir().join(format!("kubestep-k8s-{}-{run_id}.html", std::process::id()));
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let root = root();
+    let args = [
+        "report",
+        run_id,
+        "--output",
+        page.to_str().unwrap(),
+        "--datastore",
+        "s3",
+        "--datastore-root",
+        &root,
+    ];
+    let out = common::run(example, &args, &vars);
+    assert!(out.status.success(), "{}", text(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    let _ = std::fs::remove_file(&page);
+    html
+}
+
 async fn fails(args: &[&str], extra: &[(&str, &str)]) -> (String, String) {
     let (cause, _, run_id) = fails_with_output(args, extra).await;
     (cause, run_id)
@@ -552,6 +576,33 @@ async fn an_unschedulable_pod_is_explained_then_times_out() {
         "{all}"
     );
     no_job_left(&run_id, Some("work")).await;
+    // The record keeps the scheduler's reason as the watch brought it; the report shows it.
+    let task = client("k8s-failures")
+        .await
+        .task(&run_id, "work", "0")
+        .await
+        .unwrap()
+        .unwrap();
+    let pod = task.attempts[0].pod.clone().expect("the attempt's pod");
+    assert_eq!(pod.node, None);
+    let stages: Vec<PodStage> = pod.marks.iter().map(|m| m.stage).collect();
+    assert_eq!(stages.first(), Some(&PodStage::Created), "{pod:?}");
+    assert!(
+        pod.marks.iter().any(|m| m.stage == PodStage::Pending
+            && m.note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("Unschedulable: 0/4 nodes"))),
+        "{pod:?}"
+    );
+    let html = report_of("kubernetes_failures", &run_id).await;
+    assert!(
+        html.contains("pending: Unschedulable: 0/4 nodes are available"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&pod.name) && html.contains("(never scheduled)"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
@@ -651,6 +702,47 @@ async fn an_eviction_is_retried_without_spending_retry() {
     assert!(
         cause.contains("EvictionByEvictionAPI") && cause.contains("(infrastructure)"),
         "{cause}"
+    );
+    // Each attempt's pod went through its stages (the evicted one was running when it went),
+    // with what it asked for; the report links the retry to the evicted attempt.
+    for a in &task.attempts {
+        let pod = a.pod.as_ref().expect("the attempt's pod");
+        let stages: Vec<PodStage> = pod.marks.iter().map(|m| m.stage).collect();
+        for stage in [
+            PodStage::Created,
+            PodStage::Scheduled,
+            PodStage::Initialized,
+            PodStage::Started,
+        ] {
+            assert!(stages.contains(&stage), "attempt {}: {stages:?}", a.attempt);
+        }
+        assert!(
+            pod.resources
+                .as_deref()
+                .is_some_and(|r| r.starts_with("requests cpu=")),
+            "{pod:?}"
+        );
+    }
+    let html = report_of("kubernetes_failures", &run_id).await;
+    for a in &task.attempts {
+        let pod = a.pod.as_ref().unwrap();
+        assert!(
+            html.contains(&format!(
+                "pod default/{} (uid {}) on node {}",
+                pod.name,
+                pod.uid,
+                pod.node.as_deref().unwrap()
+            )),
+            "{html}"
+        );
+    }
+    assert!(
+        html.contains("href=\"#attempt-work-0-0\">retry of #0"),
+        "{html}"
+    );
+    assert!(
+        html.matches("class=\"span k-running\"").count() >= 2,
+        "{html}"
     );
 }
 

@@ -24,6 +24,7 @@ pub mod flow;
 pub mod orchestrator;
 pub mod progress;
 pub mod report;
+pub mod run_report;
 pub mod step;
 pub mod task;
 

@@ -2,7 +2,8 @@
 # Installs and builds what the test cluster needs on a Debian bookworm machine, idempotently,
 # caching every build outside the repository keyed by its inputs:
 #   - Debian packages: containerd, runc, the CNI plugins, iptables, docker-registry, skopeo,
-#     umoci, debootstrap, busybox-static, apache2-utils (htpasswd), rsync, openssl, curl
+#     umoci, debootstrap, busybox-static, apache2-utils (htpasswd), rsync, openssl, curl;
+#     chromium, chromium-driver and a font, for the test that opens `report`'s page in a browser
 #   - go/kube: kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, kubelet and
 #     a GPU device plugin in one binary, from k8s.io/kubernetes's Go module
 #   - go/services: etcd, CoreDNS and fake-gcs-server in one binary, from their Go modules
@@ -27,7 +28,8 @@ azurite=3.37.0
 
 need_pkgs=()
 for p in containerd runc containernetworking-plugins iptables docker-registry skopeo umoci \
-  debootstrap busybox-static apache2-utils rsync openssl curl gcc libc6-dev python3-venv; do
+  debootstrap busybox-static apache2-utils rsync openssl curl gcc libc6-dev python3-venv \
+  chromium chromium-driver fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -2,6 +2,7 @@
 
 mod kubernetes;
 mod render;
+mod report;
 mod run;
 mod show;
 
@@ -34,6 +35,10 @@ enum Command {
     Resume(run::ResumeArgs),
     /// Print the saved output of a step's tasks: `logs RUN/STEP[/TASK]`.
     Logs(run::LogsArgs),
+    /// Write a run's page: one self-contained HTML file with the graph, a timeline of every
+    /// task's attempts (queued, pending and why, starting, running), per-step durations, and
+    /// each attempt's pod, node, resources and cause. From the datastore alone.
+    Report(report::Args),
     /// The flow's pods on Kubernetes: list them, kill a run's, print the RBAC a run needs.
     #[command(subcommand)]
     Kubernetes(kubernetes::Command),
@@ -252,6 +257,7 @@ pub fn run(
                 ))
             }
             Command::Logs(a) => runtime()?.block_on(run::logs(flow, &a, out)),
+            Command::Report(a) => runtime()?.block_on(report::report_page(flow, &a, out)),
             Command::Step { args } => {
                 let mut all = vec![kubestep_core::invocation::SUBCOMMAND.to_string()];
                 all.extend(args);

@@ -2,7 +2,7 @@
 //! `show --graph`: the graph as a Mermaid flowchart.
 
 use super::{Error, WithArgs};
-use crate::flow::{Flow, StageKind};
+use crate::flow::Flow;
 use kubestep_core::StepDecl;
 use kubestep_core::resolve::{self, Defaults, WithArg};
 use std::io::Write;
@@ -144,13 +144,11 @@ pub(super) fn graph(flow: &Flow, with: &[WithArg], out: &mut dyn Write) -> Resul
         writeln!(out, "    {}[\"{}\"]", node(d.name), lines.join("<br/>"))?;
     }
     for pair in flow.stages().windows(2) {
-        let label = match pair[1].kind {
-            StageKind::Foreach => "|foreach|".to_string(),
-            StageKind::EachThen => "|each|".into(),
-            StageKind::Parallel(n) => format!("|parallel x{n}|"),
-            StageKind::Join => "|join|".into(),
-            StageKind::Start | StageKind::Then | StageKind::Branch => String::new(),
-        };
+        let label = pair[1]
+            .kind
+            .edge_label()
+            .map(|l| format!("|{l}|"))
+            .unwrap_or_default();
         for a in &pair[0].steps {
             for b in &pair[1].steps {
                 writeln!(out, "    {} -->{label} {}", node(a.name), node(b.name))?;

@@ -91,6 +91,10 @@ pub enum Status {
 pub struct Attempt {
     /// Attempt number, from 0.
     pub attempt: u32,
+    /// When it began to wait for a worker slot (`--max-workers`), in milliseconds since the
+    /// epoch; its start is when it got one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_ms: Option<u64>,
     /// Start, in milliseconds since the epoch.
     pub started_ms: u64,
     /// End, in milliseconds since the epoch.
@@ -114,6 +118,43 @@ pub struct AttemptPod {
     /// `spec.nodeName`, once it was scheduled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The step container's requests and limits, as `requests cpu=1, memory=4Gi; limits ...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<String>,
+    /// What the pod went through, in order: from the pod's own timestamps and the reasons the
+    /// watch brought (no API request is made for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<PodMark>,
+}
+
+/// One moment in a pod's life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodMark {
+    /// When, in milliseconds since the epoch (Kubernetes keeps whole seconds).
+    pub at_ms: u64,
+    /// What began then.
+    pub stage: PodStage,
+    /// What Kubernetes said, for a pending reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The stages of a pod, each from one mark to the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PodStage {
+    /// The Job controller created it: waiting for a node.
+    Created,
+    /// Still waiting, for the reason in the note (the scheduler's, an image's, ...).
+    Pending,
+    /// A node took it: its init container pulls its image and fetches the binary.
+    Scheduled,
+    /// Init containers done: the step's image is pulled and its container created.
+    Initialized,
+    /// The step's container runs.
+    Started,
+    /// The step's container ended.
+    Finished,
 }
 
 /// The record of one task.

@@ -23,6 +23,20 @@ pub enum StageKind {
     Join,
 }
 
+impl StageKind {
+    /// How a stage of this kind runs after the one before, as a graph's edge says it: `foreach`,
+    /// `each`, `join`, `parallel xN`; nothing for one task after another or a branch.
+    pub fn edge_label(self) -> Option<String> {
+        match self {
+            StageKind::Foreach => Some("foreach".into()),
+            StageKind::EachThen => Some("each".into()),
+            StageKind::Parallel(n) => Some(format!("parallel x{n}")),
+            StageKind::Join => Some("join".into()),
+            StageKind::Start | StageKind::Then | StageKind::Branch => None,
+        }
+    }
+}
+
 /// One stage of a flow.
 #[derive(Clone, Debug)]
 pub struct Stage {

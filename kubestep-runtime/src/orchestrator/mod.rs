@@ -167,10 +167,12 @@ async fn run_task(
     let (mut failed, mut lost) = (0u32, 0u32);
     for attempt in 0.. {
         // Waiting (for the pause or a slot) ends early when a sibling failed.
+        let mut queued_ms = None;
         let ready = async {
             if failed > 0 && !pause.is_zero() {
                 tokio::time::sleep(pause).await;
             }
+            queued_ms = Some(now_ms());
             slots.acquire().await.expect("semaphore is never closed")
         };
         let _slot = tokio::select! {
@@ -202,6 +204,7 @@ async fn run_task(
         }
         record.attempts.push(Attempt {
             attempt,
+            queued_ms,
             started_ms: now_ms(),
             finished_ms: None,
             cause: None,

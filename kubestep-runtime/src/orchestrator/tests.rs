@@ -149,6 +149,8 @@ impl Executor for Scripted {
                 namespace: "ns".into(),
                 uid: "uid".into(),
                 node: Some("node-a".into()),
+                resources: None,
+                marks: Vec::new(),
             };
             Ended {
                 outcome,

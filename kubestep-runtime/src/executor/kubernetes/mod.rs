@@ -12,11 +12,11 @@ pub mod cluster;
 pub mod diagnose;
 pub mod logs;
 pub mod rbac;
+mod record;
 pub mod watch;
 
 use super::{Ended, Executor, Outcome, RunContext, TaskSpec};
 use crate::binary;
-use crate::datastore::AttemptPod;
 use crate::report::report;
 use attempt::{Effect, Event, State};
 use cluster::Cluster;
@@ -352,7 +352,7 @@ impl KubernetesExecutor {
             let _ = waited_tx.send(());
             ended
         };
-        let (ended, ()) = tokio::join!(waited, follow);
+        let ((ended, notes), ()) = tokio::join!(waited, follow);
         let log = log.into_inner().expect("not poisoned");
         let last_line = super::last_line(&log);
         self.ctx.save_log(spec, log).await;
@@ -363,7 +363,7 @@ impl KubernetesExecutor {
                 let _ = self.cluster.delete_job(&ns, &name).await;
                 guard.armed = false;
                 let pod = match &*registration.rx.borrow() {
-                    Seen::Pod(p) | Seen::Gone(p) => Some(attempt_pod(p)),
+                    Seen::Pod(p) | Seen::Gone(p) => Some(record::attempt_pod(p, &notes)),
                     Seen::None => None,
                 };
                 return Ended {
@@ -378,7 +378,7 @@ impl KubernetesExecutor {
             .await;
         Ended {
             outcome,
-            pod: Some(attempt_pod(&pod)),
+            pod: Some(record::attempt_pod(&pod, &notes)),
         }
     }
 
@@ -463,7 +463,7 @@ impl KubernetesExecutor {
 
     /// Folds the attempt's events (the watch, the Job's Events, the scheduling timeout) until
     /// it is over; prints its pending notes and starts the log as the fold says. Returns how
-    /// the pod ended, or why the attempt never ran.
+    /// the pod ended, or why the attempt never ran, and the pending notes with when they came.
     async fn wait(
         &self,
         spec: &TaskSpec,
@@ -472,7 +472,11 @@ impl KubernetesExecutor {
         start_logs: tokio::sync::oneshot::Sender<String>,
         watch: &PodWatch,
         job: (&str, &str),
-    ) -> Result<(End, Arc<k8s_openapi::api::core::v1::Pod>), String> {
+    ) -> (
+        Result<(End, Arc<k8s_openapi::api::core::v1::Pod>), String>,
+        Vec<(u64, String)>,
+    ) {
+        let mut notes = Vec::new();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.scheduling_timeout;
         let events_at = tokio::time::Instant::now() + NO_POD_YET;
@@ -485,7 +489,10 @@ impl KubernetesExecutor {
             state = next;
             for effect in effects {
                 match effect {
-                    Effect::Pending(note) => self.ctx.say(spec, &format!("pending: {note}")),
+                    Effect::Pending(note) => {
+                        self.ctx.say(spec, &format!("pending: {note}"));
+                        notes.push((crate::datastore::now_ms(), note));
+                    }
                     Effect::FollowLog(pod) => {
                         if let Some(tx) = start_logs.take() {
                             let _ = tx.send(pod);
@@ -494,8 +501,8 @@ impl KubernetesExecutor {
                 }
             }
             match state {
-                State::Ended(end, pod) => return Ok((end, pod)),
-                State::Abandoned(cause) => return Err(cause),
+                State::Ended(end, pod) => return (Ok((end, pod)), notes),
+                State::Abandoned(cause) => return (Err(cause), notes),
                 State::Waiting { .. } | State::Running => {}
             }
             let scheduling = async {
@@ -564,17 +571,6 @@ impl Drop for JobGuard {
 impl Executor for KubernetesExecutor {
     fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Ended> {
         Box::pin(self.attempt(task))
-    }
-}
-
-/// Where the attempt's pod ran, for its task record.
-fn attempt_pod(pod: &k8s_openapi::api::core::v1::Pod) -> AttemptPod {
-    let meta = &pod.metadata;
-    AttemptPod {
-        name: meta.name.clone().unwrap_or_default(),
-        namespace: meta.namespace.clone().unwrap_or_default(),
-        uid: meta.uid.clone().unwrap_or_default(),
-        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
     }
 }
 
