@@ -50,7 +50,7 @@ pub enum Error {
     },
     /// Not a Linux executable.
     #[error(
-        "{} is {found}, but pods run Linux executables; build one for Linux (for example `cargo build --target x86_64-unknown-linux-gnu` on a Linux host, or `cargo zigbuild --target x86_64-unknown-linux-gnu` elsewhere) and run that",
+        "{} is {found}, but pods run Linux executables: run the flow from a Linux machine (a VM, a container, CI), or build a Linux one (`cargo zigbuild --release --target x86_64-unknown-linux-gnu.2.36`, or `cross build`), bake it into the step image and name its path in KUBESTEP_KUBERNETES_BINARY_IN_IMAGE (README: \"Building for the cluster\")",
         path.display()
     )]
     NotLinux {
@@ -217,13 +217,15 @@ mod tests {
         aarch64[5] = 1;
         aarch64[18] = 183;
         assert_eq!(elf_arch(&aarch64), Ok("arm64"));
-        let e = Error::NotLinux {
-            path: "x".into(),
-            found: "a macOS (Mach-O) executable".into(),
-        }
-        .to_string();
+        // What a newcomer on macOS meets: the file, what it is, and the two ways that work.
+        let path = std::env::temp_dir().join(format!("kubestep-macho-{}", std::process::id()));
+        std::fs::write(&path, [0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1]).unwrap();
+        let e = inspect(&path).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&path);
         assert!(
-            e.contains("cargo build --target x86_64-unknown-linux-gnu"),
+            e.starts_with(&format!("{} is a macOS (Mach-O) executable, but pods run Linux executables: run the flow from a Linux machine", path.display()))
+                && e.contains("cargo zigbuild --release --target x86_64-unknown-linux-gnu.2.36")
+                && e.contains("KUBESTEP_KUBERNETES_BINARY_IN_IMAGE"),
             "{e}"
         );
     }

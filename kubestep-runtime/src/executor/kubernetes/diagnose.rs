@@ -172,9 +172,28 @@ pub fn phase(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> Phase {
     if let Some(c) = scheduled.filter(|c| c.status == "False") {
         let message = c.message.clone().unwrap_or_default();
         let reason = c.reason.clone().unwrap_or_else(|| "Unschedulable".into());
-        return Phase::Waiting(Some(format!("{reason}: {message}")));
+        let hint = architecture_hint(pod, &message).unwrap_or_default();
+        return Phase::Waiting(Some(format!("{reason}: {message}{hint}")));
     }
     Phase::Waiting(None)
+}
+
+/// When no node matched the pod's selector and it asks for the executable's architecture
+/// (`kubernetes.io/arch`, from its ELF header), the likely fix: a binary built on an arm64
+/// laptop meets amd64 nodes, or the other way round.
+fn architecture_hint(pod: &Pod, message: &str) -> Option<String> {
+    let arch = pod
+        .spec
+        .as_ref()?
+        .node_selector
+        .as_ref()?
+        .get("kubernetes.io/arch")?;
+    message.contains("node affinity/selector").then(|| {
+        let other = if arch == "amd64" { "aarch64" } else { "x86_64" };
+        format!(
+            " (this executable is built for {arch}, so its pods ask for kubernetes.io/arch={arch}; if the nodes are of another architecture, run the flow from a machine of theirs, or build for theirs (for example `cargo zigbuild --release --target {other}-unknown-linux-gnu`) and bake that build into the step image with KUBESTEP_KUBERNETES_BINARY_IN_IMAGE)"
+        )
+    })
 }
 
 fn name(pod: &Pod) -> &str {
@@ -437,6 +456,34 @@ mod tests {
                 "Unschedulable: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu.".into()
             ))
         );
+    }
+
+    #[test]
+    fn no_node_of_the_executables_architecture_says_how_to_build_for_theirs() {
+        let mut p = pod(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
+            "status": "False", "reason": "Unschedulable",
+            "message": "0/4 nodes are available: 4 node(s) didn't match Pod's node affinity/selector."}]}),
+        );
+        p.spec.as_mut().unwrap().node_selector =
+            Some([("kubernetes.io/arch".to_string(), "arm64".to_string())].into());
+        let Phase::Waiting(Some(note)) = phase(&p, &limits(), None) else {
+            panic!("not waiting")
+        };
+        assert!(
+            note.ends_with("(this executable is built for arm64, so its pods ask for kubernetes.io/arch=arm64; if the nodes are of another architecture, run the flow from a machine of theirs, or build for theirs (for example `cargo zigbuild --release --target x86_64-unknown-linux-gnu`) and bake that build into the step image with KUBESTEP_KUBERNETES_BINARY_IN_IMAGE)"),
+            "{note}"
+        );
+        // Another reason to be unschedulable gets no such hint.
+        let gpu = pod(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",
+            "status": "False", "reason": "Unschedulable",
+            "message": "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."}]}),
+        );
+        let Phase::Waiting(Some(note)) = phase(&gpu, &limits(), None) else {
+            panic!("not waiting")
+        };
+        assert!(!note.contains("executable"), "{note}");
     }
 
     #[test]

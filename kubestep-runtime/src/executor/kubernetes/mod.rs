@@ -176,17 +176,13 @@ impl KubernetesExecutor {
             None => {
                 // Reading and hashing a large executable blocks: off the async workers.
                 let exe = crate::blocking(binary::current).await?;
-                if let Some(needs) = exe.glibc.filter(|v| *v > DEFAULT_IMAGE_GLIBC)
-                    && let Some((d, r)) = steps
-                        .iter()
-                        .find(|(_, r)| r.image.source == kubestep_core::resolve::Source::BuiltIn)
-                {
-                    return Err(Error::Glibc {
-                        step: d.name.into(),
-                        image: r.image.value.clone(),
-                        needs,
-                    });
-                }
+                check_glibc(
+                    exe.glibc,
+                    steps.iter().map(|(d, r)| {
+                        let default = r.image.source == kubestep_core::resolve::Source::BuiltIn;
+                        (d.name, r.image.value.as_str(), default)
+                    }),
+                )?;
                 let key = ctx.datastore.put_binary(&exe.path, &exe.sha256).await?;
                 let url = ctx.datastore.presigned_get(&key, URL_LIFETIME).await?;
                 (
@@ -544,6 +540,25 @@ impl KubernetesExecutor {
     }
 }
 
+/// Refuses an executable that needs a newer glibc (`needs`) than the default image has, naming
+/// the first step (`(name, image, whether the image is the default)`) that runs that image.
+fn check_glibc<'a>(
+    needs: Option<(u32, u32)>,
+    steps: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
+) -> Result<(), Error> {
+    let Some(needs) = needs.filter(|v| *v > DEFAULT_IMAGE_GLIBC) else {
+        return Ok(());
+    };
+    match steps.into_iter().find(|(_, _, default)| *default) {
+        Some((step, image, _)) => Err(Error::Glibc {
+            step: step.into(),
+            image: image.into(),
+            needs,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Deletes the attempt's Job if the attempt is dropped before it ends (a failed sibling, or
 /// Ctrl-C), so no pod outlives the task that wanted it.
 struct JobGuard {
@@ -578,6 +593,23 @@ impl Executor for KubernetesExecutor {
 mod tests {
     use super::*;
     use crate::datastore::Kind;
+
+    #[test]
+    fn a_glibc_newer_than_the_default_images_is_refused_with_the_fix() {
+        let steps = [
+            ("prep", "debian:trixie-slim", false),
+            ("train", "debian:bookworm-slim", true),
+        ];
+        let e = check_glibc(Some((2, 39)), steps).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "this executable needs glibc 2.39 but step `train` runs the default image debian:bookworm-slim, which has glibc 2.36; set `image` to one with a newer glibc (for example debian:trixie-slim, glibc 2.41), or build against an older one (for example `cargo zigbuild --target x86_64-unknown-linux-gnu.2.36`)"
+        );
+        assert!(check_glibc(Some((2, 36)), steps).is_ok());
+        assert!(check_glibc(None, steps).is_ok());
+        // Every step names its own image: nothing to refuse.
+        assert!(check_glibc(Some((2, 39)), [steps[0]]).is_ok());
+    }
 
     #[test]
     fn pods_get_store_settings_but_never_credentials() {
