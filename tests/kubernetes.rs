@@ -388,6 +388,40 @@ async fn the_runtime_override_applies_to_every_step_and_one() {
 
 /// Runs `kubernetes_failures`, which must fail; returns the one-line cause it failed with, and
 /// its run id. [`fails_with_output`] also gives everything it printed.
+/// The README's "Your own flow" crate, built fresh from its text, runs as the README says: `run`
+/// sends `square` (#[kubernetes]) to the cluster, ten pods, and keeps `start` and `end` here.
+#[tokio::test]
+async fn the_readmes_own_flow_runs_on_the_cluster() {
+    let env = setup().await;
+    let exe = tokio::task::spawn_blocking(common::getting_started)
+        .await
+        .unwrap();
+    let root = root();
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let id_file = std::env::temp_dir().join(format!("kubestep-k8s-{}-hello", std::process::id()));
+    let args = [
+        "run",
+        "--datastore",
+        "s3",
+        "--datastore-root",
+        &root,
+        "--run-id-file",
+        id_file.to_str().unwrap(),
+    ];
+    let out = common::run_program(&exe, &args, &vars);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("[end/0] sum of squares: 385"), "{all}");
+    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    let _ = std::fs::remove_file(&id_file);
+    let tasks = client("hello").await.tasks(&run_id).await.unwrap();
+    assert_eq!(tasks.len(), 12);
+    for t in &tasks {
+        let in_pod = t.attempts.iter().all(|a| a.pod.is_some());
+        assert_eq!(in_pod, t.step == "square", "{t:?}");
+    }
+}
+
 /// `report` of run `run_id` of `example`: the page's HTML.
 async fn report_of(example: &str, run_id: &str) -> String {
     let env = setup().await;

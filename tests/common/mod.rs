@@ -27,7 +27,12 @@ pub fn example(name: &str) -> PathBuf {
 /// Runs an example with `args`, with no `KUBESTEP_*` variable but those in `env`, so results do
 /// not depend on the machine's environment.
 pub fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(example(name));
+    run_program(&example(name), args, env)
+}
+
+/// Runs the program at `path` as [`run`] runs an example.
+pub fn run_program(path: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(path);
     cmd.args(args);
     for (k, _) in std::env::vars()
         .filter(|(k, _)| k.starts_with("KUBESTEP_") && k != "KUBESTEP_SCHEMA_VALIDATOR")
@@ -63,4 +68,74 @@ pub async fn running_pod(id_file: &std::path::Path, step: &str) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("no running pod of step {step}");
+}
+
+/// The code block that follows `<!-- getting-started: NAME -->` in the README.
+pub fn readme_block(name: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let marker = format!("<!-- getting-started: {name} -->");
+    let at = readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("the README has no `{marker}`"));
+    let fence = at
+        + readme[at..]
+            .find("```")
+            .expect("a code block after the marker");
+    let body = fence + readme[fence..].find('\n').unwrap() + 1;
+    let end = body + readme[body..].find("```").expect("the block's end");
+    readme[body..end].to_string()
+}
+
+/// Builds the README's "Your own flow" crate, from exactly its `Cargo.toml` and `src/main.rs`
+/// (`cargo_toml` as the README's, or changed by a test), in a temporary directory outside this
+/// repository (whose `.cargo/config.toml` would otherwise apply): kubestep from this checkout
+/// (`[patch.crates-io]`, while it is unpublished), this workspace's lock file, target directory
+/// and profile, so dependencies built for the tests are reused. Returns cargo's output and the
+/// executable.
+pub fn build_crate(dir: &str, cargo_toml: &str) -> (Output, PathBuf) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let krate = std::env::temp_dir().join("kubestep-fresh-crates").join(dir);
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    let manifest = format!(
+        "{cargo_toml}\n[patch.crates-io]\nkubestep = {{ path = {:?} }}\n\n[workspace]\n",
+        repo.display().to_string()
+    );
+    std::fs::write(krate.join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(krate.join("src/main.rs"), readme_block("src/main.rs")).unwrap();
+    std::fs::copy(repo.join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.arg("build")
+        .current_dir(&krate)
+        .env("CARGO_TARGET_DIR", target)
+        .env_remove("K8S_OPENAPI_ENABLED_VERSION");
+    if cargo_toml.contains("features = [\"v1_33\"]") {
+        // The version the feature names, as the workspace's .cargo/config.toml sets it for its
+        // own builds: k8s-openapi's build script reruns when this variable changes, so without
+        // it each build here and in the workspace would rebuild k8s-openapi and all above it.
+        cmd.env("K8S_OPENAPI_ENABLED_VERSION", "1.33");
+    }
+    // The workspace's dev profile (Cargo.toml's [profile.dev]), so its builds are reused.
+    for setting in [
+        "profile.dev.debug=\"line-tables-only\"",
+        "profile.dev.package.sha2.opt-level=3",
+        "profile.dev.package.digest.opt-level=3",
+        "profile.dev.package.block-buffer.opt-level=3",
+        "profile.dev.package.memchr.opt-level=3",
+    ] {
+        cmd.args(["--config", setting]);
+    }
+    let out = cmd.output().expect("run cargo");
+    (out, target.join("debug/hello-kubestep"))
+}
+
+/// The README's own crate, built: its executable.
+pub fn getting_started() -> PathBuf {
+    let (out, exe) = build_crate("getting-started", &readme_block("Cargo.toml"));
+    assert!(
+        out.status.success(),
+        "the README's crate does not build:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
 }
