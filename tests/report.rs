@@ -247,3 +247,67 @@ fn a_run_that_is_not_there_is_named() {
         "{stderr}"
     );
 }
+
+/// `show --graph` prints Mermaid that Mermaid itself draws: every flow shape, each step a node.
+#[tokio::test]
+async fn show_graph_is_a_flowchart_mermaid_draws() {
+    let parts = tokio::task::spawn_blocking(kubestep_testenv::install)
+        .await
+        .unwrap()
+        .expect("tests/testenv/install.sh installs Mermaid");
+    let dir = scratch("mermaid");
+    let page = dir.join("mermaid.html");
+    std::fs::write(
+        &page,
+        format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><script src=\"file://{}\"></script></head><body></body></html>",
+            parts.mermaid.display()
+        ),
+    )
+    .unwrap();
+    let driver = chromedriver();
+    let c = browser(&driver).await;
+    c.goto(&format!("file://{}", page.display())).await.unwrap();
+    for (example, args) in [
+        ("basic", &["show", "--graph"][..]),
+        (
+            "flow_shapes",
+            &["show", "--graph", "--with", "kubernetes"][..],
+        ),
+    ] {
+        let out = common::run(example, args, &[]);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let drawn = c
+            .execute_async(
+                "const [text, done] = arguments;
+                 mermaid.initialize({startOnLoad: false});
+                 mermaid.render('graph' + Date.now(), text).then(r => done(r.svg), e => done('error: ' + e));",
+                vec![json!(text)],
+            )
+            .await
+            .unwrap();
+        let svg = drawn.as_str().unwrap();
+        assert!(
+            svg.starts_with("<svg"),
+            "{example}: Mermaid said {svg}\n{text}"
+        );
+        let steps: Vec<&str> = text
+            .lines()
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix("step_")?
+                    .split_once('[')
+                    .map(|(n, _)| n)
+            })
+            .collect();
+        assert!(steps.len() >= 3, "{text}");
+        for step in steps {
+            assert!(
+                svg.contains(&format!("{step}</b>")),
+                "{example}: no node for `{step}` in {svg}"
+            );
+        }
+    }
+    c.close().await.unwrap();
+}

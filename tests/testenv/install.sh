@@ -9,6 +9,7 @@
 #   - go/services: etcd, CoreDNS and fake-gcs-server in one binary, from their Go modules
 #   - images/build.sh: the images, built from Debian packages into registry storage
 #   - the datastore emulators: moto (PyPI) and Azurite (npm)
+#   - Mermaid (npm), for the test that renders `show --graph` in the browser
 # The Go builds, the images and the emulators run in parallel on a cold machine.
 # Prints KEY=PATH lines (kube, services, images, emulators) and `version PART VERSION` lines.
 set -euo pipefail
@@ -25,6 +26,7 @@ flock 9
 kubernetes=v1.34.4
 moto=5.2.5
 azurite=3.37.0
+mermaid=11.17.2
 
 need_pkgs=()
 for p in containerd runc containernetworking-plugins iptables docker-registry skopeo umoci \
@@ -123,6 +125,12 @@ if [ ! -x "$emu/py/bin/moto_server" ] || [ ! -x "$emu/npm/node_modules/.bin/azur
   ) >"$logs/emulators.log" 2>&1 &
   pids+=($!)
 fi
+web="$cache/web-mermaid-$mermaid"
+if [ ! -f "$web/node_modules/mermaid/dist/mermaid.min.js" ]; then
+  say "installing mermaid $mermaid into $web (log: $logs/web.log)"
+  (npm install --silent --no-audit --no-fund --prefix "$web" "mermaid@$mermaid" >"$logs/web.log" 2>&1) &
+  pids+=($!)
+fi
 version_flags="-X k8s.io/component-base/version.gitVersion=$kubernetes -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34 -X k8s.io/component-base/version.gitTreeState=clean"
 kube=$(go_build kube "$version_flags")
 services=$(go_build services "")
@@ -131,7 +139,7 @@ if [ -d "$gowork" ]; then
 fi
 for pid in "${pids[@]}"; do
   if ! wait "$pid"; then
-    say "a background install failed; see $logs/images.log and $logs/emulators.log"
+    say "a background install failed; see $logs/images.log, $logs/emulators.log and $logs/web.log"
     tail -n 30 "$logs"/*.log >&2
     exit 1
   fi
@@ -141,6 +149,7 @@ echo "kube=$kube"
 echo "services=$services"
 echo "images=$images"
 echo "emulators=$emu"
+echo "mermaid=$web/node_modules/mermaid/dist/mermaid.min.js"
 mod_version() { sed -n "s|^[[:space:]]*$1 \(v[^ ]*\).*|\1|p" "$here/go/$2/go.mod" | head -n1; }
 echo "version kubernetes $kubernetes"
 echo "version etcd $(mod_version go.etcd.io/etcd/server/v3 services)"
@@ -152,3 +161,4 @@ done
 echo "version go $go_version"
 echo "version moto $moto"
 echo "version azurite $azurite"
+echo "version mermaid $mermaid"

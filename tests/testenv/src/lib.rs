@@ -111,6 +111,8 @@ pub struct Parts {
     pub images: PathBuf,
     /// The datastore emulators' installs (`py/`, `npm/`).
     pub emulators: PathBuf,
+    /// Mermaid's browser bundle (`mermaid.min.js`), to render `show --graph` in a test.
+    pub mermaid: PathBuf,
     /// (part, version) of everything built or installed, for `status`.
     pub versions: Vec<(String, String)>,
 }
@@ -143,6 +145,7 @@ pub fn install() -> Result<Parts, Error> {
         services: path("services")?,
         images: path("images")?,
         emulators: path("emulators")?,
+        mermaid: path("mermaid")?,
         versions: Vec::new(),
     };
     for l in text.lines() {
