@@ -22,7 +22,7 @@ pub fn svg(flow: &Flow, tasks: &[&TaskRecord]) -> Markup {
         .max()
         .unwrap_or(1);
     let width = 2 * MARGIN + widest * BOX_W + (widest - 1) * GAP_X;
-    let height = 2 * MARGIN + stages.len() as u32 * (BOX_H + GAP_Y) - GAP_Y;
+    let height = (2 * MARGIN + stages.len() as u32 * (BOX_H + GAP_Y)).saturating_sub(GAP_Y);
     // The left edge of box `i` of a row of `n`, the row centred.
     let x = |i: u32, n: u32| {
         let row = n * BOX_W + (n - 1) * GAP_X;

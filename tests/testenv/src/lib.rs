@@ -23,7 +23,7 @@ mod process;
 mod registry;
 
 pub use control_plane::{ADMIN_TOKEN, RESTRICTED_TOKEN, RESTRICTED_USER};
-pub use network::{HOST_IP, node_ip};
+pub use network::{BRIDGE, BRIDGE_MAC, HOST_IP, node_ip};
 pub use node::NodeSpec;
 pub use registry::{PRIVATE_REGISTRY, REGISTRY_PASSWORD, REGISTRY_USER};
 

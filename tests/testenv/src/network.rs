@@ -12,6 +12,11 @@ use std::process::Command;
 
 /// The bridge every pod's veth joins.
 pub const BRIDGE: &str = "kubestep0";
+/// The bridge's hardware address, set once: a Linux bridge left to choose takes the lowest
+/// address among its ports, so it changed whenever a pod's veth came or went, and every pod
+/// that had cached the old one lost the gateway (the API server, the emulators, DNS) until its
+/// neighbour entry expired, up to half a minute. Locally administered, from [`HOST_IP`].
+pub const BRIDGE_MAC: &str = "02:42:0a:f4:00:01";
 /// The bridge's own address: API server, registries, emulators and cluster DNS listen here.
 pub const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
 /// The Service range (`--service-cluster-ip-range`).
@@ -51,7 +56,12 @@ fn sysctl(key: &str, value: &str) -> Result<(), Error> {
 /// Creates the bridge with the host and node addresses, the Service route and the guard.
 pub fn up(nodes: usize) -> Result<(), Error> {
     down();
-    run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
+    run(
+        "ip",
+        &[
+            "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge",
+        ],
+    )?;
     // The gateway first: the CNI plugin checks the bridge's primary address against it.
     run(
         "ip",

@@ -57,6 +57,46 @@ async fn a_job_runs_and_its_log_streams_through_the_api_server() {
     assert_eq!(tail, format!("from {pod_name}\n"));
 }
 
+/// The pods' gateway keeps its hardware address while pods' veths join and leave the bridge (a
+/// bridge left to choose takes its lowest port's, and pods that cached the old one lost every
+/// host service until their neighbour entry expired).
+#[tokio::test]
+async fn the_gateway_keeps_its_address_as_pods_come_and_go() {
+    let client = setup("t-bridge").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "t-bridge");
+    let sys = |file: &str| {
+        let path = format!("/sys/class/net/{}/{file}", kubestep_testenv::BRIDGE);
+        std::fs::read_to_string(&path).unwrap().trim().to_string()
+    };
+    for i in 0..3 {
+        let name = format!("short-{i}");
+        create(
+            &pods,
+            json!({"metadata": {"name": name}, "spec": {"restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox", "command": ["true"]}]}}),
+        )
+        .await;
+        wait_for(&pods, &name, 60, |p| phase(p) == "Succeeded").await;
+        assert_eq!(sys("address"), kubestep_testenv::BRIDGE_MAC, "with {name}");
+        pods.delete(&name, &Default::default()).await.unwrap();
+    }
+    // Once every veth has gone too: the address is set, not derived (NET_ADDR_SET).
+    for _ in 0..300 {
+        if pods
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sys("address"), kubestep_testenv::BRIDGE_MAC);
+    assert_eq!(sys("addr_assign_type"), "3");
+}
+
 #[tokio::test]
 async fn memory_overrun_is_oomkilled_with_137() {
     let client = setup("t-oom").await;
