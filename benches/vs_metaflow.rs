@@ -3,8 +3,11 @@
 //! The peer is Metaflow 2.19 from PyPI (installed into `target/bench-venv` on first use), running
 //! the flows in `benches/metaflow/`. This binary is also the kubestep flow binary: the flow it
 //! runs is chosen by `KUBESTEP_BENCH_FLOW`, which its task processes inherit. Cases: a 10-step
-//! line, a foreach over 100 items, and a 256 MiB `Vec<f64>` handed from one step to the next
-//! (the hand-off alone is the flow's time minus the same flow handing over nothing).
+//! line, a foreach over 100 items, and 256 MiB of f64 handed from one step to the next (the
+//! hand-off alone is the flow's time minus the same flow handing over nothing) as users write
+//! it: a bare `Vec<f64>`, a struct holding one beside its metadata, and a `(f64, Vec<f64>)`,
+//! each with random values (incompressible) and with the sequence 0, 1, 2, ... (compressible).
+//! Peak RSS is the largest process of each run (the step processes included).
 
 use kubestep::prelude::*;
 use std::path::{Path, PathBuf};
@@ -58,9 +61,12 @@ fn handoff_len() -> usize {
         * 1024
         / 8
 }
-/// Random doubles (incompressible, like real measurements), cheap to make on both sides.
-#[step]
-fn produce() -> Vec<f64> {
+/// The values handed over: random doubles (incompressible, like real measurements), or with
+/// `HANDOFF_DATA=sequence` the sequence 0, 1, 2, ... (compressible); cheap to make either way.
+fn values() -> Vec<f64> {
+    if std::env::var("HANDOFF_DATA").as_deref() == Ok("sequence") {
+        return (0..handoff_len()).map(|i| i as f64).collect();
+    }
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     (0..handoff_len())
         .map(|_| {
@@ -72,11 +78,43 @@ fn produce() -> Vec<f64> {
         .collect()
 }
 #[step]
+fn produce() -> Vec<f64> {
+    values()
+}
+#[step]
 fn consume(data: Vec<f64>) -> f64 {
     data.iter().sum()
 }
 #[step]
 fn finish(_total: f64) {}
+
+/// A model as a step returns one: its weights beside their metadata.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Model {
+    name: String,
+    epoch: u32,
+    weights: Vec<f64>,
+}
+#[step]
+fn produce_struct() -> Model {
+    Model {
+        name: "bench".into(),
+        epoch: 3,
+        weights: values(),
+    }
+}
+#[step]
+fn consume_struct(m: Model) -> f64 {
+    m.weights.iter().sum::<f64>() + f64::from(m.epoch) + m.name.len() as f64
+}
+#[step]
+fn produce_tuple() -> (f64, Vec<f64>) {
+    (1.5, values())
+}
+#[step]
+fn consume_tuple(t: (f64, Vec<f64>)) -> f64 {
+    t.0 + t.1.iter().sum::<f64>()
+}
 
 fn main() {
     match std::env::var("KUBESTEP_BENCH_FLOW").as_deref() {
@@ -101,6 +139,16 @@ fn main() {
         Ok("handoff") => Flow::new("handoff")
             .start(produce)
             .then(consume)
+            .then(finish)
+            .main(),
+        Ok("handoff_struct") => Flow::new("handoff_struct")
+            .start(produce_struct)
+            .then(consume_struct)
+            .then(finish)
+            .main(),
+        Ok("handoff_tuple") => Flow::new("handoff_tuple")
+            .start(produce_tuple)
+            .then(consume_tuple)
             .then(finish)
             .main(),
         _ => drive(),
@@ -140,25 +188,57 @@ fn venv() -> PathBuf {
     venv
 }
 
-fn time(mut cmd: Command) -> Duration {
-    let began = Instant::now();
-    let out = cmd.output().expect("run");
-    let took = began.elapsed();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    took
+/// One run's wall time and peak RSS (the largest process of its tree, in bytes).
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+struct Measured {
+    wall: Duration,
+    peak_rss: u64,
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+fn time(mut cmd: Command) -> Measured {
+    // Into a file, not a pipe: nothing reads a pipe while wait4 waits.
+    let log = std::env::temp_dir().join(format!("kubestep-bench-{}.log", std::process::id()));
+    let began = Instant::now();
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped below by wait4, which also reports its rusage"
+    )]
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("bench log"))
+        .spawn()
+        .expect("run");
+    let pid = child.id() as libc::pid_t;
+    // wait4 rather than Child::wait: its rusage has the peak RSS of the child and of every
+    // descendant it waited for (the step processes).
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter; the pid is our unwaited child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = began.elapsed();
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed (status {status}):\n{stderr}"
+    );
+    Measured {
+        wall,
+        peak_rss: usage.ru_maxrss as u64 * 1024,
+    }
+}
+
+/// The run of median wall time.
+fn median(mut v: Vec<Measured>) -> Measured {
+    v.sort_by_key(|m| m.wall);
     v[v.len() / 2]
 }
 
-fn kubestep(flow: &str, mib: &str, scratch: &Path, runs: usize) -> Duration {
+/// What a case sets in the environment of both systems' processes.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+fn kubestep(flow: &str, env: Env, scratch: &Path, runs: usize) -> Measured {
     let exe = std::env::current_exe().unwrap();
     median(
         (0..runs)
@@ -167,14 +247,14 @@ fn kubestep(flow: &str, mib: &str, scratch: &Path, runs: usize) -> Duration {
                 cmd.args(["run", "--local", "--quiet", "--datastore-root"])
                     .arg(scratch.join("kubestep"))
                     .env("KUBESTEP_BENCH_FLOW", flow)
-                    .env("HANDOFF_MIB", mib);
+                    .envs(env.iter().copied());
                 time(cmd)
             })
             .collect(),
     )
 }
 
-fn metaflow(venv: &Path, file: &str, mib: &str, scratch: &Path, runs: usize) -> Duration {
+fn metaflow(venv: &Path, file: &str, env: Env, scratch: &Path, runs: usize) -> Measured {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("benches/metaflow")
         .join(file);
@@ -189,7 +269,7 @@ fn metaflow(venv: &Path, file: &str, mib: &str, scratch: &Path, runs: usize) -> 
                     .env("METAFLOW_DEFAULT_DATASTORE", "local")
                     .env("METAFLOW_DEFAULT_METADATA", "local")
                     .env("METAFLOW_DATASTORE_SYSROOT_LOCAL", scratch.join("metaflow"))
-                    .env("HANDOFF_MIB", mib);
+                    .envs(env.iter().copied());
                 time(cmd)
             })
             .collect(),
@@ -208,36 +288,57 @@ fn drive() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     println!(
-        "{:<34} {:>12} {:>12} {:>9}",
-        "case (median of runs)", "kubestep", "Metaflow", "ratio"
+        "{:<44} {:>10} {:>10} {:>7} {:>10} {:>10}",
+        "case (median of runs)", "kubestep", "Metaflow", "ratio", "RSS ks", "RSS mf"
     );
-    let row = |name: &str, k: Duration, m: Duration| {
+    let row = |name: &str, k: Measured, m: Measured| {
         println!(
-            "{name:<34} {:>10.3} s {:>10.3} s {:>8.1}x",
-            k.as_secs_f64(),
-            m.as_secs_f64(),
-            m.as_secs_f64() / k.as_secs_f64().max(1e-9)
+            "{name:<44} {:>8.3} s {:>8.3} s {:>6.1}x {:>7} MB {:>7} MB",
+            k.wall.as_secs_f64(),
+            m.wall.as_secs_f64(),
+            m.wall.as_secs_f64() / k.wall.as_secs_f64().max(1e-9),
+            k.peak_rss >> 20,
+            m.peak_rss >> 20,
         );
     };
-    let k = kubestep("linear10", "0", &scratch, runs);
-    let m = metaflow(&venv, "linear10.py", "0", &scratch, runs.min(2));
+    let none: Env = &[("HANDOFF_MIB", "0")];
+    let k = kubestep("linear10", none, &scratch, runs);
+    let m = metaflow(&venv, "linear10.py", none, &scratch, runs.min(2));
     row("10-step linear flow", k, m);
-    let k = kubestep("foreach100", "0", &scratch, runs);
-    let m = metaflow(&venv, "foreach100.py", "0", &scratch, 1);
+    let k = kubestep("foreach100", none, &scratch, runs);
+    let m = metaflow(&venv, "foreach100.py", none, &scratch, 1);
     row("foreach over 100 items", k, m);
-    let (k_full, k_base) = (
-        kubestep("handoff", "256", &scratch, runs),
-        kubestep("handoff", "0", &scratch, runs),
-    );
-    let (m_full, m_base) = (
-        metaflow(&venv, "handoff.py", "256", &scratch, 1),
-        metaflow(&venv, "handoff.py", "0", &scratch, 1),
-    );
-    row("256 MiB hand-off: whole flow", k_full, m_full);
-    row(
-        "256 MiB hand-off alone",
-        k_full.saturating_sub(k_base),
-        m_full.saturating_sub(m_base),
-    );
+    // The hand-off alone: the flow's time less the same flow handing over nothing.
+    let alone = |full: Measured, base: Measured| Measured {
+        wall: full.wall.saturating_sub(base.wall),
+        peak_rss: full.peak_rss,
+    };
+    for (shape, flow, what) in [
+        ("bare", "handoff", "Vec<f64>"),
+        (
+            "struct",
+            "handoff_struct",
+            "struct { String, u32, Vec<f64> }",
+        ),
+        ("tuple", "handoff_tuple", "(f64, Vec<f64>)"),
+    ] {
+        for data in ["random", "sequence"] {
+            let env: Env = &[
+                ("HANDOFF_MIB", "256"),
+                ("HANDOFF_DATA", data),
+                ("HANDOFF_SHAPE", shape),
+            ];
+            let base: Env = &[("HANDOFF_MIB", "0"), ("HANDOFF_SHAPE", shape)];
+            let k = alone(
+                kubestep(flow, env, &scratch, runs),
+                kubestep(flow, base, &scratch, runs),
+            );
+            let m = alone(
+                metaflow(&venv, "handoff.py", env, &scratch, 1),
+                metaflow(&venv, "handoff.py", base, &scratch, 1),
+            );
+            row(&format!("256 MiB {what}, {data}"), k, m);
+        }
+    }
     let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -1,22 +1,42 @@
-"""A 256 MiB float64 array handed from one step to the next (HANDOFF_MIB=0 for the baseline)."""
+"""256 MiB of float64 handed from one step to the next (HANDOFF_MIB=0 for the baseline), shaped
+as the kubestep case is (HANDOFF_SHAPE: bare, struct, tuple), random or the sequence 0, 1, 2, ...
+(HANDOFF_DATA: random, sequence)."""
 import os
 
 import numpy as np
 from metaflow import FlowSpec, step
 
 N = int(os.environ.get("HANDOFF_MIB", "256")) * 1024 * 1024 // 8
+SHAPE = os.environ.get("HANDOFF_SHAPE", "bare")
+
+
+def values():
+    if os.environ.get("HANDOFF_DATA") == "sequence":
+        return np.arange(N, dtype=np.float64)
+    # Random doubles (incompressible, like real measurements), cheap to make on both sides.
+    return np.random.default_rng(0).random(N)
 
 
 class Handoff(FlowSpec):
     @step
     def start(self):
-        # Random doubles (incompressible, like real measurements), cheap to make on both sides.
-        self.data = np.random.default_rng(0).random(N)
+        if SHAPE == "struct":
+            self.data = {"name": "bench", "epoch": 3, "weights": values()}
+        elif SHAPE == "tuple":
+            self.data = (1.5, values())
+        else:
+            self.data = values()
         self.next(self.consume)
 
     @step
     def consume(self):
-        self.total = float(self.data.sum())
+        if SHAPE == "struct":
+            m = self.data
+            self.total = float(m["weights"].sum()) + m["epoch"] + len(m["name"])
+        elif SHAPE == "tuple":
+            self.total = self.data[0] + float(self.data[1].sum())
+        else:
+            self.total = float(self.data.sum())
         self.next(self.end)
 
     @step
