@@ -52,3 +52,35 @@ fn without_the_version_feature_the_build_says_what_to_add() {
         "{stderr}"
     );
 }
+
+/// The README's way to bake the binary into an image: its `export` lines, as written, make
+/// `render` put `square` in that image, running the baked path, with no init container.
+#[test]
+fn the_readmes_baked_binary_settings_render_as_it_says() {
+    let exe = common::getting_started();
+    let block = common::readme_block("bake");
+    let exports: Vec<(String, String)> = block
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("export "))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(exports.len(), 2, "{block}");
+    let env: Vec<(&str, &str)> = exports
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let out = common::run_program(&exe, &["render", "square"], &env);
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        yaml.contains("image: registry.example.com/hello-kubestep:1"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("- /usr/local/bin/hello-kubestep"), "{yaml}");
+    assert!(!yaml.contains("initContainers"), "{yaml}");
+}

@@ -386,8 +386,6 @@ async fn the_runtime_override_applies_to_every_step_and_one() {
     }
 }
 
-/// Runs `kubernetes_failures`, which must fail; returns the one-line cause it failed with, and
-/// its run id. [`fails_with_output`] also gives everything it printed.
 /// The README's "Your own flow" crate, built fresh from its text, runs as the README says: `run`
 /// sends `square` (#[kubernetes]) to the cluster, ten pods, and keeps `start` and `end` here.
 #[tokio::test]
@@ -446,6 +444,8 @@ async fn report_of(example: &str, run_id: &str) -> String {
     html
 }
 
+/// Runs `kubernetes_failures`, which must fail; returns the one-line cause it failed with, and
+/// its run id. [`fails_with_output`] also gives everything it printed.
 async fn fails(args: &[&str], extra: &[(&str, &str)]) -> (String, String) {
     let (cause, _, run_id) = fails_with_output(args, extra).await;
     (cause, run_id)

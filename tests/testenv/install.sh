@@ -11,7 +11,8 @@
 #   - the datastore emulators: moto (PyPI) and Azurite (npm)
 #   - Mermaid (npm), for the test that renders `show --graph` in the browser
 # The Go builds, the images and the emulators run in parallel on a cold machine.
-# Prints KEY=PATH lines (kube, services, images, emulators) and `version PART VERSION` lines.
+# Prints KEY=PATH lines (kube, services, images, emulators, mermaid) and `version PART VERSION`
+# lines.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -22,7 +22,8 @@ pub(super) struct Args {
     /// The run id to render for.
     #[arg(long, default_value = "preview")]
     run_id: String,
-    /// The image already contains this binary at PATH: no init container fetches it.
+    /// The image already contains this binary at PATH: no init container fetches it (default:
+    /// KUBESTEP_KUBERNETES_BINARY_IN_IMAGE, as `run` reads it).
     #[arg(long, value_name = "PATH")]
     binary_in_image: Option<String>,
     /// The datastore the pods' tasks would use.
@@ -90,7 +91,12 @@ pub(super) fn render(
             .filter(|d| resolve::on_kubernetes(d, with))
             .collect(),
     };
-    let (binary, arch) = match &args.binary_in_image {
+    // What `run` would do: the flag, or the setting from the environment or config file.
+    let in_image = match &args.binary_in_image {
+        Some(path) => Some(path.clone()),
+        None => defaults.settings()?.binary_in_image,
+    };
+    let (binary, arch) = match &in_image {
         Some(path) => (Binary::InImage { path: path.clone() }, None),
         None => {
             let exe = binary::current()?;

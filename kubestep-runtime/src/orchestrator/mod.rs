@@ -175,8 +175,8 @@ async fn run_task(
             queued_ms = Some(now_ms());
             slots.acquire().await.expect("semaphore is never closed")
         };
-        let _slot = tokio::select! {
-            slot = ready => slot,
+        let (_slot, started_ms) = tokio::select! {
+            slot = ready => (slot, now_ms()),
             _ = cancel.wait_for(|c| *c) => {
                 // A task stopped between attempts failed; one never started has no record.
                 if !record.attempts.is_empty() {
@@ -205,7 +205,7 @@ async fn run_task(
         record.attempts.push(Attempt {
             attempt,
             queued_ms,
-            started_ms: now_ms(),
+            started_ms,
             finished_ms: None,
             cause: None,
             pod: None,

@@ -218,7 +218,7 @@ fn timeline_markup(tasks: &[&TaskRecord], start: u64, end: u64, now_ms: u64) -> 
 fn steps_table(flow: &Flow, tasks: &[&TaskRecord], now_ms: u64) -> Markup {
     html! {
         table {
-            thead { tr { th { "step" } th { "where" } th { "tasks" } th { "succeeded" } th { "failed" }
+            thead { tr { th { "step" } th { "where" } th { "tasks" } th { "succeeded" } th { "failed or killed" }
                 th { "attempts" } th { "wall time" } th { "running, summed" } th { "longest task" } } }
             tbody {
                 @for d in flow.steps() {
@@ -236,7 +236,7 @@ fn steps_table(flow: &Flow, tasks: &[&TaskRecord], now_ms: u64) -> Markup {
                         td { @if attempts.iter().any(|a| a.pod.is_some()) { "Kubernetes" } @else if attempts.is_empty() { "-" } @else { "local" } }
                         td { (mine.len()) }
                         td { (mine.iter().filter(|t| t.status == Status::Succeeded).count()) }
-                        td { (mine.iter().filter(|t| t.status == Status::Failed).count()) }
+                        td { (mine.iter().filter(|t| matches!(t.status, Status::Failed | Status::Killed)).count()) }
                         td { (attempts.len()) }
                         td { @if let (Some(f), Some(l)) = (first, last) { (duration(l.saturating_sub(f))) } @else { "-" } }
                         td { (duration(attempts.iter().map(|a| time_in(a, now_ms, &[Kind::Running])).sum())) }

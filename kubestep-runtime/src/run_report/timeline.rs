@@ -90,10 +90,13 @@ pub fn spans(attempt: &Attempt, now_ms: u64) -> Vec<Span> {
         None => cuts.push((attempt.started_ms, Kind::Running, None)),
         Some(pod) => {
             cuts.push((attempt.started_ms, Kind::Launching, None));
+            // Without an init container (the binary baked into the image) nothing is fetched.
+            let fetches = pod.marks.iter().any(|m| m.stage == PodStage::Initialized);
             for m in &pod.marks {
                 let kind = match m.stage {
                     PodStage::Created | PodStage::Pending => Kind::Pending,
-                    PodStage::Scheduled => Kind::Fetching,
+                    PodStage::Scheduled if fetches => Kind::Fetching,
+                    PodStage::Scheduled => Kind::Starting,
                     PodStage::Initialized => Kind::Starting,
                     PodStage::Started => Kind::Running,
                     PodStage::Finished => Kind::Noticing,
@@ -198,6 +201,23 @@ mod tests {
             ]
         );
         assert_eq!(s[2].note.as_deref(), Some("Unschedulable"));
+    }
+
+    #[test]
+    fn a_pod_without_an_init_container_fetches_nothing() {
+        let marks = vec![
+            (2_000, PodStage::Created),
+            (3_000, PodStage::Scheduled),
+            (4_000, PodStage::Started),
+        ];
+        assert_eq!(
+            kinds(&spans(&attempt(Some(marks)), 0))[2..],
+            [
+                (2_000, 3_000, Kind::Pending),
+                (3_000, 4_000, Kind::Starting),
+                (4_000, 20_000, Kind::Running),
+            ]
+        );
     }
 
     #[test]

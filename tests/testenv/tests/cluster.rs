@@ -80,7 +80,7 @@ async fn the_gateway_keeps_its_address_as_pods_come_and_go() {
         assert_eq!(sys("address"), kubestep_testenv::BRIDGE_MAC, "with {name}");
         pods.delete(&name, &Default::default()).await.unwrap();
     }
-    // Once every veth has gone too: the address is set, not derived (NET_ADDR_SET).
+    let mut gone = false;
     for _ in 0..300 {
         if pods
             .list(&Default::default())
@@ -89,11 +89,15 @@ async fn the_gateway_keeps_its_address_as_pods_come_and_go() {
             .items
             .is_empty()
         {
+            gone = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(gone, "the pods were not deleted in 30 s");
     assert_eq!(sys("address"), kubestep_testenv::BRIDGE_MAC);
+    // Set, not derived from the ports (NET_ADDR_SET): the kernel never recomputes it, whichever
+    // veths other tests' pods add or remove meanwhile.
     assert_eq!(sys("addr_assign_type"), "3");
 }
 

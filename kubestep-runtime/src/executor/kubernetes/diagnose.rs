@@ -178,20 +178,21 @@ pub fn phase(pod: &Pod, limits: &Limits, last_line: Option<&str>) -> Phase {
     Phase::Waiting(None)
 }
 
-/// When no node matched the pod's selector and it asks for the executable's architecture
-/// (`kubernetes.io/arch`, from its ELF header), the likely fix: a binary built on an arm64
-/// laptop meets amd64 nodes, or the other way round.
+/// When no node matched the pod's selector and the selector is only the executable's
+/// architecture (`kubernetes.io/arch`, from its ELF header; with selectors or affinity of the
+/// user's own, those may be the cause), the likely fix: a binary built on an arm64 laptop meets
+/// amd64 nodes, or the other way round.
 fn architecture_hint(pod: &Pod, message: &str) -> Option<String> {
-    let arch = pod
-        .spec
-        .as_ref()?
-        .node_selector
-        .as_ref()?
-        .get("kubernetes.io/arch")?;
+    let spec = pod.spec.as_ref()?;
+    let selector = spec.node_selector.as_ref()?;
+    let arch = selector.get("kubernetes.io/arch")?;
+    if selector.len() > 1 || spec.affinity.is_some() {
+        return None;
+    }
     message.contains("node affinity/selector").then(|| {
         let other = if arch == "amd64" { "aarch64" } else { "x86_64" };
         format!(
-            " (this executable is built for {arch}, so its pods ask for kubernetes.io/arch={arch}; if the nodes are of another architecture, run the flow from a machine of theirs, or build for theirs (for example `cargo zigbuild --release --target {other}-unknown-linux-gnu`) and bake that build into the step image with KUBESTEP_KUBERNETES_BINARY_IN_IMAGE)"
+            " (this executable is built for {arch}, so its pods ask for kubernetes.io/arch={arch}; if the nodes are of another architecture, run the flow from a machine of theirs, or build for theirs (for example `cargo zigbuild --release --target {other}-unknown-linux-gnu.2.36`) and bake that build into the step image with KUBESTEP_KUBERNETES_BINARY_IN_IMAGE)"
         )
     })
 }
@@ -471,9 +472,21 @@ mod tests {
             panic!("not waiting")
         };
         assert!(
-            note.ends_with("(this executable is built for arm64, so its pods ask for kubernetes.io/arch=arm64; if the nodes are of another architecture, run the flow from a machine of theirs, or build for theirs (for example `cargo zigbuild --release --target x86_64-unknown-linux-gnu`) and bake that build into the step image with KUBESTEP_KUBERNETES_BINARY_IN_IMAGE)"),
+            note.ends_with("(this executable is built for arm64, so its pods ask for kubernetes.io/arch=arm64; if the nodes are of another architecture, run the flow from a machine of theirs, or build for theirs (for example `cargo zigbuild --release --target x86_64-unknown-linux-gnu.2.36`) and bake that build into the step image with KUBESTEP_KUBERNETES_BINARY_IN_IMAGE)"),
             "{note}"
         );
+        // With a selector of the user's own, that may be what no node matches: no hint.
+        p.spec
+            .as_mut()
+            .unwrap()
+            .node_selector
+            .as_mut()
+            .unwrap()
+            .insert("disktype".into(), "ssd".into());
+        let Phase::Waiting(Some(note)) = phase(&p, &limits(), None) else {
+            panic!("not waiting")
+        };
+        assert!(!note.contains("executable"), "{note}");
         // Another reason to be unschedulable gets no such hint.
         let gpu = pod(
             json!({"phase": "Pending", "conditions": [{"type": "PodScheduled",

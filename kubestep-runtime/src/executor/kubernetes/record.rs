@@ -90,9 +90,14 @@ fn marks(pod: &Pod, notes: &[(u64, String)]) -> Vec<PodMark> {
             out.push(mark(ms(t), PodStage::Finished));
         }
     }
-    // Kubernetes keeps whole seconds and the notes have milliseconds: order by time, each
-    // stage after the one before it in the pod's life.
-    out.sort_by_key(|m| m.at_ms);
+    // The marks are in the order of the pod's life; Kubernetes keeps whole seconds and the
+    // notes have milliseconds, so a stage stamped before the note that preceded it starts when
+    // that note came.
+    let mut at = 0;
+    for m in &mut out {
+        m.at_ms = m.at_ms.max(at);
+        at = m.at_ms;
+    }
     out
 }
 
@@ -141,7 +146,14 @@ mod tests {
         }))
         .unwrap();
         let at = |s: u64| 1_795_946_400_000 + s * 1000;
-        let record = attempt_pod(&pod, &[(at(2) + 300, "Unschedulable: 0/4 nodes".into())]);
+        // The second note came 400 ms after the whole second the scheduling is stamped with.
+        let record = attempt_pod(
+            &pod,
+            &[
+                (at(2) + 300, "Unschedulable: 0/4 nodes".into()),
+                (at(5) + 400, "Unschedulable: 0/4 nodes, again".into()),
+            ],
+        );
         assert_eq!(record.node.as_deref(), Some("node-a"));
         assert_eq!(
             record.resources.as_deref(),
@@ -154,7 +166,8 @@ mod tests {
             [
                 (at(0), PodStage::Created),
                 (at(2) + 300, PodStage::Pending),
-                (at(5), PodStage::Scheduled),
+                (at(5) + 400, PodStage::Pending),
+                (at(5) + 400, PodStage::Scheduled),
                 (at(7), PodStage::Initialized),
                 (at(9), PodStage::Started),
                 (at(20), PodStage::Finished),
