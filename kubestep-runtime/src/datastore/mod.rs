@@ -429,7 +429,11 @@ impl Datastore {
     /// joining them.
     pub async fn put_chunks(&self, chunks: Vec<Bytes>) -> Result<String, Error> {
         let raw: usize = chunks.iter().map(Bytes::len).sum();
-        let sealed = off_the_runtime(raw, move || artifact::seal(chunks)).await;
+        let compression = match self.kind {
+            Kind::Local => artifact::Compression::Never,
+            _ => artifact::Compression::WhenItPays,
+        };
+        let sealed = off_the_runtime(raw, move || artifact::seal(chunks, compression)).await;
         let key = self.key(&Key::Artifact(sealed.id.clone()));
         // The address is the content: a large artifact already there (a resumed or repeated
         // run) is not written again. Small ones are cheaper to write than to ask about.
