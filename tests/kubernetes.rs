@@ -154,18 +154,28 @@ fn root() -> String {
 /// Runs `example` with `run --with kubernetes` on the S3 emulator; returns the output and the
 /// run id.
 async fn run(example: &str, args: &[&str], extra: &[(&str, &str)]) -> (Output, String) {
+    let args = [&["--with", "kubernetes"][..], args].concat();
+    run_program(common::example(example), &args, extra).await
+}
+
+/// Runs the flow program at `program` with `run` on the S3 emulator, as the test user, with
+/// `args` and the `extra` environment; returns the output and the run id.
+async fn run_program(
+    program: std::path::PathBuf,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> (Output, String) {
     let env = setup().await;
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = program.file_name().unwrap().to_string_lossy().into_owned();
     let id_file = std::env::temp_dir().join(format!(
-        "kubestep-k8s-{}-{example}-{}",
+        "kubestep-k8s-{}-{name}-{}",
         std::process::id(),
         RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let root = root();
     let mut all = vec![
         "run",
-        "--with",
-        "kubernetes",
         "--datastore",
         "s3",
         "--datastore-root",
@@ -176,7 +186,6 @@ async fn run(example: &str, args: &[&str], extra: &[(&str, &str)]) -> (Output, S
     all.extend_from_slice(args);
     let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     vars.extend_from_slice(extra);
-    let example = example.to_string();
     let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
     let vars: Vec<(String, String)> = vars
         .iter()
@@ -185,7 +194,7 @@ async fn run(example: &str, args: &[&str], extra: &[(&str, &str)]) -> (Output, S
     let out = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = all.iter().map(String::as_str).collect();
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        common::run(&example, &args, &vars)
+        common::run_program(&program, &args, &vars)
     })
     .await
     .unwrap();
@@ -390,28 +399,13 @@ async fn the_runtime_override_applies_to_every_step_and_one() {
 /// sends `square` (#[kubernetes]) to the cluster, ten pods, and keeps `start` and `end` here.
 #[tokio::test]
 async fn the_readmes_own_flow_runs_on_the_cluster() {
-    let env = setup().await;
     let exe = tokio::task::spawn_blocking(common::getting_started)
         .await
         .unwrap();
-    let root = root();
-    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let id_file = std::env::temp_dir().join(format!("kubestep-k8s-{}-hello", std::process::id()));
-    let args = [
-        "run",
-        "--datastore",
-        "s3",
-        "--datastore-root",
-        &root,
-        "--run-id-file",
-        id_file.to_str().unwrap(),
-    ];
-    let out = common::run_program(&exe, &args, &vars);
+    let (out, run_id) = run_program(exe, &[], &[]).await;
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(all.contains("[end/0] sum of squares: 385"), "{all}");
-    let run_id = std::fs::read_to_string(&id_file).unwrap();
-    let _ = std::fs::remove_file(&id_file);
     let tasks = client("hello").await.tasks(&run_id).await.unwrap();
     assert_eq!(tasks.len(), 12);
     for t in &tasks {

@@ -76,9 +76,9 @@ fn place(a: &Attempt) -> String {
     }
 }
 
-/// The time of each kind of span in an attempt.
-fn time_in(a: &Attempt, now_ms: u64, kinds: &[Kind]) -> u64 {
-    timeline::spans(a, now_ms)
+/// The time an attempt's `spans` spent in any of `kinds`.
+fn time_in(spans: &[timeline::Span], kinds: &[Kind]) -> u64 {
+    spans
         .iter()
         .filter(|s| kinds.contains(&s.kind))
         .map(|s| s.to_ms - s.from_ms)
@@ -239,7 +239,7 @@ fn steps_table(flow: &Flow, tasks: &[&TaskRecord], now_ms: u64) -> Markup {
                         td { (mine.iter().filter(|t| matches!(t.status, Status::Failed | Status::Killed)).count()) }
                         td { (attempts.len()) }
                         td { @if let (Some(f), Some(l)) = (first, last) { (duration(l.saturating_sub(f))) } @else { "-" } }
-                        td { (duration(attempts.iter().map(|a| time_in(a, now_ms, &[Kind::Running])).sum())) }
+                        td { (duration(attempts.iter().map(|a| time_in(&timeline::spans(a, now_ms), &[Kind::Running])).sum())) }
                         td { @if let Some(l) = longest { (duration(l)) } @else { "-" } }
                     }
                 }
@@ -261,20 +261,21 @@ fn task_markup(t: &TaskRecord, now_ms: u64) -> Markup {
                         th { "to start" } th { "running" } th { "end" } th { "retries" } } }
                     tbody {
                         @for a in &t.attempts {
+                            @let spans = timeline::spans(a, now_ms);
                             tr class={ "attempt " @if a.cause.is_some() { "failed" } @else if a.finished_ms.is_some() { "succeeded" } @else { "running" } }
                                 id=(attempt_id(t, a.attempt)) {
                                 td { "#" (a.attempt) }
                                 td { (place(a)) }
                                 td { @if let Some(r) = a.pod.as_ref().and_then(|p| p.resources.as_ref()) { (r) } @else { "-" } }
                                 td { (clock(a.started_ms)) }
-                                td { (duration(time_in(a, now_ms, &[Kind::Queued]))) }
+                                td { (duration(time_in(&spans, &[Kind::Queued]))) }
                                 td {
-                                    (duration(time_in(a, now_ms, &[Kind::Launching, Kind::Pending, Kind::Fetching, Kind::Starting])))
-                                    @for s in timeline::spans(a, now_ms).iter().filter(|s| s.note.is_some()) {
+                                    (duration(time_in(&spans, &[Kind::Launching, Kind::Pending, Kind::Fetching, Kind::Starting])))
+                                    @for s in spans.iter().filter(|s| s.note.is_some()) {
                                         br; span class="reason" { "pending: " (s.note.as_deref().unwrap_or_default()) }
                                     }
                                 }
-                                td { (duration(time_in(a, now_ms, &[Kind::Running]))) }
+                                td { (duration(time_in(&spans, &[Kind::Running]))) }
                                 td class="cause" {
                                     @match (&a.cause, a.finished_ms) {
                                         (Some(c), _) => { "failed: " (c) }
