@@ -3,11 +3,18 @@
 //! The peer is Metaflow 2.19 from PyPI (installed into `target/bench-venv` on first use), running
 //! the flows in `benches/metaflow/`. This binary is also the kubestep flow binary: the flow it
 //! runs is chosen by `KUBESTEP_BENCH_FLOW`, which its task processes inherit. Cases: a 10-step
-//! line, a foreach over 100 items, and 256 MiB of f64 handed from one step to the next (the
-//! hand-off alone is the flow's time minus the same flow handing over nothing) as users write
-//! it: a bare `Vec<f64>`, a struct holding one beside its metadata, and a `(f64, Vec<f64>)`,
-//! each with random values (incompressible) and with the sequence 0, 1, 2, ... (compressible).
-//! Peak RSS is the largest process of each run (the step processes included).
+//! line, a foreach over 100 items, and 256 MiB of f64 handed from one step to the next as users
+//! write it: a bare `Vec<f64>`, a struct holding one beside its metadata, and a
+//! `(f64, Vec<f64>)`, an ndarray `Array2<f64>` bare and in a struct (numpy's 2-D array in
+//! Metaflow), each with random values (incompressible) and with the sequence 0, 1, 2, ...
+//! (compressible). A hand-off is timed from the producing step's last line (its value built) to
+//! the consuming step's first (its value in hand: Metaflow loads an artifact when it is first
+//! touched, so its step touches it first); both write the wall clock to a file. The floor is
+//! what the hand-off cannot beat on this machine: on each side, one copy of the bytes into fresh
+//! memory and one BLAKE3 pass over them, measured here. Every run starts from an empty datastore
+//! (both are content-addressed and would skip writing what an earlier run wrote), after a
+//! `sync`. Peak RSS is the largest process of each
+//! run (the step processes included).
 
 use kubestep::prelude::*;
 use std::path::{Path, PathBuf};
@@ -52,6 +59,17 @@ fn done(t: u64) -> u64 {
     t
 }
 
+/// Records the wall clock under `name` in the run's marks directory.
+fn mark(name: &str) {
+    if let Ok(dir) = std::env::var("HANDOFF_MARKS") {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        std::fs::write(Path::new(&dir).join(name), now.to_string()).unwrap();
+    }
+}
+
 fn handoff_len() -> usize {
     std::env::var("HANDOFF_MIB")
         .ok()
@@ -79,10 +97,13 @@ fn values() -> Vec<f64> {
 }
 #[step]
 fn produce() -> Vec<f64> {
-    values()
+    let v = values();
+    mark("produced");
+    v
 }
 #[step]
 fn consume(data: Vec<f64>) -> f64 {
+    mark("consumed");
     data.iter().sum()
 }
 #[step]
@@ -97,23 +118,66 @@ struct Model {
 }
 #[step]
 fn produce_struct() -> Model {
-    Model {
+    let m = Model {
         name: "bench".into(),
         epoch: 3,
         weights: values(),
-    }
+    };
+    mark("produced");
+    m
 }
 #[step]
 fn consume_struct(m: Model) -> f64 {
+    mark("consumed");
     m.weights.iter().sum::<f64>() + f64::from(m.epoch) + m.name.len() as f64
 }
 #[step]
 fn produce_tuple() -> (f64, Vec<f64>) {
-    (1.5, values())
+    let t = (1.5, values());
+    mark("produced");
+    t
 }
 #[step]
 fn consume_tuple(t: (f64, Vec<f64>)) -> f64 {
+    mark("consumed");
     t.0 + t.1.iter().sum::<f64>()
+}
+
+/// 256 MiB as a matrix of 1024 columns, as ndarray users hold it.
+fn matrix() -> ndarray::Array2<f64> {
+    let v = values();
+    ndarray::Array2::from_shape_vec((v.len() / 1024, 1024), v).unwrap()
+}
+#[step]
+fn produce_array() -> ndarray::Array2<f64> {
+    let a = matrix();
+    mark("produced");
+    a
+}
+#[step]
+fn consume_array(a: ndarray::Array2<f64>) -> f64 {
+    mark("consumed");
+    a.sum()
+}
+/// A model whose weights are an ndarray matrix: serde's path, element by element on the way in.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MatrixModel {
+    name: String,
+    weights: ndarray::Array2<f64>,
+}
+#[step]
+fn produce_array_struct() -> MatrixModel {
+    let m = MatrixModel {
+        name: "bench".into(),
+        weights: matrix(),
+    };
+    mark("produced");
+    m
+}
+#[step]
+fn consume_array_struct(m: MatrixModel) -> f64 {
+    mark("consumed");
+    m.weights.sum() + m.name.len() as f64
 }
 
 fn main() {
@@ -149,6 +213,16 @@ fn main() {
         Ok("handoff_tuple") => Flow::new("handoff_tuple")
             .start(produce_tuple)
             .then(consume_tuple)
+            .then(finish)
+            .main(),
+        Ok("handoff_array") => Flow::new("handoff_array")
+            .start(produce_array)
+            .then(consume_array)
+            .then(finish)
+            .main(),
+        Ok("handoff_array_struct") => Flow::new("handoff_array_struct")
+            .start(produce_array_struct)
+            .then(consume_array_struct)
             .then(finish)
             .main(),
         _ => drive(),
@@ -188,14 +262,34 @@ fn venv() -> PathBuf {
     venv
 }
 
-/// One run's wall time and peak RSS (the largest process of its tree, in bytes).
+/// One run's wall time, hand-off time (when its steps marked one) and peak RSS (the largest
+/// process of its tree, in bytes).
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 struct Measured {
     wall: Duration,
+    handoff: Option<Duration>,
     peak_rss: u64,
 }
 
-fn time(mut cmd: Command) -> Measured {
+impl Measured {
+    /// What the case is about: the hand-off when there is one, else the whole run.
+    fn time(&self) -> Duration {
+        self.handoff.unwrap_or(self.wall)
+    }
+}
+
+fn time(mut cmd: Command, scratch: &Path) -> Measured {
+    // Both datastores are content-addressed and skip writing what is already there: every run
+    // starts empty, and with the last run's writes flushed, so none is timed against another's.
+    for dir in ["kubestep", "metaflow", ".metaflow"] {
+        let _ = std::fs::remove_dir_all(scratch.join(dir));
+    }
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    let marks = scratch.join("marks");
+    let _ = std::fs::remove_dir_all(&marks);
+    std::fs::create_dir_all(&marks).unwrap();
+    cmd.env("HANDOFF_MARKS", &marks);
     // Into a file, not a pipe: nothing reads a pipe while wait4 waits.
     let log = std::env::temp_dir().join(format!("kubestep-bench-{}.log", std::process::id()));
     let began = Instant::now();
@@ -223,16 +317,46 @@ fn time(mut cmd: Command) -> Measured {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{cmd:?} failed (status {status}):\n{stderr}"
     );
+    let stamp = |name: &str| -> Option<u128> {
+        std::fs::read_to_string(marks.join(name)).ok()?.parse().ok()
+    };
+    let handoff = stamp("produced").zip(stamp("consumed")).map(|(p, c)| {
+        assert!(c >= p, "{cmd:?}: consumed before produced");
+        Duration::from_nanos((c - p) as u64)
+    });
     Measured {
         wall,
+        handoff,
         peak_rss: usage.ru_maxrss as u64 * 1024,
     }
 }
 
-/// The run of median wall time.
+/// The run of median time.
 fn median(mut v: Vec<Measured>) -> Measured {
-    v.sort_by_key(|m| m.wall);
+    v.sort_by_key(Measured::time);
     v[v.len() / 2]
+}
+
+/// The hand-off's floor for `bytes` on this machine: on each side, one copy into fresh memory
+/// (faults included, on huge pages as the codec asks) and one BLAKE3 pass on every core, as the
+/// datastore hashes. The median of 5.
+fn floor(bytes: usize) -> Duration {
+    let src: Vec<u8> = (0..bytes).map(|i| (i * 7) as u8).collect();
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let began = Instant::now();
+            let mut dst: Vec<u8> = Vec::with_capacity(bytes);
+            // SAFETY: advice on the fresh allocation's own pages; changes no contents.
+            unsafe {
+                libc::madvise(dst.as_mut_ptr().cast(), bytes, libc::MADV_HUGEPAGE);
+            }
+            dst.extend_from_slice(&src);
+            std::hint::black_box(blake3::Hasher::new().update_rayon(&dst).finalize());
+            began.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[2] * 2
 }
 
 /// What a case sets in the environment of both systems' processes.
@@ -248,7 +372,7 @@ fn kubestep(flow: &str, env: Env, scratch: &Path, runs: usize) -> Measured {
                     .arg(scratch.join("kubestep"))
                     .env("KUBESTEP_BENCH_FLOW", flow)
                     .envs(env.iter().copied());
-                time(cmd)
+                time(cmd, scratch)
             })
             .collect(),
     )
@@ -270,7 +394,7 @@ fn metaflow(venv: &Path, file: &str, env: Env, scratch: &Path, runs: usize) -> M
                     .env("METAFLOW_DEFAULT_METADATA", "local")
                     .env("METAFLOW_DATASTORE_SYSROOT_LOCAL", scratch.join("metaflow"))
                     .envs(env.iter().copied());
-                time(cmd)
+                time(cmd, scratch)
             })
             .collect(),
     )
@@ -286,17 +410,20 @@ fn drive() {
     let runs = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(5);
     println!(
-        "{:<44} {:>10} {:>10} {:>7} {:>10} {:>10}",
-        "case (median of runs)", "kubestep", "Metaflow", "ratio", "RSS ks", "RSS mf"
+        "{:<44} {:>10} {:>10} {:>7} {:>9} {:>10} {:>10}",
+        "case (median of runs)", "kubestep", "Metaflow", "ratio", "floor", "RSS ks", "RSS mf"
     );
-    let row = |name: &str, k: Measured, m: Measured| {
+    let row = |name: &str, k: Measured, m: Measured, floor: Option<Duration>| {
+        let floor = floor.map_or("-".to_string(), |f| {
+            format!("{:.2}x", k.time().as_secs_f64() / f.as_secs_f64())
+        });
         println!(
-            "{name:<44} {:>8.3} s {:>8.3} s {:>6.1}x {:>7} MB {:>7} MB",
-            k.wall.as_secs_f64(),
-            m.wall.as_secs_f64(),
-            m.wall.as_secs_f64() / k.wall.as_secs_f64().max(1e-9),
+            "{name:<44} {:>8.3} s {:>8.3} s {:>6.1}x {floor:>9} {:>7} MB {:>7} MB",
+            k.time().as_secs_f64(),
+            m.time().as_secs_f64(),
+            m.time().as_secs_f64() / k.time().as_secs_f64().max(1e-9),
             k.peak_rss >> 20,
             m.peak_rss >> 20,
         );
@@ -304,15 +431,16 @@ fn drive() {
     let none: Env = &[("HANDOFF_MIB", "0")];
     let k = kubestep("linear10", none, &scratch, runs);
     let m = metaflow(&venv, "linear10.py", none, &scratch, runs.min(2));
-    row("10-step linear flow", k, m);
+    row("10-step linear flow", k, m, None);
     let k = kubestep("foreach100", none, &scratch, runs);
     let m = metaflow(&venv, "foreach100.py", none, &scratch, 1);
-    row("foreach over 100 items", k, m);
-    // The hand-off alone: the flow's time less the same flow handing over nothing.
-    let alone = |full: Measured, base: Measured| Measured {
-        wall: full.wall.saturating_sub(base.wall),
-        peak_rss: full.peak_rss,
-    };
+    row("foreach over 100 items", k, m, None);
+    let floor = floor(256 << 20);
+    println!(
+        "hand-offs: from the producer's last line to the consumer's first; floor {:.3} s \
+         (a copy and a BLAKE3 pass on each side), the column is kubestep / floor",
+        floor.as_secs_f64()
+    );
     for (shape, flow, what) in [
         ("bare", "handoff", "Vec<f64>"),
         (
@@ -321,6 +449,12 @@ fn drive() {
             "struct { String, u32, Vec<f64> }",
         ),
         ("tuple", "handoff_tuple", "(f64, Vec<f64>)"),
+        ("ndarray", "handoff_array", "ndarray Array2<f64>"),
+        (
+            "ndarray_struct",
+            "handoff_array_struct",
+            "struct { String, Array2<f64> }",
+        ),
     ] {
         for data in ["random", "sequence"] {
             let env: Env = &[
@@ -328,16 +462,9 @@ fn drive() {
                 ("HANDOFF_DATA", data),
                 ("HANDOFF_SHAPE", shape),
             ];
-            let base: Env = &[("HANDOFF_MIB", "0"), ("HANDOFF_SHAPE", shape)];
-            let k = alone(
-                kubestep(flow, env, &scratch, runs),
-                kubestep(flow, base, &scratch, runs),
-            );
-            let m = alone(
-                metaflow(&venv, "handoff.py", env, &scratch, 1),
-                metaflow(&venv, "handoff.py", base, &scratch, 1),
-            );
-            row(&format!("256 MiB {what}, {data}"), k, m);
+            let k = kubestep(flow, env, &scratch, runs);
+            let m = metaflow(&venv, "handoff.py", env, &scratch, 1);
+            row(&format!("256 MiB {what}, {data}"), k, m, Some(floor));
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);

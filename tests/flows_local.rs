@@ -75,6 +75,32 @@ async fn foreach_and_join() {
     );
 }
 
+/// The arrays example's model as the client reads it: the same fields, declared here.
+#[derive(serde::Deserialize)]
+struct Model {
+    name: String,
+    weights: ndarray::Array2<f64>,
+    bias: Vec<f32>,
+}
+
+#[tokio::test]
+async fn arrays_inside_structs_and_bare_are_handed_off_and_read_back_through_the_client() {
+    let dir = scratch("arrays");
+    // 2 MiB of weights: large enough for the codec's own chunk.
+    let (code, _, stderr, run_id) = run("arrays", &dir, &[("ROWS", "2621")]);
+    assert_eq!(code, 0, "{stderr}");
+    let client = kubestep::client::Client::local(dir.join("store"), "arrays").unwrap();
+    let model: Model = client.output(&run_id, "train", "0").await.unwrap();
+    assert_eq!(model.name, "linear");
+    assert_eq!(model.weights.dim(), (2621, 100));
+    assert_eq!(model.weights[[2620, 99]], 262_099.0);
+    assert_eq!(model.bias[99], 49.5);
+    let scores: ndarray::Array2<f64> = client.output(&run_id, "score", "0").await.unwrap();
+    assert_eq!(scores.dim(), (100, 2621), "the transposed matrix");
+    assert_eq!(scores[[99, 2620]], 262_099.0 + 49.5);
+    assert_eq!(scores[[3, 1]], 103.0 + 1.5);
+}
+
 #[tokio::test]
 async fn branch_join_and_parallel() {
     let dir = scratch("shapes");
@@ -560,7 +586,7 @@ async fn a_task_process_stops_on_sigterm() {
     let root = dir.join("store");
     let ds = Datastore::local(&root, "failures").unwrap();
     let input = ds
-        .put_artifact(codec::encode_value(&3u32).unwrap())
+        .put_artifact(codec::encode(&3u32).unwrap())
         .await
         .unwrap();
     let inv = TaskInvocation {

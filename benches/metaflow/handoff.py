@@ -1,13 +1,23 @@
 """256 MiB of float64 handed from one step to the next (HANDOFF_MIB=0 for the baseline), shaped
-as the kubestep case is (HANDOFF_SHAPE: bare, struct, tuple), random or the sequence 0, 1, 2, ...
+as the kubestep case is (HANDOFF_SHAPE: bare, struct, tuple, ndarray,
+ndarray_struct), random or the sequence 0, 1, 2, ...
 (HANDOFF_DATA: random, sequence)."""
 import os
+import time
 
 import numpy as np
 from metaflow import FlowSpec, step
 
 N = int(os.environ.get("HANDOFF_MIB", "256")) * 1024 * 1024 // 8
 SHAPE = os.environ.get("HANDOFF_SHAPE", "bare")
+
+
+def mark(name):
+    """The wall clock under `name` in the run's marks directory, as the kubestep flow writes it."""
+    marks = os.environ.get("HANDOFF_MARKS")
+    if marks:
+        with open(os.path.join(marks, name), "w") as f:
+            f.write(str(time.time_ns()))
 
 
 def values():
@@ -24,17 +34,26 @@ class Handoff(FlowSpec):
             self.data = {"name": "bench", "epoch": 3, "weights": values()}
         elif SHAPE == "tuple":
             self.data = (1.5, values())
+        elif SHAPE == "ndarray":
+            self.data = values().reshape(-1, 1024)
+        elif SHAPE == "ndarray_struct":
+            self.data = {"name": "bench", "weights": values().reshape(-1, 1024)}
         else:
             self.data = values()
+        mark("produced")
         self.next(self.consume)
 
     @step
     def consume(self):
+        self.data  # Metaflow loads an artifact when it is first touched.
+        mark("consumed")
         if SHAPE == "struct":
             m = self.data
             self.total = float(m["weights"].sum()) + m["epoch"] + len(m["name"])
         elif SHAPE == "tuple":
             self.total = self.data[0] + float(self.data[1].sum())
+        elif SHAPE == "ndarray_struct":
+            self.total = float(self.data["weights"].sum()) + len(self.data["name"])
         else:
             self.total = float(self.data.sum())
         self.next(self.end)

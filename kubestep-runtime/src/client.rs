@@ -157,7 +157,7 @@ impl Client {
             }
         };
         let bytes = self.ds.get_artifact(&id).await?;
-        codec::decode_value(&bytes).map_err(|source| Error::Type {
+        codec::decode(&bytes).map_err(|source| Error::Type {
             run: run_id.into(),
             step: step.into(),
             task: task_id.into(),

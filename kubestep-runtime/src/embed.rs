@@ -152,7 +152,7 @@ impl Remote {
         let input = self
             .ctx
             .datastore
-            .put_artifact(codec::encode_value(&input).map_err(codec)?)
+            .put_artifact(codec::encode(&input).map_err(codec)?)
             .await?;
         let task_id = self.tasks.fetch_add(1, Ordering::Relaxed).to_string();
         let run = Run {
@@ -161,7 +161,7 @@ impl Remote {
         };
         let output = orchestrator::run_one(&run, decl, task_id, input).await?;
         let bytes = self.ctx.datastore.get_artifact(&output).await?;
-        codec::decode_value(&bytes).map_err(codec)
+        codec::decode(&bytes).map_err(codec)
     }
 
     /// Deletes the Jobs of calls that were dropped before they ended; call before exiting.

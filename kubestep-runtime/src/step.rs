@@ -77,11 +77,10 @@ fn run_encoded<S: Step>(
     input: bytes::Bytes,
 ) -> Pin<Box<dyn Future<Output = Result<Vec<bytes::Bytes>, TaskError>> + Send>> {
     Box::pin(async move {
-        let input: S::Input =
-            crate::codec::decode_value(&input).map_err(|source| TaskError::Input {
-                expected: S::DECL.input,
-                source,
-            })?;
+        let input: S::Input = crate::codec::decode(&input).map_err(|source| TaskError::Input {
+            expected: S::DECL.input,
+            source,
+        })?;
         let output = S::default().call(input).await.map_err(TaskError::Step)?;
         crate::codec::encode_owned(output).map_err(TaskError::Output)
     })

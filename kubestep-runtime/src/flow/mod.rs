@@ -38,7 +38,7 @@ fn encode_params<P: clap::FromArgMatches + serde::Serialize + 'static>(
     m: &clap::ArgMatches,
 ) -> Result<Vec<u8>, clap::Error> {
     let p = P::from_arg_matches(m)?;
-    codec::encode_value(&p).map_err(|e| {
+    codec::encode(&p).map_err(|e| {
         clap::Error::raw(
             clap::error::ErrorKind::InvalidValue,
             format!("cannot encode the parameters: {e}"),

@@ -93,7 +93,7 @@ impl Scripted {
         Box::pin(async move {
             match act {
                 Act::Ok(v) => {
-                    let bytes = codec::encode_value(&v).unwrap();
+                    let bytes = codec::encode(&v).unwrap();
                     Outcome::Succeeded(self.ds.put_artifact(bytes).await.unwrap())
                 }
                 Act::Fail(cause) => Outcome::Failed(cause.into()),
@@ -254,7 +254,7 @@ async fn go(
     )
     .await?;
     let bytes = executor.ds.get_artifact(&id).await.unwrap();
-    Ok(codec::decode_value(&bytes).unwrap())
+    Ok(codec::decode(&bytes).unwrap())
 }
 
 async fn task(ds: &Datastore, run: &str, step: &str, id: &str) -> TaskRecord {
@@ -555,7 +555,7 @@ async fn resume_reruns_only_the_failed_items_of_a_foreach() {
         ],
     );
     // The start step's output is the list the foreach splits.
-    let list = codec::encode_value(&vec![1u64, 2, 3]).unwrap();
+    let list = codec::encode(&vec![1u64, 2, 3]).unwrap();
     let list_id = ds.put_artifact(list).await.unwrap();
     struct Listed(Scripted, String);
     impl Executor for Listed {
@@ -621,7 +621,7 @@ async fn resume_reruns_only_the_failed_items_of_a_foreach() {
     };
     let parts: Vec<Vec<u8>> = [10u64, 20, 30]
         .iter()
-        .map(|v| codec::encode_value(v).unwrap())
+        .map(|v| codec::encode(v).unwrap())
         .collect();
     let joined = ds.get_artifact(&join_input).await.unwrap();
     assert_eq!(joined.as_ref(), codec::join(&parts).as_slice());
