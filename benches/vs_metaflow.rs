@@ -6,7 +6,8 @@
 //! line, a foreach over 100 items, and 256 MiB of f64 handed from one step to the next as users
 //! write it: a bare `Vec<f64>`, a struct holding one beside its metadata, and a
 //! `(f64, Vec<f64>)`, an ndarray `Array2<f64>` bare and in a struct (numpy's 2-D array in
-//! Metaflow), each with random values (incompressible) and with the sequence 0, 1, 2, ...
+//! Metaflow), an Arrow `RecordBatch` of an i64 and three f64 columns (the same pandas
+//! `DataFrame` in Metaflow), each with random values (incompressible) and with the sequence 0, 1, 2, ...
 //! (compressible). A hand-off is timed from the producing step's last line (its value built) to
 //! the consuming step's first (its value in hand: Metaflow loads an artifact when it is first
 //! touched, so its step touches it first); both write the wall clock to a file. The floor is
@@ -180,6 +181,41 @@ fn consume_array_struct(m: MatrixModel) -> f64 {
     m.weights.sum() + m.name.len() as f64
 }
 
+/// 256 MiB as a table of 8 Mi rows: an `id` column of i64 and three f64 columns (`x`, `y`, `z`).
+fn table() -> kubestep::arrow::Table {
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+    let v = values();
+    let rows = v.len() / 4;
+    let column = |i: usize| -> ArrayRef {
+        std::sync::Arc::new(Float64Array::from(v[i * rows..(i + 1) * rows].to_vec()))
+    };
+    let id: ArrayRef = std::sync::Arc::new(Int64Array::from_iter_values(0..rows as i64));
+    RecordBatch::try_from_iter([
+        ("id", id),
+        ("x", column(1)),
+        ("y", column(2)),
+        ("z", column(3)),
+    ])
+    .unwrap()
+    .into()
+}
+#[step]
+fn produce_table() -> kubestep::arrow::Table {
+    let t = table();
+    mark("produced");
+    t
+}
+#[step]
+fn consume_table(t: kubestep::arrow::Table) -> f64 {
+    mark("consumed");
+    let x = t.column_by_name("x").unwrap();
+    let x = x
+        .as_any()
+        .downcast_ref::<arrow_array::Float64Array>()
+        .unwrap();
+    x.values().iter().sum::<f64>() + t.num_rows() as f64
+}
+
 fn main() {
     match std::env::var("KUBESTEP_BENCH_FLOW").as_deref() {
         Ok("linear10") => Flow::new("linear10")
@@ -220,6 +256,11 @@ fn main() {
             .then(consume_array)
             .then(finish)
             .main(),
+        Ok("handoff_table") => Flow::new("handoff_table")
+            .start(produce_table)
+            .then(consume_table)
+            .then(finish)
+            .main(),
         Ok("handoff_array_struct") => Flow::new("handoff_array_struct")
             .start(produce_array_struct)
             .then(consume_array_struct)
@@ -234,11 +275,14 @@ fn venv() -> PathBuf {
     let venv = root.join("target/bench-venv");
     if !venv.join("bin/python").exists()
         || Command::new(venv.join("bin/python"))
-            .args(["-c", "import metaflow, numpy"])
+            .args(["-c", "import metaflow, numpy, pandas, boto3"])
             .status()
             .map_or(true, |s| !s.success())
     {
-        eprintln!("installing Metaflow 2.19 and numpy into {}", venv.display());
+        eprintln!(
+            "installing Metaflow 2.19, numpy, pandas and boto3 into {}",
+            venv.display()
+        );
         assert!(
             Command::new("python3")
                 .args(["-m", "venv"])
@@ -254,6 +298,8 @@ fn venv() -> PathBuf {
                 "--disable-pip-version-check",
                 "metaflow==2.19.39",
                 "numpy",
+                "pandas",
+                "boto3",
             ])
             .status()
             .unwrap();
@@ -278,11 +324,14 @@ impl Measured {
     }
 }
 
-fn time(mut cmd: Command, scratch: &Path) -> Measured {
+fn time(mut cmd: Command, scratch: &Path, store: Option<&S3>) -> Measured {
     // Both datastores are content-addressed and skip writing what is already there: every run
     // starts empty, and with the last run's writes flushed, so none is timed against another's.
     for dir in ["kubestep", "metaflow", ".metaflow"] {
         let _ = std::fs::remove_dir_all(scratch.join(dir));
+    }
+    if let Some(moto) = store {
+        moto.reset();
     }
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
@@ -362,23 +411,36 @@ fn floor(bytes: usize) -> Duration {
 /// What a case sets in the environment of both systems' processes.
 type Env<'a> = &'a [(&'a str, &'a str)];
 
-fn kubestep(flow: &str, env: Env, scratch: &Path, runs: usize) -> Measured {
+fn kubestep(flow: &str, env: Env, scratch: &Path, store: Option<&S3>, runs: usize) -> Measured {
     let exe = std::env::current_exe().unwrap();
     median(
         (0..runs)
             .map(|_| {
                 let mut cmd = Command::new(&exe);
-                cmd.args(["run", "--local", "--quiet", "--datastore-root"])
-                    .arg(scratch.join("kubestep"))
+                cmd.args(["run", "--local", "--quiet"])
                     .env("KUBESTEP_BENCH_FLOW", flow)
                     .envs(env.iter().copied());
-                time(cmd, scratch)
+                match store {
+                    None => cmd.arg("--datastore-root").arg(scratch.join("kubestep")),
+                    Some(moto) => cmd
+                        .args(["--datastore", "s3", "--datastore-root"])
+                        .arg(format!("s3://{}/kubestep", S3::BUCKET))
+                        .envs(moto.env()),
+                };
+                time(cmd, scratch, store)
             })
             .collect(),
     )
 }
 
-fn metaflow(venv: &Path, file: &str, env: Env, scratch: &Path, runs: usize) -> Measured {
+fn metaflow(
+    venv: &Path,
+    file: &str,
+    env: Env,
+    scratch: &Path,
+    store: Option<&S3>,
+    runs: usize,
+) -> Measured {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("benches/metaflow")
         .join(file);
@@ -390,14 +452,133 @@ fn metaflow(venv: &Path, file: &str, env: Env, scratch: &Path, runs: usize) -> M
                     .args(["--quiet", "run"])
                     .current_dir(scratch)
                     .env("USERNAME", "bench")
-                    .env("METAFLOW_DEFAULT_DATASTORE", "local")
                     .env("METAFLOW_DEFAULT_METADATA", "local")
-                    .env("METAFLOW_DATASTORE_SYSROOT_LOCAL", scratch.join("metaflow"))
                     .envs(env.iter().copied());
-                time(cmd, scratch)
+                match store {
+                    None => cmd
+                        .env("METAFLOW_DEFAULT_DATASTORE", "local")
+                        .env("METAFLOW_DATASTORE_SYSROOT_LOCAL", scratch.join("metaflow")),
+                    Some(moto) => cmd
+                        .env("METAFLOW_DEFAULT_DATASTORE", "s3")
+                        .env(
+                            "METAFLOW_DATASTORE_SYSROOT_S3",
+                            format!("s3://{}/metaflow", S3::BUCKET),
+                        )
+                        .env("METAFLOW_S3_ENDPOINT_URL", &moto.endpoint)
+                        .envs(moto.env()),
+                };
+                time(cmd, scratch, store)
             })
             .collect(),
     )
+}
+
+/// moto, the S3 emulator the test cluster installs (`tests/testenv/install.sh`), on loopback.
+/// It keeps objects in memory, so every run starts by resetting it.
+struct S3 {
+    child: std::process::Child,
+    endpoint: String,
+    python: PathBuf,
+}
+
+impl S3 {
+    const BUCKET: &str = "bench";
+
+    fn start() -> S3 {
+        let parts = kubestep_testenv::install().expect("tests/testenv/install.sh");
+        let bin = parts.emulators.join("py/bin");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin.join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server");
+        let began = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "moto did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        S3 {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            python: bin.join("python"),
+        }
+    }
+
+    /// What both systems' S3 clients read.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "bench".into()),
+            ("AWS_SECRET_ACCESS_KEY", "bench-secret".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ]
+    }
+
+    /// Runs Python with boto3 against the emulator (`s3` is its client); returns stdout.
+    fn python(&self, code: &str) -> String {
+        let prelude = format!(
+            "import boto3, time, urllib.request\n\
+             s3 = boto3.client('s3', endpoint_url='{}')\n",
+            self.endpoint
+        );
+        let out = Command::new(&self.python)
+            .args(["-c", &(prelude + code)])
+            .envs(self.env())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Empties the emulator and makes the bucket again.
+    fn reset(&self) {
+        self.python(&format!(
+            "urllib.request.urlopen(urllib.request.Request('{}/moto-api/reset', method='POST'))\n\
+             s3.create_bucket(Bucket='{}')",
+            self.endpoint,
+            S3::BUCKET
+        ));
+    }
+
+    /// The emulator's own speed: a raw PUT and GET of `bytes` with boto3, the median of 3.
+    fn raw_put_get(&self, bytes: usize) -> Duration {
+        self.reset();
+        let out = self.python(&format!(
+            "data = bytes(range(256)) * ({bytes} // 256)\n\
+             times = []\n\
+             for i in range(3):\n    \
+                 t = time.perf_counter()\n    \
+                 s3.put_object(Bucket='{b}', Key=f'raw{{i}}', Body=data)\n    \
+                 got = s3.get_object(Bucket='{b}', Key=f'raw{{i}}')['Body'].read()\n    \
+                 times.append(time.perf_counter() - t)\n    \
+                 assert len(got) == len(data)\n\
+             print(sorted(times)[1])",
+            b = S3::BUCKET
+        ));
+        Duration::from_secs_f64(out.trim().parse().unwrap())
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn drive() {
@@ -429,11 +610,11 @@ fn drive() {
         );
     };
     let none: Env = &[("HANDOFF_MIB", "0")];
-    let k = kubestep("linear10", none, &scratch, runs);
-    let m = metaflow(&venv, "linear10.py", none, &scratch, runs.min(2));
+    let k = kubestep("linear10", none, &scratch, None, runs);
+    let m = metaflow(&venv, "linear10.py", none, &scratch, None, runs.min(2));
     row("10-step linear flow", k, m, None);
-    let k = kubestep("foreach100", none, &scratch, runs);
-    let m = metaflow(&venv, "foreach100.py", none, &scratch, 1);
+    let k = kubestep("foreach100", none, &scratch, None, runs);
+    let m = metaflow(&venv, "foreach100.py", none, &scratch, None, 1);
     row("foreach over 100 items", k, m, None);
     let floor = floor(256 << 20);
     println!(
@@ -441,7 +622,7 @@ fn drive() {
          (a copy and a BLAKE3 pass on each side), the column is kubestep / floor",
         floor.as_secs_f64()
     );
-    for (shape, flow, what) in [
+    let shapes = [
         ("bare", "handoff", "Vec<f64>"),
         (
             "struct",
@@ -455,16 +636,29 @@ fn drive() {
             "handoff_array_struct",
             "struct { String, Array2<f64> }",
         ),
-    ] {
-        for data in ["random", "sequence"] {
-            let env: Env = &[
-                ("HANDOFF_MIB", "256"),
-                ("HANDOFF_DATA", data),
-                ("HANDOFF_SHAPE", shape),
-            ];
-            let k = kubestep(flow, env, &scratch, runs);
-            let m = metaflow(&venv, "handoff.py", env, &scratch, 1);
-            row(&format!("256 MiB {what}, {data}"), k, m, Some(floor));
+        ("table", "handoff_table", "Arrow RecordBatch (4 columns)"),
+    ];
+    let moto = S3::start();
+    for store in [None, Some(&moto)] {
+        if store.is_some() {
+            println!(
+                "the same in S3 (moto on loopback, in memory): the emulator alone takes {:.3} s \
+                 for a raw PUT and GET of 256 MiB (boto3)",
+                moto.raw_put_get(256 << 20).as_secs_f64()
+            );
+        }
+        for (shape, flow, what) in shapes {
+            for data in ["random", "sequence"] {
+                let env: Env = &[
+                    ("HANDOFF_MIB", "256"),
+                    ("HANDOFF_DATA", data),
+                    ("HANDOFF_SHAPE", shape),
+                ];
+                let k = kubestep(flow, env, &scratch, store, runs);
+                let m = metaflow(&venv, "handoff.py", env, &scratch, store, 1);
+                let place = if store.is_some() { "S3" } else { "disk" };
+                row(&format!("{place}: {what}, {data}"), k, m, Some(floor));
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);

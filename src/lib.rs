@@ -45,7 +45,8 @@
 //! DeserializeOwned`: structs, tuples, enums, maps, nested vectors. Vectors of `f64`, `f32`,
 //! `u8` and `i8` anywhere in a value move between steps as whole blocks of memory, and with the
 //! `ndarray` feature so do ndarray 0.17 arrays (`Array2<f64>`, ...); other numbers are written
-//! one by one (as compact varints). `async fn` steps work too. The function stays callable:
+//! one by one (as compact varints). With the `arrow` feature a step returns an Arrow
+//! `RecordBatch` as `kubestep::arrow::Table`, handed off in Arrow's IPC format. `async fn` steps work too. The function stays callable:
 //! `assert_eq!(square(3).unwrap(), 9)`. (The macro turns `square` into a unit struct that
 //! implements [`Step`] and derefs to the original function; write `*square` where a `fn`
 //! pointer is wanted. Because the name is now a unit struct, `let start = ...` in the same
@@ -119,6 +120,13 @@ pub mod datastore {
 
 /// An error and its causes on one line, each said once: how to print any kubestep error.
 pub use kubestep_runtime::report::report;
+
+/// `kubestep::arrow` with the `arrow` feature: Arrow record batches as step values.
+#[allow(
+    unused_imports,
+    reason = "empty unless a feature such as `arrow` is on"
+)]
+pub use kubestep_runtime::optional::*;
 
 /// The pure core (spec, resolve, render): for tools and tests, not a stable API.
 #[doc(hidden)]

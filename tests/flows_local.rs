@@ -81,10 +81,12 @@ struct Model {
     name: String,
     weights: ndarray::Array2<f64>,
     bias: Vec<f32>,
+    #[serde(with = "kubestep::arrow")]
+    history: arrow_array::RecordBatch,
 }
 
 #[tokio::test]
-async fn arrays_inside_structs_and_bare_are_handed_off_and_read_back_through_the_client() {
+async fn arrays_and_tables_are_handed_off_and_read_back_through_the_client() {
     let dir = scratch("arrays");
     // 2 MiB of weights: large enough for the codec's own chunk.
     let (code, _, stderr, run_id) = run("arrays", &dir, &[("ROWS", "2621")]);
@@ -99,6 +101,22 @@ async fn arrays_inside_structs_and_bare_are_handed_off_and_read_back_through_the
     assert_eq!(scores.dim(), (100, 2621), "the transposed matrix");
     assert_eq!(scores[[99, 2620]], 262_099.0 + 49.5);
     assert_eq!(scores[[3, 1]], 103.0 + 1.5);
+    assert_eq!(model.history.num_rows(), 10);
+    assert_eq!(model.history.schema().field(1).name(), "loss");
+    let summary: kubestep::arrow::Table = client.output(&run_id, "summary", "0").await.unwrap();
+    assert_eq!(summary.num_rows(), 100);
+    let totals = summary
+        .column_by_name("total")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::Float64Array>()
+        .unwrap();
+    let expected: f64 = (0..2621).map(|i| (i * 100 + 7) as f64).sum::<f64>() + 2621.0 * 3.5;
+    assert_eq!(
+        totals.value(7),
+        expected,
+        "row 7 of the scores is column 7 of the weights"
+    );
 }
 
 #[tokio::test]

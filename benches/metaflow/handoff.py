@@ -1,11 +1,12 @@
 """256 MiB of float64 handed from one step to the next (HANDOFF_MIB=0 for the baseline), shaped
 as the kubestep case is (HANDOFF_SHAPE: bare, struct, tuple, ndarray,
-ndarray_struct), random or the sequence 0, 1, 2, ...
+ndarray_struct, table), random or the sequence 0, 1, 2, ...
 (HANDOFF_DATA: random, sequence)."""
 import os
 import time
 
 import numpy as np
+import pandas as pd
 from metaflow import FlowSpec, step
 
 N = int(os.environ.get("HANDOFF_MIB", "256")) * 1024 * 1024 // 8
@@ -38,6 +39,17 @@ class Handoff(FlowSpec):
             self.data = values().reshape(-1, 1024)
         elif SHAPE == "ndarray_struct":
             self.data = {"name": "bench", "weights": values().reshape(-1, 1024)}
+        elif SHAPE == "table":
+            v = values()
+            rows = len(v) // 4
+            self.data = pd.DataFrame(
+                {
+                    "id": np.arange(rows, dtype=np.int64),
+                    "x": v[rows : 2 * rows],
+                    "y": v[2 * rows : 3 * rows],
+                    "z": v[3 * rows :],
+                }
+            )
         else:
             self.data = values()
         mark("produced")
@@ -54,6 +66,8 @@ class Handoff(FlowSpec):
             self.total = self.data[0] + float(self.data[1].sum())
         elif SHAPE == "ndarray_struct":
             self.total = float(self.data["weights"].sum()) + len(self.data["name"])
+        elif SHAPE == "table":
+            self.total = float(self.data["x"].sum()) + len(self.data)
         else:
             self.total = float(self.data.sum())
         self.next(self.end)

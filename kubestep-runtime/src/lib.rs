@@ -15,6 +15,15 @@ pub mod binary;
 pub mod cli;
 pub mod client;
 pub mod codec;
+
+/// Value types behind optional features, which the `kubestep` facade re-exports at its root
+/// (a glob, so they appear whenever the feature is on, however it was turned on).
+pub mod optional {
+    /// Arrow record batches as step values (feature `arrow`): return a [`arrow::Table`], or
+    /// hold a `RecordBatch` in a struct field with `#[serde(with = "kubestep::arrow")]`.
+    #[cfg(feature = "arrow")]
+    pub use crate::codec::arrow;
+}
 pub mod config;
 pub mod current;
 pub mod datastore;

@@ -33,7 +33,7 @@ pub(super) fn vec_from<T: Plain>(bytes: &[u8]) -> Vec<T> {
 
 /// Asks the kernel to back a large fresh buffer with transparent huge pages (where they are
 /// enabled for `madvise`): filling 256 MiB then faults 128 times instead of 65,536. Advice only.
-pub(crate) fn huge_pages(ptr: *mut u8, len: usize) {
+pub(super) fn huge_pages(ptr: *mut u8, len: usize) {
     const PAGE: usize = 4096;
     if len < 4 << 20 {
         return;

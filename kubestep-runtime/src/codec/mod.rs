@@ -16,11 +16,12 @@
 
 #[cfg(feature = "ndarray")]
 mod arrays;
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod block;
 mod de;
 mod ser;
 
-pub(crate) use block::huge_pages;
 use block::{Plain, as_bytes, push_varint};
 use bytes::Bytes;
 use serde::Serialize;
@@ -114,6 +115,17 @@ pub fn encode_owned<T: Serialize + 'static>(value: T) -> Result<Vec<Bytes>, Erro
         #[cfg(feature = "ndarray")]
         let any = match arrays::owned_array(any) {
             Ok(chunks) => return chunks,
+            Err(any) => any,
+        };
+        #[cfg(feature = "arrow")]
+        let any = match any.downcast::<arrow::Table>() {
+            // The IPC stream is the byte string's own chunk: written once, not copied again.
+            Ok(table) => {
+                let stream = arrow::ipc_stream(&table).map_err(Error::Custom)?;
+                let mut prefix = Vec::with_capacity(10);
+                push_varint(&mut prefix, stream.len() as u128);
+                return Ok(vec![Bytes::from(prefix), Bytes::from(stream)]);
+            }
             Err(any) => any,
         };
         let value = any.downcast::<T>().expect("the value is a T");

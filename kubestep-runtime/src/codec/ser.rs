@@ -19,6 +19,8 @@ const OWN_CHUNK: usize = 1 << 20;
 pub(super) struct Writer {
     chunks: Vec<Bytes>,
     out: Vec<u8>,
+    /// The length of the sequence just begun, until its first element says its type.
+    seq_len: Option<usize>,
 }
 
 impl Writer {
@@ -46,6 +48,31 @@ impl Writer {
 
     fn varint(&mut self, n: u128) {
         push_varint(&mut self.out, n);
+    }
+
+    /// Makes room for a sequence of `count` elements of `T` written one by one (ndarray's
+    /// serde support writes its elements so), when `T` is plain: at their exact size and in a
+    /// chunk of their own when large, so the buffer never grows by copying.
+    fn reserve_run<T: ?Sized>(&mut self, count: usize) {
+        let size = if typeid::of::<T>() == typeid::of::<f64>() {
+            8
+        } else if typeid::of::<T>() == typeid::of::<f32>() {
+            4
+        } else {
+            return;
+        };
+        // A length is a claim of the value's own `Serialize`: believe at most 1 GiB of it.
+        let bytes = count.saturating_mul(size).min(1 << 30);
+        if bytes < OWN_CHUNK {
+            self.out.reserve(bytes);
+            return;
+        }
+        if !self.out.is_empty() {
+            let before = std::mem::take(&mut self.out);
+            self.chunks.push(Bytes::from(before));
+        }
+        self.out = Vec::with_capacity(bytes);
+        huge_pages(self.out.as_mut_ptr(), bytes);
     }
 
     /// A length-prefixed run of bytes.
@@ -205,7 +232,9 @@ impl ser::Serializer for &mut Writer {
         value.serialize(self)
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Self, Error> {
-        self.varint(len.ok_or(Error::LengthUnknown)? as u128);
+        let len = len.ok_or(Error::LengthUnknown)?;
+        self.varint(len as u128);
+        self.seq_len = Some(len);
         Ok(self)
     }
     fn collect_seq<I>(self, iter: I) -> Result<(), Error>
@@ -222,11 +251,11 @@ impl ser::Serializer for &mut Writer {
             (low, Some(high)) if low == high => Some(low),
             _ => None,
         };
-        let seq = self.serialize_seq(len)?;
+        let mut seq = self.serialize_seq(len)?;
         for item in iter {
-            item.serialize(&mut *seq)?;
+            ser::SerializeSeq::serialize_element(&mut seq, &item)?;
         }
-        Ok(())
+        ser::SerializeSeq::end(seq)
     }
     fn serialize_tuple(self, _len: usize) -> Result<Self, Error> {
         Ok(self)
@@ -284,13 +313,27 @@ macro_rules! compound {
     )*};
 }
 compound!(
-    SerializeSeq::serialize_element,
     SerializeTuple::serialize_element,
     SerializeTupleStruct::serialize_field,
     SerializeTupleVariant::serialize_field,
     SerializeStruct::serialize_field(key),
     SerializeStructVariant::serialize_field(key)
 );
+
+impl ser::SerializeSeq for &mut Writer {
+    type Ok = ();
+    type Error = Error;
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        if let Some(count) = self.seq_len.take() {
+            self.reserve_run::<T>(count);
+        }
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), Error> {
+        self.seq_len = None;
+        Ok(())
+    }
+}
 
 impl ser::SerializeMap for &mut Writer {
     type Ok = ();

@@ -291,9 +291,85 @@ fn an_owned_array_is_stored_from_its_own_buffer_and_read_as_one_block() {
     let bytes = encode_owned(dynamic.clone()).unwrap().concat();
     assert_eq!(bytes, postcard::to_allocvec(&dynamic).unwrap());
     assert_eq!(decode::<ArrayD<u8>>(&bytes).unwrap(), dynamic);
+    // Inside a struct, ndarray's serde support writes the elements one by one: into a chunk
+    // made at their exact size, not a buffer grown by copying.
+    #[derive(Serialize)]
+    struct Held {
+        name: String,
+        weights: Array2<f64>,
+    }
+    let held = Held {
+        name: "w".into(),
+        weights: Array2::from_shape_fn((512, 256), |(i, j)| (i + j) as f64),
+    };
+    let chunks = encode_owned(held).unwrap();
+    let sizes: Vec<usize> = chunks.iter().map(Bytes::len).collect();
+    assert!(sizes.contains(&(1 << 20)), "{sizes:?}");
     let empty = Array2::<f64>::zeros((0, 3));
     assert_eq!(
         encode_owned(empty.clone()).unwrap().concat(),
         postcard::to_allocvec(&empty).unwrap()
     );
+}
+
+#[cfg(feature = "arrow")]
+#[test]
+fn a_record_batch_is_one_arrow_ipc_stream_and_bad_ones_are_named() {
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let batch = RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(Int64Array::from_iter_values(0..100_000)) as ArrayRef,
+        ),
+        (
+            "x",
+            Arc::new(Float64Array::from_iter_values((0..100_000).map(f64::from))),
+        ),
+        (
+            "name",
+            Arc::new(StringArray::from_iter_values(
+                (0..100_000).map(|i| format!("n{i}")),
+            )),
+        ),
+    ])
+    .unwrap();
+    let chunks = encode_owned(arrow::Table(batch.clone())).unwrap();
+    let bytes = chunks.concat();
+    assert_eq!(
+        bytes,
+        encode(&arrow::Table(batch.clone())).unwrap(),
+        "the owned path writes the same bytes"
+    );
+    assert_eq!(decode::<arrow::Table>(&bytes).unwrap().0, batch);
+    // Inside a struct, through `#[serde(with = ...)]`.
+    #[derive(Serialize, Deserialize)]
+    struct Held {
+        label: String,
+        #[serde(with = "arrow")]
+        batch: RecordBatch,
+    }
+    let held = encode(&Held {
+        label: "t".into(),
+        batch: batch.clone(),
+    })
+    .unwrap();
+    let back: Held = decode(&held).unwrap();
+    assert_eq!((back.label.as_str(), &back.batch), ("t", &batch));
+    // A byte string that is not an IPC stream is named as such.
+    let err = decode::<arrow::Table>(&encode(&serde_bytes_like(b"not arrow")).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not an Arrow IPC stream"), "{err}");
+}
+
+/// Bytes serialized as a byte string (what `serde_bytes` does), not a sequence.
+fn serde_bytes_like(bytes: &[u8]) -> impl Serialize + '_ {
+    struct B<'a>(&'a [u8]);
+    impl Serialize for B<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+    B(bytes)
 }
