@@ -315,6 +315,8 @@ struct Measured {
     wall: Duration,
     handoff: Option<Duration>,
     peak_rss: u64,
+    /// The fastest and slowest of the runs this one is the median of.
+    range: (Duration, Duration),
 }
 
 impl Measured {
@@ -373,17 +375,22 @@ fn time(mut cmd: Command, scratch: &Path, store: Option<&S3>) -> Measured {
         assert!(c >= p, "{cmd:?}: consumed before produced");
         Duration::from_nanos((c - p) as u64)
     });
+    let time = handoff.unwrap_or(wall);
     Measured {
         wall,
         handoff,
         peak_rss: usage.ru_maxrss as u64 * 1024,
+        range: (time, time),
     }
 }
 
 /// The run of median time.
 fn median(mut v: Vec<Measured>) -> Measured {
     v.sort_by_key(Measured::time);
-    v[v.len() / 2]
+    Measured {
+        range: (v[0].time(), v[v.len() - 1].time()),
+        ..v[v.len() / 2]
+    }
 }
 
 /// The hand-off's floor for `bytes` on this machine: on each side, one copy into fresh memory
@@ -593,15 +600,27 @@ fn drive() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     println!(
-        "{:<44} {:>10} {:>10} {:>7} {:>9} {:>10} {:>10}",
-        "case (median of runs)", "kubestep", "Metaflow", "ratio", "floor", "RSS ks", "RSS mf"
+        "{:<44} {:>10} {:>13} {:>10} {:>7} {:>9} {:>10} {:>10}",
+        "case (median of runs)",
+        "kubestep",
+        "(range)",
+        "Metaflow",
+        "ratio",
+        "floor",
+        "RSS ks",
+        "RSS mf"
     );
     let row = |name: &str, k: Measured, m: Measured, floor: Option<Duration>| {
         let floor = floor.map_or("-".to_string(), |f| {
             format!("{:.2}x", k.time().as_secs_f64() / f.as_secs_f64())
         });
+        let range = format!(
+            "({:.2}-{:.2})",
+            k.range.0.as_secs_f64(),
+            k.range.1.as_secs_f64()
+        );
         println!(
-            "{name:<44} {:>8.3} s {:>8.3} s {:>6.1}x {floor:>9} {:>7} MB {:>7} MB",
+            "{name:<44} {:>8.3} s {range:>13} {:>8.3} s {:>6.1}x {floor:>9} {:>7} MB {:>7} MB",
             k.time().as_secs_f64(),
             m.time().as_secs_f64(),
             m.time().as_secs_f64() / k.time().as_secs_f64().max(1e-9),

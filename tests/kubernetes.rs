@@ -349,6 +349,29 @@ async fn a_large_output_moves_through_s3() {
     .await;
 }
 
+/// An ndarray model (with an Arrow history inside) and an Arrow table, each step in a pod,
+/// handed over through the S3 emulator and read back through the client.
+#[tokio::test]
+async fn arrays_and_tables_move_through_s3() {
+    let (out, run_id) = run("arrays", &[], &[]).await;
+    assert!(out.status.success(), "arrays: {}", text(&out));
+    let summary: kubestep::arrow::Table = client("arrays")
+        .await
+        .output(&run_id, "summary", "0")
+        .await
+        .unwrap();
+    assert_eq!(summary.num_rows(), 100);
+    let totals = summary
+        .column_by_name("total")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::Float64Array>()
+        .unwrap();
+    // Row 7 of the transposed scores: column 7 of the 1000 x 100 weights, plus its bias 3.5.
+    let expected = (0..1000).map(|i| f64::from(i * 100 + 7)).sum::<f64>() + 1000.0 * 3.5;
+    assert_eq!(totals.value(7), expected);
+}
+
 #[tokio::test]
 async fn the_runtime_override_applies_to_every_step_and_one() {
     let (out, run_id) = run(
