@@ -4,11 +4,12 @@
 //! A `RecordBatch` is not `Serialize`, and kubestep cannot make it so: a step returns a
 //! [`Table`] (a `RecordBatch` that derefs to it), or a struct field holds a `RecordBatch` with
 //! `#[serde(with = "kubestep::arrow")]`. On the wire it is a byte string holding one IPC
-//! stream (schema, then the batch): the column buffers written once into the stream and read
-//! once out of it, never value by value.
+//! stream (schema, then the batch): the column buffers written once into the stream, and read
+//! by one copy of the stream into aligned memory that the decoded columns then point into.
 
 use arrow_array::RecordBatch;
-use arrow_ipc::reader::StreamReader;
+use arrow_buffer::Buffer;
+use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::{self, Serializer};
@@ -83,17 +84,22 @@ impl<'de> Visitor<'de> for IpcStream {
         let fail = |e: arrow_schema::ArrowError| {
             E::custom(format!("not an Arrow IPC stream of one record batch: {e}"))
         };
-        let mut reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(fail)?;
-        let batch = match reader.next() {
-            Some(batch) => batch.map_err(fail)?,
-            None => return Err(E::custom("an Arrow IPC stream with no record batch")),
-        };
-        if reader.next().is_some() {
-            return Err(E::custom(
-                "an Arrow IPC stream of more than one record batch (a Table holds one)",
-            ));
+        // One copy into an aligned buffer; the decoded columns are slices of it, where a
+        // reader would copy each column again into memory it zeroed first.
+        let mut buffer = Buffer::from(bytes);
+        let mut decoder = StreamDecoder::new();
+        let mut batch = None;
+        while !buffer.is_empty() {
+            if let Some(b) = decoder.decode(&mut buffer).map_err(fail)?
+                && batch.replace(b).is_some()
+            {
+                return Err(E::custom(
+                    "an Arrow IPC stream of more than one record batch (a Table holds one)",
+                ));
+            }
         }
-        Ok(batch)
+        decoder.finish().map_err(fail)?;
+        batch.ok_or_else(|| E::custom("an Arrow IPC stream with no record batch"))
     }
 
     fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<RecordBatch, E> {

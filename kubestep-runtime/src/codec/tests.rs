@@ -361,6 +361,15 @@ fn a_record_batch_is_one_arrow_ipc_stream_and_bad_ones_are_named() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("not an Arrow IPC stream"), "{err}");
+    // A stream of two batches is not a Table.
+    let mut two = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).unwrap();
+    two.write(&batch).unwrap();
+    two.write(&batch).unwrap();
+    let two = two.into_inner().unwrap();
+    let err = decode::<arrow::Table>(&encode(&serde_bytes_like(&two)).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than one record batch"), "{err}");
 }
 
 /// Bytes serialized as a byte string (what `serde_bytes` does), not a sequence.
