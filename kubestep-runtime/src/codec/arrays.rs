@@ -18,41 +18,42 @@ const FORMAT_VERSION: u8 = 1;
 /// `value` as chunks when it is an owned array of `f64`, `f32` or `u8` of up to four
 /// dimensions or dynamic; otherwise `value` back.
 pub(super) fn owned_array(value: Box<dyn Any>) -> Result<Result<Vec<Bytes>, Error>, Box<dyn Any>> {
-    macro_rules! each {
-        ($value:ident; $($a:ty),*; $dims:tt) => {$(
-            let $value = match each_dim!($value; $a; $dims) {
-                Ok(chunks) => return Ok(chunks),
-                Err(v) => v,
-            };
-        )*};
-    }
-    macro_rules! each_dim {
-        ($value:ident; $a:ty; ($($d:ty),*)) => {{
-            let v = $value;
-            $(let v = match v.downcast::<Array<$a, $d>>() {
-                Ok(array) => return Ok(chunks(*array)),
-                Err(v) => v,
-            };)*
-            Err::<Result<Vec<Bytes>, Error>, Box<dyn Any>>(v)
-        }};
-    }
     if cfg!(target_endian = "big") {
         return Err(value);
     }
-    each!(value; f64, f32, u8; (Ix1, Ix2, Ix3, Ix4, IxDyn));
-    Err(value)
+    as_array::<f64, Ix1>(value)
+        .or_else(as_array::<f64, Ix2>)
+        .or_else(as_array::<f64, Ix3>)
+        .or_else(as_array::<f64, Ix4>)
+        .or_else(as_array::<f64, IxDyn>)
+        .or_else(as_array::<f32, Ix1>)
+        .or_else(as_array::<f32, Ix2>)
+        .or_else(as_array::<f32, Ix3>)
+        .or_else(as_array::<f32, Ix4>)
+        .or_else(as_array::<f32, IxDyn>)
+        .or_else(as_array::<u8, Ix1>)
+        .or_else(as_array::<u8, Ix2>)
+        .or_else(as_array::<u8, Ix3>)
+        .or_else(as_array::<u8, Ix4>)
+        .or_else(as_array::<u8, IxDyn>)
+}
+
+fn as_array<A: Plain + Send + Serialize, D: Dimension + Serialize + 'static>(
+    value: Box<dyn Any>,
+) -> Result<Result<Vec<Bytes>, Error>, Box<dyn Any>> {
+    value.downcast::<Array<A, D>>().map(|array| chunks(*array))
 }
 
 fn chunks<A: Plain + Send + Serialize, D: Dimension + Serialize>(
     array: Array<A, D>,
 ) -> Result<Vec<Bytes>, Error> {
-    let len = array.len();
-    let mut prefix = ser::Writer::default();
-    (FORMAT_VERSION, array.raw_dim()).serialize(&mut prefix)?;
     if !array.is_standard_layout() {
         // Transposed or strided: serde writes the elements in logical order.
         return super::encode_chunks(&array);
     }
+    let len = array.len();
+    let mut prefix = ser::Writer::default();
+    (FORMAT_VERSION, array.raw_dim()).serialize(&mut prefix)?;
     let (buffer, offset) = array.into_raw_vec_and_offset();
     let mut prefix = prefix.into_vec();
     push_varint(&mut prefix, len as u128);

@@ -7,8 +7,9 @@
 //! stream (schema, then the batch): the column buffers written once into the stream, and read
 //! by one copy of the stream into aligned memory that the decoded columns then point into.
 
+use super::block::huge_pages;
 use arrow_array::RecordBatch;
-use arrow_buffer::Buffer;
+use arrow_buffer::{Buffer, MutableBuffer};
 use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
 use serde::de::{self, Deserializer, Visitor};
@@ -86,7 +87,10 @@ impl<'de> Visitor<'de> for IpcStream {
         };
         // One copy into an aligned buffer; the decoded columns are slices of it, where a
         // reader would copy each column again into memory it zeroed first.
-        let mut buffer = Buffer::from(bytes);
+        let mut aligned = MutableBuffer::with_capacity(bytes.len());
+        huge_pages(aligned.as_mut_ptr(), bytes.len());
+        aligned.extend_from_slice(bytes);
+        let mut buffer = Buffer::from(aligned);
         let mut decoder = StreamDecoder::new();
         let mut batch = None;
         while !buffer.is_empty() {

@@ -33,7 +33,8 @@ impl<'de> Reader<'de> {
         Ok(self.take(1)?[0])
     }
 
-    /// A varint of at most `bits` bits (postcard's limits: no overlong or overflowing forms).
+    /// A varint of at most `bits` bits, as postcard reads one: no more bytes than the type needs,
+    /// and no bits beyond its width.
     fn varint(&mut self, bits: u32) -> Result<u128, Error> {
         let max_bytes = bits.div_ceil(7);
         let mut n = 0u128;

@@ -12,7 +12,9 @@
 //! copy such runs whole wherever they sit in a value (a struct's field, a tuple's element, a
 //! map's values), which postcard's own serde implementation cannot: serde hands a format one
 //! element at a time unless the format looks at the type it is given, as these do. The bytes
-//! are postcard's, checked against postcard itself in the tests.
+//! are postcard's, checked against postcard itself in the tests. Behind features, `arrays`
+//! stores ndarray's owned arrays from their own buffers and `arrow` makes Arrow record batches
+//! step values.
 
 #[cfg(feature = "ndarray")]
 mod arrays;

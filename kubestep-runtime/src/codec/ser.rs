@@ -37,8 +37,9 @@ impl Writer {
         if self.chunks.is_empty() {
             return self.out;
         }
-        let mut all = Vec::with_capacity(self.chunks.iter().map(Bytes::len).sum::<usize>());
-        huge_pages(all.as_mut_ptr(), all.capacity() + self.out.len());
+        let len = self.chunks.iter().map(Bytes::len).sum::<usize>() + self.out.len();
+        let mut all = Vec::with_capacity(len);
+        huge_pages(all.as_mut_ptr(), len);
         for c in self.chunks.drain(..) {
             all.extend_from_slice(&c);
         }
@@ -48,6 +49,14 @@ impl Writer {
 
     fn varint(&mut self, n: u128) {
         push_varint(&mut self.out, n);
+    }
+
+    /// Ends the current chunk, so a large run can start one of its own.
+    fn end_chunk(&mut self) {
+        if !self.out.is_empty() {
+            let before = std::mem::take(&mut self.out);
+            self.chunks.push(Bytes::from(before));
+        }
     }
 
     /// Makes room for a sequence of `count` elements of `T` written one by one (ndarray's
@@ -67,10 +76,7 @@ impl Writer {
             self.out.reserve(bytes);
             return;
         }
-        if !self.out.is_empty() {
-            let before = std::mem::take(&mut self.out);
-            self.chunks.push(Bytes::from(before));
-        }
+        self.end_chunk();
         self.out = Vec::with_capacity(bytes);
         huge_pages(self.out.as_mut_ptr(), bytes);
     }
@@ -82,10 +88,7 @@ impl Writer {
             self.out.extend_from_slice(bytes);
             return;
         }
-        if !self.out.is_empty() {
-            let before = std::mem::take(&mut self.out);
-            self.chunks.push(Bytes::from(before));
-        }
+        self.end_chunk();
         let mut own = Vec::with_capacity(bytes.len());
         huge_pages(own.as_mut_ptr(), bytes.len());
         own.extend_from_slice(bytes);
