@@ -46,7 +46,8 @@
 //! `u8` and `i8` anywhere in a value move between steps as whole blocks of memory, and with the
 //! `ndarray` feature so do ndarray 0.17 arrays (`Array2<f64>`, ...); other numbers are written
 //! one by one (as compact varints). With the `arrow` feature a step returns an Arrow
-//! `RecordBatch` as `kubestep::arrow::Table`, handed off in Arrow's IPC format. `async fn` steps work too. The function stays callable:
+//! `RecordBatch` as `kubestep::arrow::Table`, handed off in Arrow's IPC format. `async fn`
+//! steps work too. The function stays callable:
 //! `assert_eq!(square(3).unwrap(), 9)`. (The macro turns `square` into a unit struct that
 //! implements [`Step`] and derefs to the original function; write `*square` where a `fn`
 //! pointer is wanted. Because the name is now a unit struct, `let start = ...` in the same
