@@ -105,12 +105,7 @@ async fn arrays_and_tables_are_handed_off_and_read_back_through_the_client() {
     assert_eq!(model.history.schema().field(1).name(), "loss");
     let summary: kubestep::arrow::Table = client.output(&run_id, "summary", "0").await.unwrap();
     assert_eq!(summary.num_rows(), 100);
-    let totals = summary
-        .column_by_name("total")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<arrow_array::Float64Array>()
-        .unwrap();
+    let totals = common::f64_column(&summary, "total");
     let expected: f64 = (0..2621).map(|i| (i * 100 + 7) as f64).sum::<f64>() + 2621.0 * 3.5;
     assert_eq!(
         totals.value(7),

@@ -361,12 +361,7 @@ async fn arrays_and_tables_move_through_s3() {
         .await
         .unwrap();
     assert_eq!(summary.num_rows(), 100);
-    let totals = summary
-        .column_by_name("total")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<arrow_array::Float64Array>()
-        .unwrap();
+    let totals = common::f64_column(&summary, "total");
     // Row 7 of the transposed scores: column 7 of the 1000 x 100 weights, plus its bias 3.5.
     let expected = (0..1000).map(|i| f64::from(i * 100 + 7)).sum::<f64>() + 1000.0 * 3.5;
     assert_eq!(totals.value(7), expected);

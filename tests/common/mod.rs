@@ -139,3 +139,16 @@ pub fn getting_started() -> PathBuf {
     );
     exe
 }
+
+/// The `f64` column `name` of an Arrow table a flow handed back.
+pub fn f64_column<'a>(
+    table: &'a arrow_array::RecordBatch,
+    name: &str,
+) -> &'a arrow_array::Float64Array {
+    table
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_any()
+        .downcast_ref::<arrow_array::Float64Array>()
+        .unwrap_or_else(|| panic!("column {name} is not f64"))
+}

@@ -68,7 +68,12 @@ impl<'de> Reader<'de> {
             reader: &mut Reader<'de>,
             len: usize,
         ) -> Result<Option<V::Value>, Error> {
-            if typeid::of::<V::Value>() != typeid::of::<Vec<T>>() {
+            // Only serde's own visitor: another one producing a `Vec<f64>` may do anything with
+            // the elements it is given (skip some, reorder them), and must see each one. The
+            // type comparison first: the name is searched only for a vector of plain numbers.
+            if typeid::of::<V::Value>() != typeid::of::<Vec<T>>()
+                || !std::any::type_name::<V>().contains("VecVisitor")
+            {
                 return Ok(None);
             }
             let size = len
@@ -81,9 +86,7 @@ impl<'de> Reader<'de> {
                 std::ptr::read((&*vec as *const Vec<T>).cast::<V::Value>())
             }))
         }
-        // Only serde's own visitor: another one producing a `Vec<f64>` may do anything with the
-        // elements it is given (skip some, reorder them), and must see each one.
-        if cfg!(target_endian = "big") || !std::any::type_name::<V>().contains("VecVisitor") {
+        if cfg!(target_endian = "big") {
             return Ok(None);
         }
         let mut found = as_vec::<V, f64>(self, len)?;

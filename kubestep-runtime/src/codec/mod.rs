@@ -124,9 +124,7 @@ pub fn encode_owned<T: Serialize + 'static>(value: T) -> Result<Vec<Bytes>, Erro
             // The IPC stream is the byte string's own chunk: written once, not copied again.
             Ok(table) => {
                 let stream = arrow::ipc_stream(&table).map_err(Error::Custom)?;
-                let mut prefix = Vec::with_capacity(10);
-                push_varint(&mut prefix, stream.len() as u128);
-                return Ok(vec![Bytes::from(prefix), Bytes::from(stream)]);
+                return Ok(length_prefixed(stream.len(), Bytes::from(stream)));
             }
             Err(any) => any,
         };
@@ -152,9 +150,14 @@ impl<T: Plain> AsRef<[u8]> for PlainBytes<T> {
 }
 
 fn owned_block<T: Plain + Send>(v: Vec<T>) -> Vec<Bytes> {
+    length_prefixed(v.len(), Bytes::from_owner(PlainBytes(v)))
+}
+
+/// A sequence or byte string as chunks: its varint length `len`, then `body` uncopied.
+fn length_prefixed(len: usize, body: Bytes) -> Vec<Bytes> {
     let mut prefix = Vec::with_capacity(10);
-    push_varint(&mut prefix, v.len() as u128);
-    vec![Bytes::from(prefix), Bytes::from_owner(PlainBytes(v))]
+    push_varint(&mut prefix, len as u128);
+    vec![Bytes::from(prefix), body]
 }
 
 /// Splits an encoded `Vec<I>` into the encodings of its items.
