@@ -134,6 +134,9 @@ async fn branch_join_and_parallel() {
 async fn a_retry_rescues_a_flaky_step_and_the_attempts_are_recorded() {
     let dir = scratch("retry");
     let flaky = format!("{}", std::process::id());
+    // The first attempt must find no marker: one left by an earlier process that had this pid
+    // would let it succeed (seen once in a CI run).
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!("kubestep-flaky-{flaky}")));
     let (code, _, stderr, run_id) = run("failures", &dir, &[("FLAKY_ID", &flaky)]);
     let _ = std::fs::remove_file(std::env::temp_dir().join(format!("kubestep-flaky-{flaky}")));
     assert_eq!(code, 0, "{stderr}");
