@@ -21,8 +21,9 @@ pub const STEP: &str = "kubestep.io/step";
 pub const TASK_ID: &str = "kubestep.io/task-id";
 /// The attempt, from 0.
 pub const ATTEMPT: &str = "kubestep.io/attempt";
-/// The node of a multi-node step.
-pub const NODE_INDEX: &str = "kubestep.io/node-index";
+/// The label (and annotation) the Job controller gives each pod of an Indexed Job: its rank,
+/// which is its task id when the Job is a multi-node step's gang.
+pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 /// The node label `compute_pool` selects on unless `KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL`
 /// names another.
 pub const COMPUTE_POOL: &str = "kubestep.io/compute-pool";

@@ -12,7 +12,8 @@
 //!
 //! `params` is the catalog every stage reads (one row per parameter); `spec::check` holds the
 //! rules across parameters, run on the decorators and on the merged layers alike. `invocation`
-//! (the `step` command line a task runs) and `labels` (kubestep's label keys, selector and pod
+//! (the `step` command line a task runs), `parallel` (what each member of a multi-node step
+//! is told) and `labels` (kubestep's label keys, selector and pod
 //! names) are the contracts between render and the runtime.
 //!
 //! The macro crate uses this crate without the `render` feature, so it never compiles
@@ -24,6 +25,7 @@
 pub mod invocation;
 pub mod labels;
 pub mod names;
+pub mod parallel;
 pub mod params;
 pub mod quantity;
 pub mod resolve;

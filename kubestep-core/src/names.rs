@@ -164,9 +164,30 @@ pub fn to_label_value(s: &str) -> String {
 /// The Job name of one attempt of one task: deterministic, unique per (flow, run, step, task,
 /// attempt), a DNS-1123 label. The readable part is `<flow>-<step>`; the hash carries the rest.
 pub fn job_name(flow: &str, run_id: &str, step: &str, task_id: &str, attempt: u32) -> String {
+    attempt_name(&[flow, run_id, step, task_id], flow, step, attempt, 0)
+}
+
+/// The name of one attempt of a multi-node step of `size` members: its Indexed Job's and its
+/// headless Service's. Room is left for the `-<rank>` the Job controller appends to make each
+/// pod's hostname (a DNS label too), and it begins with a letter, as a Service name must.
+pub fn gang_name(flow: &str, run_id: &str, step: &str, attempt: u32, size: u32) -> String {
+    let rank_room = 1 + size.saturating_sub(1).to_string().len();
+    // Five parts hashed, never the four of a task's Job.
+    let ids = [flow, run_id, step, "gang", ""];
+    let name = attempt_name(&ids, flow, step, attempt, rank_room);
+    if name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name
+    } else {
+        attempt_name(&ids, "", "", attempt, rank_room)
+    }
+}
+
+/// `<readable flow-step>-<hash of ids>-<attempt>`, at most [`MAX_LABEL`] less `spare`
+/// characters; `ks-<hash>-<attempt>` when nothing readable is left.
+fn attempt_name(ids: &[&str], flow: &str, step: &str, attempt: u32, spare: usize) -> String {
     let attempt = attempt.to_string();
-    let hash = short_hash(&[flow, run_id, step, task_id], 10);
-    let room = MAX_LABEL - hash.len() - attempt.len() - 2;
+    let hash = short_hash(ids, 10);
+    let room = MAX_LABEL - spare - hash.len() - attempt.len() - 2;
     let readable = dns_fold(&format!("{flow}-{step}"), room);
     if readable.is_empty() {
         format!("ks-{hash}-{attempt}")
@@ -193,6 +214,24 @@ mod tests {
         assert!(label_value("a-").is_err());
         assert!(label_value("bißchen").is_err());
         assert!(label_value(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn gang_names_leave_room_for_ranks_and_begin_with_a_letter() {
+        let long = "f".repeat(80);
+        let name = gang_name(&long, "1", "train", 12, 1000);
+        assert!(name.len() + "-999".len() <= MAX_LABEL, "{name}");
+        assert!(is_dns_label(&format!("{name}-999")));
+        let digits = gang_name("2024", "1", "9train", 0, 3);
+        assert!(digits.starts_with("ks-"), "{digits}");
+        assert_ne!(
+            gang_name("f", "1", "s", 0, 3),
+            gang_name("f", "1", "s", 1, 3)
+        );
+        assert_ne!(
+            gang_name("f", "1", "s", 0, 3),
+            job_name("f", "1", "s", "gang", 0)
+        );
     }
 
     #[test]

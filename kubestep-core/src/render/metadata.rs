@@ -15,11 +15,12 @@ pub fn system_labels(task: &Task) -> BTreeMap<String, String> {
     l.insert(labels::FLOW.into(), to_label_value(&task.flow));
     l.insert(labels::RUN_ID.into(), to_label_value(&inv.run_id));
     l.insert(labels::STEP.into(), to_label_value(&inv.step));
-    l.insert(labels::TASK_ID.into(), to_label_value(&inv.task_id));
-    l.insert(labels::ATTEMPT.into(), inv.attempt.to_string());
-    if let Some(node) = &task.parallel {
-        l.insert(labels::NODE_INDEX.into(), node.index.to_string());
+    // A gang's pods are its members' tasks: each is labelled with its rank by the Job
+    // controller (`labels::COMPLETION_INDEX`), not here.
+    if task.gang.is_none() {
+        l.insert(labels::TASK_ID.into(), to_label_value(&inv.task_id));
     }
+    l.insert(labels::ATTEMPT.into(), inv.attempt.to_string());
     l
 }
 
@@ -49,7 +50,9 @@ pub(super) fn object_meta(step: &Resolved, task: &Task) -> ObjectMeta {
         .collect();
     // Label values may be sanitised; the annotations keep the exact names.
     for (k, v) in labels::annotations(&task.flow, &task.invocation) {
-        annotations.insert(k.into(), v.into());
+        if !(k == labels::TASK_ID && task.gang.is_some()) {
+            annotations.insert(k.into(), v.into());
+        }
     }
     ObjectMeta {
         labels: Some(labels),

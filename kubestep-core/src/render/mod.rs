@@ -35,15 +35,6 @@ pub enum Binary {
     },
 }
 
-/// One node of a multi-node (`.parallel`) step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParallelNode {
-    /// This node's index; 0 is the main node.
-    pub index: u32,
-    /// How many nodes the step runs on.
-    pub size: u32,
-}
-
 /// One attempt of one task: what the Job runs, beyond the step's own settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Task {
@@ -57,31 +48,40 @@ pub struct Task {
     pub binary: Binary,
     /// `kubernetes.io/arch` of the binary, when known.
     pub arch: Option<String>,
-    /// Set for the nodes of a multi-node step.
-    pub parallel: Option<ParallelNode>,
+    /// Set for a multi-node (`.parallel`) step: how many members its gang has. The Job is then
+    /// Indexed, one pod per member, each told its rank by its completion index; `invocation`'s
+    /// task id is ignored (a member's task id is its rank).
+    pub gang: Option<u32>,
 }
 
 impl Task {
-    /// The Job's name: deterministic, so a retried create finds the Job it already made.
+    /// The Job's name: deterministic, so a retried create finds the Job it already made. A
+    /// gang's headless Service has the same name.
     pub fn job_name(&self) -> String {
         let inv = &self.invocation;
-        let task = match &self.parallel {
-            Some(node) => format!("{}-{}", inv.task_id, node.index),
-            None => inv.task_id.clone(),
-        };
-        names::job_name(&self.flow, &inv.run_id, &inv.step, &task, inv.attempt)
+        match self.gang {
+            Some(size) => names::gang_name(&self.flow, &inv.run_id, &inv.step, inv.attempt, size),
+            None => names::job_name(
+                &self.flow,
+                &inv.run_id,
+                &inv.step,
+                &inv.task_id,
+                inv.attempt,
+            ),
+        }
     }
 
-    /// The headless Service that gives the nodes of a multi-node step their DNS names.
-    pub fn service_name(&self) -> String {
-        let inv = &self.invocation;
-        names::job_name(
-            &self.flow,
-            &inv.run_id,
-            &inv.step,
-            &inv.task_id,
-            inv.attempt,
-        )
+    /// The command line of the step container. A gang member's task id is its rank, which the
+    /// kubelet substitutes from the member's own environment (`$(VAR)` in `args`).
+    pub fn args(&self) -> Vec<String> {
+        match self.gang {
+            Some(_) => TaskInvocation {
+                task_id: format!("$({})", crate::parallel::NODE_INDEX),
+                ..self.invocation.clone()
+            }
+            .to_args(),
+            None => self.invocation.to_args(),
+        }
     }
 }
 
@@ -150,9 +150,11 @@ pub fn job(step: &Resolved, task: &Task) -> Rendered {
         },
         spec: Some(JobSpec {
             // kubestep retries itself, so it can tell a user failure from an infrastructure one.
+            // A gang runs as one: any member failing fails the Job at once.
             backoff_limit: Some(0),
-            completions: Some(1),
-            parallelism: Some(1),
+            completions: Some(task.gang.map_or(1, |n| n as i32)),
+            parallelism: Some(task.gang.map_or(1, |n| n as i32)),
+            completion_mode: task.gang.map(|_| "Indexed".into()),
             ttl_seconds_after_finished: Some(ttl.value),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -171,25 +173,21 @@ pub fn job(step: &Resolved, task: &Task) -> Rendered {
     }
 }
 
-/// The headless Service that lets the nodes of a multi-node step find each other by name
-/// (`<job>.<service>`), as a JobSet's does.
-pub fn parallel_service(step: &Resolved, task: &Task) -> Service {
-    // Every node of this attempt, not just the one `task` describes.
-    let mut meta = metadata::object_meta(step, task);
-    if let Some(labels) = meta.labels.as_mut() {
-        labels.remove(crate::labels::NODE_INDEX);
-    }
-    let mut selector = metadata::system_labels(task);
-    selector.remove(crate::labels::NODE_INDEX);
+/// The headless Service of a multi-node step's attempt: it gives each member the DNS name
+/// `<job>-<rank>.<job>.<namespace>.svc.<cluster domain>` (the Job controller makes
+/// `<job>-<rank>` the pod's hostname; the template names this Service as its subdomain), and it
+/// publishes members before they are ready, so workers can resolve the control member as soon
+/// as it has an address. The executor makes the Job its owner, so it goes with the Job.
+pub fn gang_service(step: &Resolved, task: &Task) -> Service {
     Service {
         metadata: ObjectMeta {
-            name: Some(task.service_name()),
+            name: Some(task.job_name()),
             namespace: Some(step.namespace.value.clone()),
-            ..meta
+            ..metadata::object_meta(step, task)
         },
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
-            selector: Some(selector),
+            selector: Some(metadata::system_labels(task)),
             ports: step.port.as_ref().map(|p| {
                 vec![ServicePort {
                     port: p.value.into(),

@@ -1,8 +1,9 @@
 //! The pod: container, command, environment, volumes, scheduling and security.
 
-use super::{Binary, Notes, POD, ParallelNode, Task, resources};
+use super::{Binary, Notes, POD, Task, resources};
 use crate::labels;
 use crate::names;
+use crate::parallel::{self, Member};
 use crate::resolve::{Resolved, Source};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, EnvVar,
@@ -84,35 +85,39 @@ fn main_env(step: &Resolved, task: &Task, notes: &mut Notes) -> Vec<EnvVar> {
         out.push(env("KUBESTEP_TEMPDIR", t.path.value.clone()));
         out.push(env("TMPDIR", t.path.value.clone()));
     }
-    if let Some(ParallelNode { index, size }) = &task.parallel {
-        let main_host = format!(
-            "{}.{}",
-            names::job_name(
-                &task.flow,
-                &task.invocation.run_id,
-                &task.invocation.step,
-                &format!("{}-0", task.invocation.task_id),
-                task.invocation.attempt
-            ),
-            task.service_name()
-        );
-        out.push(env("KUBESTEP_PARALLEL_NODE_INDEX", index.to_string()));
-        out.push(env("KUBESTEP_PARALLEL_NUM_NODES", size.to_string()));
-        out.push(env("KUBESTEP_PARALLEL_MAIN_ADDR", main_host));
-        if let Some(port) = &step.port {
-            out.push(env("KUBESTEP_PARALLEL_MAIN_PORT", port.value.to_string()));
-        }
-        notes.note(
-            format!("{MAIN}.env.KUBESTEP_HOSTNAME_RESOLUTION_TIMEOUT"),
-            step.hostname_resolution_timeout.value,
-            &step.hostname_resolution_timeout.source,
-        );
-        out.push(env(
-            "KUBESTEP_HOSTNAME_RESOLUTION_TIMEOUT",
-            step.hostname_resolution_timeout.value.to_string(),
-        ));
+    if let Some(size) = task.gang {
+        out.extend(gang_env(step, task, size, notes));
     }
     out.extend(task.env.iter().map(|(k, v)| env(k, v.clone())));
+    out
+}
+
+/// What each member of a gang is told: its rank from the completion index the Job controller
+/// gives its pod, the rest alike for all (see `crate::parallel`).
+fn gang_env(step: &Resolved, task: &Task, size: u32, notes: &mut Notes) -> Vec<EnvVar> {
+    let job = task.job_name();
+    let member = Member {
+        index: 0,
+        size,
+        // The control member's fully qualified name: no search-list lookups before it resolves.
+        main_addr: format!(
+            "{job}-0.{job}.{}.svc.{}",
+            step.namespace.value, step.settings.cluster_domain
+        ),
+        main_port: step.port.as_ref().map(|p| p.value),
+        resolution_timeout: step.hostname_resolution_timeout.value,
+    };
+    notes.note(
+        format!("{MAIN}.env.{}", parallel::RESOLUTION_TIMEOUT),
+        member.resolution_timeout,
+        &step.hostname_resolution_timeout.source,
+    );
+    let index = format!("metadata.annotations['{}']", labels::COMPLETION_INDEX);
+    let mut out: Vec<EnvVar> = parallel::RANK_VARS
+        .iter()
+        .map(|v| field_env(v, &index))
+        .collect();
+    out.extend(member.shared_env().into_iter().map(|(k, v)| env(k, v)));
     out
 }
 
@@ -343,7 +348,7 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
             .as_ref()
             .map(|p| p.value.name().to_string()),
         command: Some(vec![command]),
-        args: Some(task.invocation.to_args()),
+        args: Some(task.args()),
         env: Some(main_env(step, task, notes)),
         env_from: (!step.secrets.is_empty()).then(|| {
             step.secrets
@@ -388,10 +393,6 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
             &s.source,
         );
     }
-    let parallel = task
-        .parallel
-        .as_ref()
-        .map(|_| (task.job_name(), task.service_name()));
     PodSpec {
         restart_policy: Some("Never".into()),
         active_deadline_seconds: step.timeout_seconds.map(|t| active_deadline(t) as i64),
@@ -417,8 +418,9 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
         }),
         volumes: (!volumes.is_empty()).then_some(volumes),
         init_containers: fetch_container(step, task, &main).map(|c| vec![c]),
-        hostname: parallel.as_ref().map(|(job, _)| job.clone()),
-        subdomain: parallel.map(|(_, svc)| svc),
+        // The Job controller names each member's host `<job>-<rank>`; under the gang's Service
+        // that name resolves.
+        subdomain: task.gang.map(|_| task.job_name()),
         containers: vec![main],
         ..PodSpec::default()
     }

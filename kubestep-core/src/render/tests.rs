@@ -43,7 +43,7 @@ fn task() -> Task {
             path: "/usr/local/bin/flow".into(),
         },
         arch: Some("amd64".into()),
-        parallel: None,
+        gang: None,
     }
 }
 
@@ -292,32 +292,103 @@ fn explain_names_timeout_and_ttl_sources() {
 }
 
 #[test]
-fn parallel_service_selects_every_node_of_the_attempt() {
+fn a_gang_is_one_indexed_job_whose_members_reach_the_control_member_by_name() {
     let mut t = task();
-    t.parallel = Some(ParallelNode { index: 0, size: 4 });
+    t.gang = Some(3);
     let step = resolve(
         &decl(vec![k8s(vec![arg("port", Value::Int(29500))])]),
         &Defaults::default(),
         &[],
     )
     .unwrap();
-    let svc = parallel_service(&step, &t);
-    let selector = svc.spec.as_ref().unwrap().selector.as_ref().unwrap();
-    assert!(!selector.contains_key("kubestep.io/node-index"));
-    assert_eq!(selector["kubestep.io/attempt"], "0");
+    let name = t.job_name();
+    let r = job(&step, &t);
+    let spec = r.job.spec.as_ref().unwrap();
+    assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!((spec.completions, spec.parallelism), (Some(3), Some(3)));
+    assert_eq!(spec.backoff_limit, Some(0));
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.subdomain.as_deref(), Some(name.as_str()));
+    let main = &pod.containers[0];
+    // Each member's task id is its rank, substituted by the kubelet.
+    let args = main.args.as_ref().unwrap();
+    let at = args.iter().position(|a| a == "--task-id").unwrap();
+    assert_eq!(args[at + 1], "$(KUBESTEP_PARALLEL_NODE_INDEX)");
+    let env = main.env.as_ref().unwrap();
+    let var = |n: &str| env.iter().find(|e| e.name == n);
+    for rank in ["KUBESTEP_PARALLEL_NODE_INDEX", "RANK", "NODE_RANK"] {
+        let from = var(rank).and_then(|e| e.value_from.as_ref()?.field_ref.as_ref());
+        assert_eq!(
+            from.map(|f| f.field_path.as_str()),
+            Some("metadata.annotations['batch.kubernetes.io/job-completion-index']")
+        );
+    }
+    let value = |n: &str| var(n).and_then(|e| e.value.clone());
+    let control = format!("{name}-0.{name}.default.svc.cluster.local");
+    assert_eq!(value("MASTER_ADDR"), Some(control.clone()));
+    assert_eq!(value("KUBESTEP_PARALLEL_MAIN_ADDR"), Some(control));
+    assert_eq!(value("MASTER_PORT").as_deref(), Some("29500"));
+    assert_eq!(value("WORLD_SIZE").as_deref(), Some("3"));
+    assert_eq!(value("NNODES").as_deref(), Some("3"));
+    assert_eq!(
+        value("KUBESTEP_HOSTNAME_RESOLUTION_TIMEOUT").as_deref(),
+        Some("600")
+    );
+    let labels = r.job.metadata.labels.as_ref().unwrap();
+    assert!(!labels.contains_key("kubestep.io/task-id"), "{labels:?}");
+
+    let svc = gang_service(&step, &t);
+    assert_eq!(svc.metadata.name.as_deref(), Some(name.as_str()));
+    let svc_spec = svc.spec.as_ref().unwrap();
+    assert_eq!(svc_spec.cluster_ip.as_deref(), Some("None"));
+    assert_eq!(svc_spec.publish_not_ready_addresses, Some(true));
+    // The Service selects every member of this attempt, through the labels every pod has.
+    let pod_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .as_ref()
+        .unwrap();
+    for (k, v) in svc_spec.selector.as_ref().unwrap() {
+        assert_eq!(pod_labels.get(k), Some(v), "{k}");
+    }
+    assert_eq!(
+        svc_spec.selector.as_ref().unwrap()["kubestep.io/attempt"],
+        "0"
+    );
+}
+
+#[test]
+fn a_gang_without_a_port_has_no_port_variable_and_a_cluster_domain_can_be_set() {
+    let mut t = task();
+    t.gang = Some(2);
+    let step = resolve(
+        &decl(vec![]),
+        &Defaults {
+            entries: vec![Entry {
+                var: "KUBESTEP_KUBERNETES_CLUSTER_DOMAIN".into(),
+                value: "corp.example".into(),
+                origin: Origin::Env,
+            }],
+        },
+        &[],
+    )
+    .unwrap();
+    let r = job(&step, &t);
+    let main = &r.job.spec.unwrap().template.spec.unwrap().containers[0];
+    let env = main.env.as_ref().unwrap();
+    assert!(!env.iter().any(|e| e.name.contains("PORT")), "{env:?}");
+    let addr = env.iter().find(|e| e.name == "MASTER_ADDR").unwrap();
     assert!(
-        !svc.metadata
-            .labels
+        addr.value
             .as_ref()
             .unwrap()
-            .contains_key("kubestep.io/node-index")
+            .ends_with(".default.svc.corp.example"),
+        "{addr:?}"
     );
-    let job = job(&step, &t).job;
-    let pod = job.spec.unwrap().template.spec.unwrap();
-    assert_eq!(
-        pod.subdomain.as_deref(),
-        Some(svc.metadata.name.as_deref().unwrap())
-    );
+    assert!(gang_service(&step, &t).spec.unwrap().ports.is_none());
 }
 
 #[test]
@@ -738,9 +809,9 @@ fn every_catalog_parameter_reaches_the_job_and_show() {
         "tmpfs_path" | "tmpfs_tempdir" => Some("kubernetes:use_tmpfs=true"),
         _ => None,
     };
-    // A worker node of a multi-node step, where hostname_resolution_timeout applies.
+    // A multi-node step, where hostname_resolution_timeout applies.
     let mut worker = task();
-    worker.parallel = Some(ParallelNode { index: 1, size: 2 });
+    worker.gang = Some(2);
     let resolved = |with: &[String]| {
         let overrides: Vec<_> = with.iter().map(|w| with_arg::parse(w).unwrap()).collect();
         resolve(&decl(vec![]), &Defaults::default(), &overrides)

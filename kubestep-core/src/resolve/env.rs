@@ -38,7 +38,7 @@ pub struct Defaults {
 }
 
 /// Settings that are not decorator parameters.
-pub const SETTINGS: [(&str, &str); 8] = [
+pub const SETTINGS: [(&str, &str); 9] = [
     (
         "KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL",
         "node label that compute_pool selects on (default kubestep.io/compute-pool)",
@@ -66,6 +66,10 @@ pub const SETTINGS: [(&str, &str); 8] = [
     (
         "KUBESTEP_KUBERNETES_API_QPS",
         "most Kubernetes API requests per second a run makes, bursts of twice that (default 20)",
+    ),
+    (
+        "KUBESTEP_KUBERNETES_CLUSTER_DOMAIN",
+        "the cluster's DNS domain, in the control address of a multi-node step (default cluster.local)",
     ),
     (
         "KUBESTEP_CONFIG",
@@ -150,6 +154,8 @@ pub struct Settings {
     pub scheduling_timeout_seconds: u64,
     /// Client-side limit on API requests per second.
     pub api_qps: u32,
+    /// The cluster's DNS domain: the suffix of a multi-node step's control address.
+    pub cluster_domain: String,
 }
 
 impl Default for Settings {
@@ -165,6 +171,7 @@ impl Default for Settings {
             binary_in_image: None,
             scheduling_timeout_seconds: 600,
             api_qps: 20,
+            cluster_domain: "cluster.local".into(),
         }
     }
 }
@@ -287,6 +294,12 @@ impl Defaults {
                             .ok()
                             .filter(|n| *n > 0)
                             .ok_or_else(|| bad("must be a whole number of seconds, 1 or more"))?;
+                }
+                "KUBESTEP_KUBERNETES_CLUSTER_DOMAIN" => {
+                    let domain = e.value.trim().trim_end_matches('.');
+                    crate::names::dns_subdomain(domain)
+                        .map_err(|r| bad(&format!("must be a DNS domain: {r}")))?;
+                    s.cluster_domain = domain.to_string();
                 }
                 "KUBESTEP_KUBERNETES_API_QPS" => {
                     s.api_qps = e

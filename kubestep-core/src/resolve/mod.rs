@@ -295,7 +295,7 @@ fn finish(step: String, p: Layered, spec: StepSpec, settings: Settings) -> Resul
         qos: qos.unwrap_or_else(|| Sourced::built_in(Qos::Burstable)),
         security_context,
         hostname_resolution_timeout: hostname_resolution_timeout
-            .unwrap_or_else(|| Sourced::built_in(600)),
+            .unwrap_or_else(|| Sourced::built_in(crate::parallel::DEFAULT_RESOLUTION_TIMEOUT)),
         timeout_seconds: spec.timeout.map(|t| t.seconds),
         settings,
     })

@@ -5,7 +5,7 @@ use crate::binary;
 use crate::flow::{Flow, StageKind};
 use kubestep_core::StepDecl;
 use kubestep_core::invocation::TaskInvocation;
-use kubestep_core::render::{self, Binary, ParallelNode, Rendered, Task};
+use kubestep_core::render::{self, Binary, Task};
 use kubestep_core::resolve::{self, Defaults};
 use std::io::Write;
 
@@ -36,22 +36,25 @@ const URL_AT_LAUNCH: &str = "(presigned URL of the uploaded binary, made when th
 /// The input artifact is known when the task starts.
 const INPUT_AT_LAUNCH: &str = "(id of the input artifact, known when the task starts)";
 
-fn tasks(
+/// The Job of the step's first task (of its gang, for a multi-node step), as a run makes it.
+fn task(
     flow: &Flow,
     decl: &'static StepDecl,
     run_id: &str,
     binary: &Binary,
     arch: Option<&str>,
     store: &(crate::datastore::Kind, String),
-) -> Vec<Task> {
-    let kind = flow
+) -> Task {
+    let gang = flow
         .stages()
         .iter()
         .find(|s| s.steps.iter().any(|d| d.name == decl.name))
-        .map(|s| s.kind);
-    let task = |parallel| Task {
+        .and_then(|s| match s.kind {
+            StageKind::Parallel(n) => Some(n),
+            _ => None,
+        });
+    Task {
         flow: flow.name().into(),
-        // The first task of the step, as a run numbers them.
         invocation: TaskInvocation {
             step: decl.name.into(),
             run_id: run_id.into(),
@@ -64,13 +67,7 @@ fn tasks(
         env: Vec::new(),
         binary: binary.clone(),
         arch: arch.map(str::to_string),
-        parallel,
-    };
-    match kind {
-        Some(StageKind::Parallel(n)) => (0..n)
-            .map(|index| task(Some(ParallelNode { index, size: n })))
-            .collect(),
-        _ => vec![task(None)],
+        gang,
     }
 }
 
@@ -112,47 +109,42 @@ pub(super) fn render(
     let store = args.store.location()?;
     for decl in steps {
         let resolved = resolve::resolve(decl, defaults, with)?;
-        let tasks = tasks(flow, decl, &args.run_id, &binary, arch, &store);
-        let rendered: Vec<Rendered> = tasks.iter().map(|t| render::job(&resolved, t)).collect();
+        let task = task(flow, decl, &args.run_id, &binary, arch, &store);
+        let r = render::job(&resolved, &task);
         if args.explain {
-            for r in &rendered {
+            writeln!(
+                out,
+                "# step {}: Job {}",
+                decl.name,
+                r.job.metadata.name.as_deref().unwrap_or_default()
+            )?;
+            let width = r
+                .explain
+                .iter()
+                .map(|e| e.field.len() + e.value.len())
+                .max()
+                .unwrap_or(0);
+            for e in &r.explain {
+                let pad = width - e.field.len() - e.value.len();
                 writeln!(
                     out,
-                    "# step {}: Job {}",
-                    decl.name,
-                    r.job.metadata.name.as_deref().unwrap_or_default()
+                    "{} = {}{:pad$}   <- {}",
+                    e.field, e.value, "", e.source
                 )?;
-                let width = r
-                    .explain
-                    .iter()
-                    .map(|e| e.field.len() + e.value.len())
-                    .max()
-                    .unwrap_or(0);
-                for e in &r.explain {
-                    let pad = width - e.field.len() - e.value.len();
-                    writeln!(
-                        out,
-                        "{} = {}{:pad$}   <- {}",
-                        e.field, e.value, "", e.source
-                    )?;
-                }
-                writeln!(out)?;
             }
+            writeln!(out)?;
             continue;
         }
         let yaml = |r: Result<String, _>| {
             r.map_err(|e: kubestep_core::render::YamlError| Error::Yaml(e.to_string()))
         };
-        if let (Some(first), true) = (tasks.first(), tasks.len() > 1) {
-            out.write_all(
-                yaml(render::to_yaml(&[render::parallel_service(
-                    &resolved, first,
-                )]))?
-                .as_bytes(),
-            )?;
+        // A gang's headless Service, which `run` creates beside its Job (and owned by it: the
+        // ownerReference needs the Job's uid, so a preview cannot show it).
+        if task.gang.is_some() {
+            let service = render::gang_service(&resolved, &task);
+            out.write_all(yaml(render::to_yaml(&[service]))?.as_bytes())?;
         }
-        let jobs: Vec<_> = rendered.into_iter().map(|r| r.job).collect();
-        out.write_all(yaml(render::to_yaml(&jobs))?.as_bytes())?;
+        out.write_all(yaml(render::to_yaml(&[r.job]))?.as_bytes())?;
     }
     Ok(())
 }
