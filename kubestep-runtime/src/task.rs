@@ -8,6 +8,7 @@ use crate::flow::Flow;
 use crate::report::report;
 use crate::step::TaskError;
 use kubestep_core::invocation::{BadInvocation, SUBCOMMAND, TaskInvocation};
+use kubestep_core::parallel::Member;
 
 /// Why a task did not produce its output.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,23 @@ pub enum Error {
     /// The step did not produce an output.
     #[error(transparent)]
     Step(#[from] TaskError),
+    /// A multi-node step's variables do not say where this member stands.
+    #[error("cannot tell this member's place in its multi-node step: {0}")]
+    Member(#[from] kubestep_core::parallel::BadVar),
+    /// A worker could not reach its control member in time.
+    #[error(
+        "the control member {addr} {what} within {seconds} s (hostname_resolution_timeout): {last}"
+    )]
+    ControlUnreachable {
+        /// `host` or `host:port`.
+        addr: String,
+        /// `did not resolve` or `did not accept connections`.
+        what: &'static str,
+        /// The timeout.
+        seconds: u64,
+        /// The last error seen.
+        last: String,
+    },
 }
 
 /// Runs one task in this process: what the hidden `step` command does.
@@ -64,8 +82,19 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
     {
         exit_after(&inv.step, t.seconds);
     }
+    crate::current::set_task(crate::current::Task {
+        step: inv.step.clone(),
+        run_id: inv.run_id.clone(),
+        task_id: inv.task_id.clone(),
+        attempt: inv.attempt,
+    });
     let ds = Datastore::open(inv.store, &inv.store_root, flow.name())?;
     let input = ds.get_artifact(&inv.input).await?;
+    if let Some(member) = crate::current::parallel()?
+        && !member.is_control()
+    {
+        wait_for_control(&member).await?;
+    }
     let output = runner(input).await?;
     let id = ds.put_chunks(output).await?;
     let task = TaskPath::new(&inv.run_id, &inv.step, &inv.task_id);
@@ -77,6 +106,66 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
         },
     )
     .await?;
+    Ok(())
+}
+
+/// Waits until the control member's name resolves (and, with a port, accepts a connection),
+/// for at most the member's `hostname_resolution_timeout`: the control member's pod may start
+/// later than this one, and its name exists only once it has an address.
+async fn wait_for_control(member: &Member) -> Result<(), Error> {
+    use std::time::Duration;
+    use tokio::time::Instant;
+    let seconds = member.resolution_timeout;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let host = member.main_addr.as_str();
+    let started = Instant::now();
+    eprintln!(
+        "kubestep: {member}: waiting up to {seconds} s for the control member {host}{}",
+        member
+            .main_port
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default()
+    );
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let (what, last) =
+            match tokio::net::lookup_host((host, member.main_port.unwrap_or(0))).await {
+                Err(e) => ("did not resolve", e.to_string()),
+                Ok(mut addrs) => match (addrs.next(), member.main_port) {
+                    (None, _) => ("did not resolve", "no address".to_string()),
+                    (Some(_), None) => break,
+                    (Some(addr), Some(_)) => {
+                        let connect = tokio::net::TcpStream::connect(addr);
+                        match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                            Ok(Ok(_)) => break,
+                            Ok(Err(e)) => ("did not accept connections", format!("{addr}: {e}")),
+                            Err(_) => (
+                                "did not accept connections",
+                                format!("{addr}: no answer in 2 s"),
+                            ),
+                        }
+                    }
+                },
+            };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::ControlUnreachable {
+                addr: match member.main_port {
+                    Some(p) if what != "did not resolve" => format!("{host}:{p}"),
+                    _ => host.to_string(),
+                },
+                what,
+                seconds,
+                last,
+            });
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+    eprintln!(
+        "kubestep: {member}: reached the control member after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -162,6 +162,7 @@ pub(super) async fn run(
     let local: Arc<dyn Executor> = Arc::new(LocalExecutor {
         exe,
         ctx: ctx.clone(),
+        defaults: defaults.clone(),
     });
     let kubernetes = if on_kubernetes.is_empty() {
         None

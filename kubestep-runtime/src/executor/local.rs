@@ -1,9 +1,12 @@
 //! The local executor: each task attempt is a child process of this same binary running the
 //! hidden `step` command, exactly what a pod runs. A crash or panic fails the task, never the
-//! orchestrator. Output lines are streamed live with a `[step/task]` prefix and saved.
+//! orchestrator. Output lines are streamed live with a `[step/task]` prefix and saved. A
+//! multi-node step's gang is its members' processes side by side on this machine, each told its
+//! rank and the control address `127.0.0.1`, as pods are told theirs.
 
-use super::{Ended, Executor, Outcome, RunContext, TaskSpec};
+use super::{Ended, Executor, GangEnded, GangSpec, Outcome, RunContext, TaskSpec};
 use futures::future::BoxFuture;
+use kubestep_core::parallel::Member;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -37,11 +40,47 @@ pub struct LocalExecutor {
     pub exe: PathBuf,
     /// The run's datastore and output.
     pub ctx: RunContext,
+    /// The `KUBESTEP_KUBERNETES_*` defaults: a gang's `port` and `hostname_resolution_timeout`
+    /// resolve as they would on Kubernetes.
+    pub defaults: kubestep_core::resolve::Defaults,
 }
 
 impl Executor for LocalExecutor {
     fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Ended> {
-        Box::pin(async move { self.attempt(task).await.into() })
+        Box::pin(async move { self.attempt(task, None, None).await.into() })
+    }
+
+    fn run_gang<'a>(&'a self, gang: &'a GangSpec) -> BoxFuture<'a, GangEnded> {
+        Box::pin(async move {
+            let step = match kubestep_core::resolve::resolve(gang.step, &self.defaults, &[]) {
+                Ok(s) => s,
+                Err(e) => {
+                    let failed: Ended = Outcome::Failed(e.to_string()).into();
+                    return GangEnded {
+                        outcome: failed.outcome.clone(),
+                        members: vec![failed; gang.size as usize],
+                    };
+                }
+            };
+            let shared = Member {
+                index: 0,
+                size: gang.size,
+                main_addr: "127.0.0.1".into(),
+                main_port: step.port.as_ref().map(|p| p.value),
+                resolution_timeout: step.hostname_resolution_timeout.value,
+            };
+            super::run_members(gang, |task, stop| {
+                let member = Member {
+                    index: task
+                        .task_id
+                        .parse()
+                        .expect("a member's task id is its rank"),
+                    ..shared.clone()
+                };
+                async move { self.attempt(&task, Some(&member), Some(stop)).await.into() }
+            })
+            .await
+        })
     }
 }
 
@@ -66,9 +105,18 @@ async fn pump(
 }
 
 impl LocalExecutor {
-    async fn attempt(&self, task: &TaskSpec) -> Outcome {
+    /// Runs one attempt; a gang's member gets its variables, and ends when `stop` turns true.
+    async fn attempt(
+        &self,
+        task: &TaskSpec,
+        member: Option<&Member>,
+        stop: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Outcome {
         let ctx = &self.ctx;
         let mut cmd = tokio::process::Command::new(&self.exe);
+        if let Some(m) = member {
+            cmd.envs(m.env());
+        }
         cmd.args(ctx.invocation(task).to_args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -87,14 +135,36 @@ impl LocalExecutor {
         let out = child.stdout.take().expect("piped stdout");
         let err = child.stderr.take().expect("piped stderr");
         let echo = ctx.echo.then_some(&*ctx.progress);
+        let mut stopped = false;
         let waited = async {
-            let status = match task.timeout {
-                // The task stops itself at its timeout (`task::TIMEOUT_EXIT`); this is the
-                // backstop for one that cannot.
-                Some(t) => tokio::time::timeout(t + Duration::from_secs(5), child.wait())
-                    .await
-                    .ok(),
-                None => Some(child.wait().await),
+            let ended = tokio::select! {
+                status = async {
+                    match task.timeout {
+                        // The task stops itself at its timeout (`task::TIMEOUT_EXIT`); this is
+                        // the backstop for one that cannot.
+                        Some(t) => tokio::time::timeout(t + Duration::from_secs(5), child.wait())
+                            .await
+                            .ok(),
+                        None => Some(child.wait().await),
+                    }
+                } => Some(status),
+                () = async {
+                    match stop {
+                        Some(mut s) => {
+                            let _ = s.wait_for(|v| *v).await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                } => None,
+            };
+            let status = match ended {
+                Some(status) => status,
+                // Another member of its gang failed: this one ends now, its output kept.
+                None => {
+                    stopped = true;
+                    group.kill();
+                    Some(child.wait().await)
+                }
             };
             // Whatever the step left running (and holding its pipes) ends with it.
             group.kill();
@@ -110,6 +180,9 @@ impl LocalExecutor {
         let log = log.into_inner();
         let last_line = super::last_line(&log);
         ctx.save_log(task, log).await;
+        if stopped {
+            return Outcome::Failed("stopped with its gang".into());
+        }
         let status = match status {
             None => return Outcome::Failed(timed_out()),
             Some(Err(e)) => {

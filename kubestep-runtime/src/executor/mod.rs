@@ -30,6 +30,105 @@ pub struct TaskSpec {
     pub timeout: Option<Duration>,
 }
 
+/// One attempt of a multi-node (`.parallel`) step: its members, tasks `0..size` of the step,
+/// start together on one input and end together.
+#[derive(Clone, Debug)]
+pub struct GangSpec {
+    /// The step.
+    pub step: &'static StepDecl,
+    /// How many members.
+    pub size: u32,
+    /// The attempt, from 0 (every member's).
+    pub attempt: u32,
+    /// The input artifact (every member's).
+    pub input: String,
+    /// `#[timeout]`, if any.
+    pub timeout: Option<Duration>,
+}
+
+impl GangSpec {
+    /// The task of the member of rank `rank`.
+    pub fn member(&self, rank: u32) -> TaskSpec {
+        TaskSpec {
+            step: self.step,
+            task_id: rank.to_string(),
+            attempt: self.attempt,
+            input: self.input.clone(),
+            timeout: self.timeout,
+        }
+    }
+
+    /// How its tasks are named in messages: `0-2` for three members.
+    pub fn tasks(&self) -> String {
+        format!("0-{}", self.size.saturating_sub(1))
+    }
+}
+
+/// How a gang attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GangEnded {
+    /// `Succeeded` (with the control member's output) when every member succeeded; otherwise
+    /// the failure or loss of the member that ended the gang, naming it.
+    pub outcome: Outcome,
+    /// Each member's end, by rank; a member stopped because another failed says so.
+    pub members: Vec<Ended>,
+}
+
+/// Runs a gang's members side by side, each through `member(task, stop)`: the first member
+/// that does not succeed ends the gang, and `stop` turns true so the others end (each saves what
+/// it has) before this returns.
+pub async fn run_members<F, Fut>(gang: &GangSpec, member: F) -> GangEnded
+where
+    F: Fn(TaskSpec, tokio::sync::watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = Ended>,
+{
+    use futures::StreamExt;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut running: futures::stream::FuturesUnordered<_> = (0..gang.size)
+        .map(|rank| {
+            let fut = member(gang.member(rank), stopped.clone());
+            async move { (rank, fut.await) }
+        })
+        .collect();
+    let mut ends: Vec<Option<Ended>> = vec![None; gang.size as usize];
+    let mut first: Option<(u32, Outcome)> = None;
+    while let Some((rank, mut ended)) = running.next().await {
+        if !matches!(ended.outcome, Outcome::Succeeded(_)) {
+            match &first {
+                None => {
+                    first = Some((rank, ended.outcome.clone()));
+                    let _ = stop.send(true);
+                }
+                Some((by, _)) => {
+                    ended.outcome = Outcome::Failed(stopped_by(*by));
+                }
+            }
+        }
+        ends[rank as usize] = Some(ended);
+    }
+    let members: Vec<Ended> = ends.into_iter().map(Option::unwrap_or_default).collect();
+    let n = gang.size;
+    let outcome = match first {
+        None => members
+            .first()
+            .map_or(Outcome::Failed("a gang of no members".into()), |m| {
+                m.outcome.clone()
+            }),
+        Some((rank, Outcome::Lost(cause))) => {
+            Outcome::Lost(format!("member {rank} of {n}: {cause}"))
+        }
+        Some((rank, Outcome::Failed(cause) | Outcome::Succeeded(cause))) => {
+            Outcome::Failed(format!("member {rank} of {n}: {cause}"))
+        }
+    };
+    GangEnded { outcome, members }
+}
+
+/// The cause recorded for a member stopped because member `by` failed.
+pub fn stopped_by(by: u32) -> String {
+    format!("stopped: member {by} of its gang failed first")
+}
+
 /// How an attempt ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -49,6 +148,13 @@ pub struct Ended {
     pub outcome: Outcome,
     /// Its pod, once it had one.
     pub pod: Option<AttemptPod>,
+}
+
+impl Default for Ended {
+    /// A member that never reported an end (it cannot happen: every member future ends).
+    fn default() -> Ended {
+        Outcome::Failed("it never ended".into()).into()
+    }
 }
 
 impl From<Outcome> for Ended {
@@ -141,6 +247,11 @@ pub fn last_line(log: &[u8]) -> Option<String> {
 pub trait Executor: Send + Sync {
     /// Runs one attempt to its end.
     fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Ended>;
+
+    /// Runs one attempt of a multi-node step's gang to its end: every member starts, told its
+    /// rank and the control member's address (`kubestep_core::parallel`); the first member that
+    /// fails stops the others.
+    fn run_gang<'a>(&'a self, gang: &'a GangSpec) -> BoxFuture<'a, GangEnded>;
 }
 
 /// Sends each step to its own executor, and every other step to a default one.
@@ -157,5 +268,12 @@ impl Executor for Routed {
             .get(task.step.name)
             .unwrap_or(&self.default)
             .run(task)
+    }
+
+    fn run_gang<'a>(&'a self, gang: &'a GangSpec) -> BoxFuture<'a, GangEnded> {
+        self.steps
+            .get(gang.step.name)
+            .unwrap_or(&self.default)
+            .run_gang(gang)
     }
 }

@@ -6,7 +6,7 @@ use crate::codec;
 use crate::datastore::{
     Attempt, Datastore, Key, KillMark, Prefix, RunRecord, Status, TaskPath, TaskRecord, now_ms,
 };
-use crate::executor::{Executor, Outcome, RunContext, TaskSpec};
+use crate::executor::{Ended, Executor, GangEnded, GangSpec, Outcome, RunContext, TaskSpec};
 use crate::flow::{Flow, StageKind};
 use crate::report::report;
 use futures::StreamExt;
@@ -133,18 +133,49 @@ impl Policy {
     }
 }
 
-/// Runs one task through its attempts; records each in the datastore.
+/// What runs through attempts as one: a task, or the gang of a multi-node step, whose members
+/// (tasks `0..n`) start, fail and retry together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Work {
+    /// One task, by id.
+    Task(String),
+    /// A gang of this many members.
+    Gang(u32),
+}
+
+impl Work {
+    /// The task ids it records.
+    fn ids(&self) -> Vec<String> {
+        match self {
+            Work::Task(id) => vec![id.clone()],
+            Work::Gang(n) => (0..*n).map(|i| i.to_string()).collect(),
+        }
+    }
+
+    /// How messages name it.
+    fn label(&self) -> String {
+        match self {
+            Work::Task(id) => id.clone(),
+            Work::Gang(n) => format!("0-{}", n.saturating_sub(1)),
+        }
+    }
+}
+
+/// Runs one task (or one gang) through its attempts; records each in the datastore. Returns the
+/// output of every task it ran, in task order. A gang takes one worker slot: its members must
+/// start together.
 async fn run_task(
     run: &Run<'_>,
     slots: &Semaphore,
     resume_from: Option<&str>,
     mut cancel: watch::Receiver<bool>,
     decl: &'static StepDecl,
-    task_id: String,
+    work: Work,
     input: String,
-) -> Result<String, Error> {
+) -> Result<Vec<String>, Error> {
+    let ids = work.ids();
     if let Some(origin) = resume_from
-        && let Some(reused) = reuse(run, origin, decl, &task_id, &input).await?
+        && let Some(reused) = reuse(run, origin, decl, &ids, &input).await?
     {
         return Ok(reused);
     }
@@ -153,17 +184,23 @@ async fn run_task(
         pause,
         timeout,
     } = Policy::of(decl)?;
-    let key = Key::Task(TaskPath::new(&run.ctx.run_id, decl.name, &task_id));
-    let mut record = TaskRecord {
-        step: decl.name.into(),
-        task_id: task_id.clone(),
-        status: Status::Running,
-        input: input.clone(),
-        output: None,
-        attempts: Vec::new(),
-        reused_from: None,
-    };
     let ctx = run.ctx;
+    let keys: Vec<Key> = ids
+        .iter()
+        .map(|id| Key::Task(TaskPath::new(&ctx.run_id, decl.name, id)))
+        .collect();
+    let mut records: Vec<TaskRecord> = ids
+        .iter()
+        .map(|id| TaskRecord {
+            step: decl.name.into(),
+            task_id: id.clone(),
+            status: Status::Running,
+            input: input.clone(),
+            output: None,
+            attempts: Vec::new(),
+            reused_from: None,
+        })
+        .collect();
     let (mut failed, mut lost) = (0u32, 0u32);
     for attempt in 0.. {
         // Waiting (for the pause or a slot) ends early when a sibling failed.
@@ -179,12 +216,7 @@ async fn run_task(
             slot = ready => (slot, now_ms()),
             _ = cancel.wait_for(|c| *c) => {
                 // A task stopped between attempts failed; one never started has no record.
-                if !record.attempts.is_empty() {
-                    record.status = Status::Failed;
-                    ctx.datastore
-                        .put_record(&key, &record)
-                        .await?;
-                }
+                end_records(ctx, &keys, &mut records).await?;
                 return Err(Error::Cancelled);
             }
         };
@@ -196,46 +228,81 @@ async fn run_task(
             .await?
             .is_some()
         {
-            if !record.attempts.is_empty() {
-                record.status = Status::Failed;
-                ctx.datastore.put_record(&key, &record).await?;
-            }
+            end_records(ctx, &keys, &mut records).await?;
             return Err(Error::Killed);
         }
-        record.attempts.push(Attempt {
-            attempt,
-            queued_ms,
-            started_ms,
-            finished_ms: None,
-            cause: None,
-            pod: None,
-        });
-        ctx.datastore.put_record(&key, &record).await?;
-        ctx.progress.started(decl.name);
-        let spec = TaskSpec {
-            step: decl,
-            task_id: task_id.clone(),
-            attempt,
-            input: input.clone(),
-            timeout,
-        };
+        for (key, record) in keys.iter().zip(&mut records) {
+            record.attempts.push(Attempt {
+                attempt,
+                queued_ms,
+                started_ms,
+                finished_ms: None,
+                cause: None,
+                pod: None,
+            });
+            ctx.datastore.put_record(key, record).await?;
+            ctx.progress.started(decl.name);
+        }
         // Dropping the attempt's future stops it (its process group or its Job).
+        let launched = async {
+            match &work {
+                Work::Task(id) => {
+                    let spec = TaskSpec {
+                        step: decl,
+                        task_id: id.clone(),
+                        attempt,
+                        input: input.clone(),
+                        timeout,
+                    };
+                    let ended = run.executor.run(&spec).await;
+                    GangEnded {
+                        outcome: ended.outcome.clone(),
+                        members: vec![ended],
+                    }
+                }
+                Work::Gang(size) => {
+                    let gang = GangSpec {
+                        step: decl,
+                        size: *size,
+                        attempt,
+                        input: input.clone(),
+                        timeout,
+                    };
+                    run.executor.run_gang(&gang).await
+                }
+            }
+        };
         let ended = tokio::select! {
-            ended = run.executor.run(&spec) => ended,
-            _ = cancel.wait_for(|c| *c) => Outcome::Failed(CANCELLED.into()).into(),
+            ended = launched => ended,
+            _ = cancel.wait_for(|c| *c) => {
+                let cancelled: Ended = Outcome::Failed(CANCELLED.into()).into();
+                GangEnded {
+                    outcome: cancelled.outcome.clone(),
+                    members: vec![cancelled; ids.len()],
+                }
+            }
         };
         let cancelled = *cancel.borrow();
-        let last = record.attempts.last_mut().expect("pushed above");
-        last.finished_ms = Some(now_ms());
-        last.pod = ended.pod;
-        let (cause, again) = match ended.outcome {
-            Outcome::Succeeded(output) => {
+        let finished_ms = now_ms();
+        if let Outcome::Succeeded(_) = ended.outcome {
+            let mut outputs = Vec::with_capacity(ids.len());
+            for ((key, record), member) in keys.iter().zip(&mut records).zip(ended.members) {
+                let last = record.attempts.last_mut().expect("pushed above");
+                last.finished_ms = Some(finished_ms);
+                last.pod = member.pod;
+                let Outcome::Succeeded(output) = member.outcome else {
+                    unreachable!("a gang succeeds only when every member did")
+                };
                 ctx.progress.ended(decl.name, true, true);
                 record.status = Status::Succeeded;
                 record.output = Some(output.clone());
-                ctx.datastore.put_record(&key, &record).await?;
-                return Ok(output);
+                ctx.datastore.put_record(key, record).await?;
+                outputs.push(output);
             }
+            return Ok(outputs);
+        }
+        let (cause, again) = match ended.outcome {
+            Outcome::Succeeded(_) => unreachable!("handled above"),
             Outcome::Failed(cause) => {
                 failed += 1;
                 let left = retries + 1 - failed;
@@ -254,34 +321,62 @@ async fn run_task(
             }
         };
         let last_one = again.is_none() || cancelled;
-        ctx.progress.ended(decl.name, false, last_one);
-        last.cause = Some(cause.clone());
+        for (record, member) in records.iter_mut().zip(ended.members) {
+            let last = record.attempts.last_mut().expect("pushed above");
+            last.finished_ms = Some(finished_ms);
+            last.pod = member.pod;
+            // A lone task's cause says how it was lost; a member's says its own part.
+            last.cause = Some(match (&work, member.outcome) {
+                (Work::Task(_), _) => cause.clone(),
+                (Work::Gang(_), Outcome::Failed(c) | Outcome::Lost(c)) => c,
+                (Work::Gang(_), Outcome::Succeeded(_)) => {
+                    "succeeded, but its gang failed".to_string()
+                }
+            });
+            ctx.progress.ended(decl.name, false, last_one);
+        }
         if last_one {
-            record.status = Status::Failed;
-            ctx.datastore.put_record(&key, &record).await?;
+            end_records(ctx, &keys, &mut records).await?;
             if cancelled {
                 return Err(Error::Cancelled);
             }
             return Err(Error::Task {
                 step: decl.name.into(),
-                task: task_id,
+                task: work.label(),
                 attempts: attempt + 1,
                 cause,
             });
         }
         // The failed attempt is on record before the pause, not only when the next one starts.
-        ctx.datastore.put_record(&key, &record).await?;
+        for (key, record) in keys.iter().zip(&records) {
+            ctx.datastore.put_record(key, record).await?;
+        }
         if ctx.echo {
             let note = format!(
                 "[{}/{}] attempt {attempt} failed: {cause}; {}",
                 decl.name,
-                task_id,
+                work.label(),
                 again.unwrap_or_default()
             );
             ctx.progress.println(&note, true);
         }
     }
     unreachable!("attempts end in a return")
+}
+
+/// Records tasks that end without succeeding as failed; tasks never started have no record.
+async fn end_records(
+    ctx: &RunContext,
+    keys: &[Key],
+    records: &mut [TaskRecord],
+) -> Result<(), Error> {
+    for (key, record) in keys.iter().zip(records) {
+        if !record.attempts.is_empty() {
+            record.status = Status::Failed;
+            ctx.datastore.put_record(key, record).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs one task of `decl` on `input` (an artifact) through its attempts, as a flow's task
@@ -295,71 +390,91 @@ pub async fn run_one(
     let slots = Semaphore::new(1);
     let (_cancel, cancelled) = watch::channel(false);
     run.ctx.progress.planned(decl.name, 1);
-    run_task(run, &slots, None, cancelled, decl, task_id, input).await
+    let mut outputs = run_task(
+        run,
+        &slots,
+        None,
+        cancelled,
+        decl,
+        Work::Task(task_id),
+        input,
+    )
+    .await?;
+    Ok(outputs.remove(0))
 }
 
-/// The output of the same task in `origin` if it succeeded on the same input; recorded in this
-/// run as reused. Content addressing makes "same input" exact.
+/// The outputs of the same tasks in `origin` if every one succeeded there on the same input,
+/// recorded in this run as reused; a gang is reused whole or run again. Content addressing
+/// makes "same input" exact.
 async fn reuse(
     run: &Run<'_>,
     origin: &str,
     decl: &'static StepDecl,
-    task_id: &str,
+    ids: &[String],
     input: &str,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<Vec<String>>, Error> {
     let ds = &run.ctx.datastore;
-    let Some(prev) = ds
-        .get_record::<TaskRecord>(&Key::Task(TaskPath::new(origin, decl.name, task_id)))
-        .await?
-    else {
-        return Ok(None);
-    };
-    let (Status::Succeeded, Some(output)) = (prev.status, prev.output.clone()) else {
-        return Ok(None);
-    };
-    if prev.input != input {
-        return Ok(None);
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(prev) = ds
+            .get_record::<TaskRecord>(&Key::Task(TaskPath::new(origin, decl.name, id)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        match (&prev.status, &prev.output) {
+            (Status::Succeeded, Some(_)) if prev.input == input => found.push(prev),
+            _ => return Ok(None),
+        }
     }
-    // The run that really ran it, which holds its logs, even across several resumes.
-    let record = TaskRecord {
-        reused_from: prev
-            .reused_from
-            .clone()
-            .or_else(|| Some(origin.to_string())),
-        ..prev
-    };
-    let key = Key::Task(TaskPath::new(&run.ctx.run_id, decl.name, task_id));
-    ds.put_record(&key, &record).await?;
-    run.ctx.progress.started(decl.name);
-    run.ctx.progress.ended(decl.name, true, true);
-    if run.ctx.echo {
-        run.ctx.progress.println(
-            &format!("[{}/{}] reused from run {origin}", decl.name, task_id),
-            true,
-        );
+    let mut outputs = Vec::with_capacity(found.len());
+    for prev in found {
+        // The run that really ran it, which holds its logs, even across several resumes.
+        let record = TaskRecord {
+            reused_from: prev
+                .reused_from
+                .clone()
+                .or_else(|| Some(origin.to_string())),
+            ..prev
+        };
+        let key = Key::Task(TaskPath::new(&run.ctx.run_id, decl.name, &record.task_id));
+        ds.put_record(&key, &record).await?;
+        run.ctx.progress.started(decl.name);
+        run.ctx.progress.ended(decl.name, true, true);
+        if run.ctx.echo {
+            run.ctx.progress.println(
+                &format!(
+                    "[{}/{}] reused from run {origin}",
+                    decl.name, record.task_id
+                ),
+                true,
+            );
+        }
+        outputs.push(record.output.clone().expect("checked above"));
     }
-    Ok(Some(output))
+    Ok(Some(outputs))
 }
 
-/// Runs tasks (step, task id, input) concurrently within the worker limit; the first failure
-/// ends the stage (the other processes are killed as their futures drop).
+/// Runs work (step, task or gang, input) concurrently within the worker limit; the first
+/// failure ends the stage (the other processes are killed as their futures drop). The outputs
+/// come in order, a gang's members in rank order.
 async fn run_all(
     run: &Run<'_>,
     slots: &Semaphore,
     resume_from: Option<&str>,
-    tasks: Vec<(&'static StepDecl, String, String)>,
+    work: Vec<(&'static StepDecl, Work, String)>,
 ) -> Result<Vec<String>, Error> {
-    let mut outputs = vec![String::new(); tasks.len()];
+    let mut outputs = vec![Vec::new(); work.len()];
     let (cancel, cancelled) = watch::channel(false);
-    let mut running: FuturesUnordered<_> = tasks
+    let mut running: FuturesUnordered<_> = work
         .into_iter()
         .enumerate()
-        .map(|(i, (decl, id, input))| {
+        .map(|(i, (decl, w, input))| {
             let cancelled = cancelled.clone();
             async move {
                 (
                     i,
-                    run_task(run, slots, resume_from, cancelled, decl, id, input).await,
+                    run_task(run, slots, resume_from, cancelled, decl, w, input).await,
                 )
             }
         })
@@ -368,7 +483,7 @@ async fn run_all(
     let mut first = None;
     while let Some((i, result)) = running.next().await {
         match result {
-            Ok(output) => outputs[i] = output,
+            Ok(out) => outputs[i] = out,
             Err(Error::Cancelled) => {}
             Err(e) => {
                 let _ = cancel.send(true);
@@ -378,7 +493,7 @@ async fn run_all(
     }
     match first {
         Some(e) => Err(e),
-        None => Ok(outputs),
+        None => Ok(outputs.into_iter().flatten().collect()),
     }
 }
 
@@ -437,8 +552,11 @@ async fn walk(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, E
             step: step.name.into(),
             message,
         };
-        let tasks: Vec<(&'static StepDecl, String, String)> = match stage.kind {
-            StageKind::Start | StageKind::Then => vec![(step, "0".into(), prev.outputs[0].clone())],
+        let task = |id: String| Work::Task(id);
+        let tasks: Vec<(&'static StepDecl, Work, String)> = match stage.kind {
+            StageKind::Start | StageKind::Then => {
+                vec![(step, task("0".into()), prev.outputs[0].clone())]
+            }
             StageKind::Foreach => {
                 let split = stage
                     .split
@@ -449,7 +567,7 @@ async fn walk(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, E
                 })?;
                 let mut tasks = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
-                    tasks.push((step, i.to_string(), ds.put_artifact(item).await?));
+                    tasks.push((step, task(i.to_string()), ds.put_artifact(item).await?));
                 }
                 tasks
             }
@@ -457,16 +575,14 @@ async fn walk(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, E
                 .outputs
                 .iter()
                 .enumerate()
-                .map(|(i, o)| (step, i.to_string(), o.clone()))
+                .map(|(i, o)| (step, task(i.to_string()), o.clone()))
                 .collect(),
             StageKind::Branch => stage
                 .steps
                 .iter()
-                .map(|d| (*d, "0".to_string(), prev.outputs[0].clone()))
+                .map(|d| (*d, task("0".into()), prev.outputs[0].clone()))
                 .collect(),
-            StageKind::Parallel(n) => (0..n)
-                .map(|i| (step, i.to_string(), prev.outputs[0].clone()))
-                .collect(),
+            StageKind::Parallel(n) => vec![(step, Work::Gang(n), prev.outputs[0].clone())],
             StageKind::Join => {
                 let parts = payloads(ds, &prev.outputs).await?;
                 let joined = if prev.branches {
@@ -474,11 +590,11 @@ async fn walk(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, E
                 } else {
                     codec::join(&parts)
                 };
-                vec![(step, "0".into(), ds.put_artifact(joined).await?)]
+                vec![(step, task("0".into()), ds.put_artifact(joined).await?)]
             }
         };
-        for (decl, _, _) in &tasks {
-            run.ctx.progress.planned(decl.name, 1);
+        for (decl, w, _) in &tasks {
+            run.ctx.progress.planned(decl.name, w.ids().len() as u64);
         }
         let outputs = run_all(run, &slots, options.resume_from.as_deref(), tasks).await?;
         prev = Produced {

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::datastore::{AttemptPod, Datastore};
-use crate::executor::Ended;
+use crate::executor::{Ended, GangEnded, GangSpec};
 use crate::flow::{Stage, StageKind};
 use crate::progress::Progress;
 use crate::step::TaskError;
@@ -157,6 +157,26 @@ impl Executor for Scripted {
                 pod: Some(pod),
             }
         })
+    }
+
+    fn run_gang<'a>(&'a self, gang: &'a GangSpec) -> BoxFuture<'a, GangEnded> {
+        self.gang(gang)
+    }
+}
+
+impl Scripted {
+    /// A gang as the executors run one: members side by side, the first failure stopping the
+    /// rest (a stopped member's script step is dropped unfinished, as a deleted pod is).
+    fn gang<'a>(&'a self, gang: &'a GangSpec) -> BoxFuture<'a, GangEnded> {
+        Box::pin(crate::executor::run_members(
+            gang,
+            move |t, mut stop| async move {
+                tokio::select! {
+                    ended = self.run(&t) => ended,
+                    _ = stop.wait_for(|v| *v) => Outcome::Failed("stopped".into()).into(),
+                }
+            },
+        ))
     }
 }
 
@@ -566,6 +586,10 @@ async fn resume_reruns_only_the_failed_items_of_a_foreach() {
             }
             self.0.run(t)
         }
+
+        fn run_gang<'a>(&'a self, g: &'a GangSpec) -> BoxFuture<'a, GangEnded> {
+            self.0.run_gang(g)
+        }
     }
     let run_with = |ex: Scripted, run_id: &'static str, options: Options| {
         let ds = ds.clone();
@@ -721,4 +745,112 @@ async fn run_one_applies_the_same_policy() {
     };
     run_one(&run, a, "0".into(), input).await.unwrap();
     assert_eq!(task(&ds, "r", "a", "0").await.attempts.len(), 3);
+}
+
+/// `start(s) -> parallel(g, 3) -> join(j)`: j's scripted outputs stand for the join.
+fn gang_flow(g: &'static StepDecl) -> Flow {
+    Flow::from_stages(
+        "t",
+        vec![
+            stage(StageKind::Start, &[step("s", vec![])]),
+            stage(StageKind::Parallel(3), &[g]),
+            stage(StageKind::Join, &[step("j", vec![])]),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn a_failing_member_fails_its_gang_and_a_retry_relaunches_the_whole_gang() {
+    let ds = store("gang-retry");
+    let flow = gang_flow(step("g", vec![retry(1, 0)]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script("g", "0", vec![Act::Hang, Act::Ok(10)])
+        .script("g", "1", vec![Act::Hang, Act::Ok(11)])
+        .script("g", "2", vec![Act::Fail("exit code 3"), Act::Ok(12)])
+        .script("j", "0", vec![Act::Ok(33)]);
+    assert_eq!(go(&flow, &ex, "r", &options()).await.unwrap(), 33);
+    let mut calls = ex.calls("g");
+    calls.sort_by_key(|(id, a)| (*a, id.clone()));
+    let all = |a| (0..3).map(move |i| (i.to_string(), a));
+    assert_eq!(calls, all(0).chain(all(1)).collect::<Vec<_>>());
+    // The members that were still running were stopped, not left running.
+    let mut dropped = ex.dropped.lock().unwrap().clone();
+    dropped.sort();
+    assert_eq!(
+        dropped,
+        [("g".into(), "0".into(), 0), ("g".into(), "1".into(), 0)]
+    );
+    let stopped = crate::executor::stopped_by(2);
+    for (id, cause) in [
+        ("0", &stopped),
+        ("1", &stopped),
+        ("2", &"exit code 3".to_string()),
+    ] {
+        let t = task(&ds, "r", "g", id).await;
+        assert_eq!(t.status, Status::Succeeded, "{id}");
+        assert_eq!(causes(&t), [Some(cause.clone()), None], "{id}");
+    }
+    // The join got every member's output, in rank order.
+    let j = task(&ds, "r", "j", "0").await;
+    let joined: Vec<u64> = codec::decode(&ds.get_artifact(&j.input).await.unwrap()).unwrap();
+    assert_eq!(joined, [10, 11, 12]);
+}
+
+#[tokio::test]
+async fn a_gang_that_runs_out_of_retries_names_the_member_and_a_lost_member_costs_no_retry() {
+    let ds = store("gang-out");
+    let flow = gang_flow(step("g", vec![]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script("g", "0", vec![Act::Hang, Act::Fail("boom")])
+        .script("g", "1", vec![Act::Lose("node lost"), Act::Hang])
+        .script("g", "2", vec![Act::Hang, Act::Hang]);
+    let e = go(&flow, &ex, "r", &options()).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Task { step, task, attempts: 2, cause }
+            if step == "g" && task == "0-2" && cause == "member 0 of 3: boom"),
+        "{e:?}"
+    );
+    let t = task(&ds, "r", "g", "1").await;
+    assert_eq!(t.status, Status::Failed);
+    assert_eq!(
+        causes(&t),
+        [
+            Some("node lost".into()),
+            Some(crate::executor::stopped_by(0))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn resume_reuses_a_gang_only_whole() {
+    let ds = store("gang-resume");
+    let flow = gang_flow(step("g", vec![]));
+    let ex = Scripted::new(&ds)
+        .script("s", "0", vec![Act::Ok(1)])
+        .script("g", "0", vec![Act::Ok(10)])
+        .script("g", "1", vec![Act::Ok(11)])
+        .script("g", "2", vec![Act::Ok(12)])
+        .script("j", "0", vec![Act::Fail("later")]);
+    go(&flow, &ex, "r1", &options()).await.unwrap_err();
+    let resume = Options {
+        resume_from: Some("r1".into()),
+        ..options()
+    };
+    let again = Scripted::new(&ds).script("j", "0", vec![Act::Ok(5)]);
+    assert_eq!(go(&flow, &again, "r2", &resume).await.unwrap(), 5);
+    assert!(again.calls("g").is_empty());
+    // One member not reusable: the whole gang runs again.
+    let key = Key::Task(TaskPath::new("r1", "g", "1"));
+    let mut member = task(&ds, "r1", "g", "1").await;
+    member.status = Status::Failed;
+    ds.put_record(&key, &member).await.unwrap();
+    let partial = Scripted::new(&ds)
+        .script("g", "0", vec![Act::Ok(20)])
+        .script("g", "1", vec![Act::Ok(21)])
+        .script("g", "2", vec![Act::Ok(22)])
+        .script("j", "0", vec![Act::Ok(6)]);
+    assert_eq!(go(&flow, &partial, "r3", &resume).await.unwrap(), 6);
+    assert_eq!(partial.calls("g").len(), 3);
 }

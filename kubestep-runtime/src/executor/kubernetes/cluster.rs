@@ -6,7 +6,7 @@ use crate::report::report;
 use backon::{ExponentialBuilder, Retryable};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
 use kube::{Api, ResourceExt};
 use kubestep_core::labels;
@@ -153,38 +153,18 @@ impl Cluster {
 
     /// Creates the Job, or adopts the one a previous try of the same create already made (the
     /// name is deterministic per task attempt, so a retried create never duplicates it).
-    pub async fn create_or_adopt(&self, job: &Job) -> Result<(), String> {
-        let ns = job.namespace().unwrap_or_default();
-        let name = job.name_any();
-        let api = self.jobs(&ns);
-        let what = || format!("create Job {ns}/{name}");
-        let params = PostParams::default();
-        match self.call(what, || api.create(&params, job)).await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e.source) == Some(409) => {
-                let found = self
-                    .call(|| format!("get Job {ns}/{name}"), || api.get(&name))
-                    .await
-                    .map_err(|e| report(&e))?;
-                let ours = [
-                    labels::FLOW,
-                    labels::RUN_ID,
-                    labels::STEP,
-                    labels::TASK_ID,
-                    labels::ATTEMPT,
-                ]
-                .iter()
-                .all(|k| found.labels().get(*k) == job.labels().get(*k));
-                if ours {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "Job {ns}/{name} exists and belongs to another task (its labels differ); delete it or use another run id"
-                    ))
-                }
-            }
-            Err(e) => Err(report(&e)),
-        }
+    /// Returns the Job's uid.
+    pub async fn create_or_adopt(&self, job: &Job) -> Result<String, String> {
+        create_or_adopt(self, &self.jobs(&job.namespace().unwrap_or_default()), job).await
+    }
+
+    /// Creates a gang's Service, or adopts the one a previous try of the same create made.
+    pub async fn create_service(&self, service: &Service) -> Result<String, String> {
+        let api = Api::namespaced(
+            self.client.clone(),
+            &service.namespace().unwrap_or_default(),
+        );
+        create_or_adopt(self, &api, service).await
     }
 
     /// Deletes a Job and (in the background, through the garbage collector) its pods.
@@ -281,4 +261,44 @@ impl Cluster {
             .await
             .unwrap_or_default()
     }
+}
+
+/// Creates `obj`, or adopts the object of its name that a previous try of the same create made
+/// (kubestep's labels must match); its uid.
+async fn create_or_adopt<K>(cluster: &Cluster, api: &Api<K>, obj: &K) -> Result<String, String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let kind = K::kind(&K::DynamicType::default()).to_string();
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let params = PostParams::default();
+    let what = || format!("create {kind} {ns}/{name}");
+    let found = match cluster.call(what, || api.create(&params, obj)).await {
+        Ok(created) => created,
+        Err(e) if code(&e.source) == Some(409) => {
+            let found = cluster
+                .call(|| format!("get {kind} {ns}/{name}"), || api.get(&name))
+                .await
+                .map_err(|e| report(&e))?;
+            let ours = [
+                labels::FLOW,
+                labels::RUN_ID,
+                labels::STEP,
+                labels::TASK_ID,
+                labels::ATTEMPT,
+            ]
+            .iter()
+            .all(|k| found.labels().get(*k) == obj.labels().get(*k));
+            if !ours {
+                return Err(format!(
+                    "{kind} {ns}/{name} exists and belongs to another task (its labels differ); delete it or use another run id"
+                ));
+            }
+            found
+        }
+        Err(e) => return Err(report(&e)),
+    };
+    Ok(found.meta().uid.clone().unwrap_or_default())
 }

@@ -15,7 +15,7 @@ pub mod rbac;
 mod record;
 pub mod watch;
 
-use super::{Ended, Executor, Outcome, RunContext, TaskSpec};
+use super::{Ended, Executor, GangEnded, GangSpec, Outcome, RunContext, TaskSpec};
 use crate::binary;
 use crate::report::report;
 use attempt::{Effect, Event, State};
@@ -265,72 +265,180 @@ impl KubernetesExecutor {
         Ok(fresh)
     }
 
-    fn job_task(&self, spec: &TaskSpec, binary: Binary) -> render::Task {
+    fn job_task(&self, spec: &TaskSpec, binary: Binary, gang: Option<u32>) -> render::Task {
         render::Task {
             flow: self.flow.clone(),
             invocation: self.ctx.invocation(spec),
             env: self.pod_env.clone(),
             binary,
             arch: self.arch.clone(),
-            parallel: None,
+            gang,
         }
     }
 
-    async fn attempt(&self, spec: &TaskSpec) -> Ended {
+    /// The step's settings and the Job of this attempt (of its gang when `gang` is set).
+    async fn render(
+        &self,
+        spec: &TaskSpec,
+        gang: Option<u32>,
+    ) -> Result<(&Resolved, render::Task, Launch), String> {
         let Some(step) = self.steps.get(spec.step.name) else {
-            return Outcome::Failed(format!(
+            return Err(format!(
                 "step `{}` has no Kubernetes settings",
                 spec.step.name
-            ))
-            .into();
+            ));
         };
-        let binary = match self.binary().await {
-            Ok(b) => b,
-            Err(e) => {
-                let cause = format!("cannot sign the binary's URL: {}", report(&e));
-                return Outcome::Failed(cause).into();
-            }
-        };
-        let task = self.job_task(spec, binary);
-        let rendered = render::job(step, &task);
-        let ns = step.namespace.value.clone();
-        let name = task.job_name();
+        let binary = self
+            .binary()
+            .await
+            .map_err(|e| format!("cannot sign the binary's URL: {}", report(&e)))?;
+        let task = self.job_task(spec, binary, gang);
+        let job = render::job(step, &task).job;
         // The step's container: the only one of its pod.
-        let main = rendered
-            .job
+        let main = job
             .spec
             .as_ref()
             .and_then(|s| s.template.spec.as_ref())
             .and_then(|p| p.containers.first());
-        let container = main.map(|c| c.name.clone()).unwrap_or_default();
         let memory = main
             .and_then(|c| c.resources.as_ref()?.limits.as_ref()?.get("memory"))
             .map(|q| q.0.clone());
-        let limits = Limits {
-            step: spec.step.name.into(),
-            memory,
-            timeout_seconds: spec.timeout.map(|t| t.as_secs()),
+        let launch = Launch {
+            ns: step.namespace.value.clone(),
+            name: task.job_name(),
+            container: main.map(|c| c.name.clone()).unwrap_or_default(),
+            limits: Limits {
+                step: spec.step.name.into(),
+                memory,
+                timeout_seconds: spec.timeout.map(|t| t.as_secs()),
+            },
+            job,
         };
-        let watch = &self.watches[&ns];
-        let registration = watch.register(&name);
-        let mut guard = JobGuard {
+        Ok((step, task, launch))
+    }
+
+    /// A guard that deletes the attempt's Job if the attempt is dropped.
+    fn guard(&self, launch: &Launch) -> JobGuard {
+        JobGuard {
             cleanup: self.cleanup.clone(),
             cluster: self.cluster.clone(),
-            ns: ns.clone(),
-            name: name.clone(),
+            ns: launch.ns.clone(),
+            name: launch.name.clone(),
             armed: true,
+        }
+    }
+
+    async fn attempt(&self, spec: &TaskSpec) -> Ended {
+        let (_, _, launch) = match self.render(spec, None).await {
+            Ok(r) => r,
+            Err(cause) => return Outcome::Failed(cause).into(),
         };
-        if let Err(e) = self.cluster.create_or_adopt(&rendered.job).await {
+        let registration = self.watches[&launch.ns].register(&launch.name);
+        let mut guard = self.guard(&launch);
+        if let Err(e) = self.cluster.create_or_adopt(&launch.job).await {
             guard.armed = false;
             return Outcome::Failed(e).into();
         }
+        let notes = Mutex::default();
+        let ended = self
+            .follow_pod(spec, &launch, registration.rx.clone(), None, &notes)
+            .await;
+        guard.armed = false;
+        ended
+    }
+
+    /// One attempt of a gang: one Indexed Job whose pods are the members, and a headless
+    /// Service, owned by the Job, through which they find the control member. Each member's pod
+    /// is followed as a lone task's is; the first member that fails (or is lost, or cannot
+    /// start) ends the attempt and the whole gang is deleted.
+    async fn gang_attempt(&self, gang: &GangSpec) -> GangEnded {
+        let failed = |cause: String| {
+            let ended: Ended = Outcome::Failed(cause).into();
+            GangEnded {
+                outcome: ended.outcome.clone(),
+                members: vec![ended; gang.size as usize],
+            }
+        };
+        let (step, task, launch) = match self.render(&gang.member(0), Some(gang.size)).await {
+            Ok(r) => r,
+            Err(cause) => return failed(cause),
+        };
+        let watch = &self.watches[&launch.ns];
+        let registrations: Vec<_> = (0..gang.size)
+            .map(|rank| watch.register(&watch::member_key(&launch.name, rank)))
+            .collect();
+        let mut guard = self.guard(&launch);
+        let uid = match self.cluster.create_or_adopt(&launch.job).await {
+            Ok(uid) => uid,
+            Err(e) => {
+                guard.armed = false;
+                return failed(e);
+            }
+        };
+        let mut service = render::gang_service(step, &task);
+        service.metadata.owner_references = Some(vec![owner(&launch.job, uid)]);
+        if let Err(e) = self.cluster.create_service(&service).await {
+            return failed(e);
+        }
+        let notes: Vec<Mutex<Vec<(u64, String)>>> =
+            (0..gang.size).map(|_| Mutex::default()).collect();
+        let mut ended = super::run_members(gang, |member, stop| {
+            let rank: usize = member
+                .task_id
+                .parse()
+                .expect("a member's task id is its rank");
+            let (launch, rx, notes) = (&launch, registrations[rank].rx.clone(), &notes[rank]);
+            async move {
+                self.follow_pod(&member, launch, rx, Some(stop), notes)
+                    .await
+            }
+        })
+        .await;
+        if !matches!(ended.outcome, Outcome::Succeeded(_)) {
+            let _ = self.cluster.delete_job(&launch.ns, &launch.name).await;
+            // A worker that gave up on the control member often failed because that member
+            // never started: say why it did not.
+            let waiting: Vec<String> = notes
+                .iter()
+                .enumerate()
+                .filter(|(rank, _)| !registrations[*rank].rx.borrow().has_pod_placed())
+                .filter_map(|(rank, n)| {
+                    let n = n.lock().expect("not poisoned");
+                    n.last()
+                        .map(|(_, note)| format!("member {rank} was still pending: {note}"))
+                })
+                .collect();
+            if !waiting.is_empty() {
+                let extra = format!(" ({})", waiting.join("; "));
+                match &mut ended.outcome {
+                    Outcome::Failed(c) | Outcome::Lost(c) => c.push_str(&extra),
+                    Outcome::Succeeded(_) => {}
+                }
+            }
+        }
+        guard.armed = false;
+        ended
+    }
+
+    /// Follows one pod of the attempt's Job (a lone task's, or a gang member's) to its end:
+    /// prints its pending notes, follows and saves its log, and names how it ended. `stop`
+    /// (a gang's) ends the wait early when another member failed.
+    async fn follow_pod(
+        &self,
+        spec: &TaskSpec,
+        launch: &Launch,
+        rx: tokio::sync::watch::Receiver<Seen>,
+        stop: Option<tokio::sync::watch::Receiver<bool>>,
+        notes: &Mutex<Vec<(u64, String)>>,
+    ) -> Ended {
+        let (ns, name) = (launch.ns.as_str(), launch.name.as_str());
         let log = Mutex::new(Vec::<u8>::new());
         let (start_logs, logs_start) = tokio::sync::oneshot::channel::<String>();
         let (waited_tx, waited_rx) = tokio::sync::oneshot::channel::<()>();
         let follow = self.follow_log(
             spec,
-            (&ns, &container),
-            registration.rx.clone(),
+            (ns, &launch.container),
+            rx.clone(),
             (logs_start, waited_rx),
             &log,
         );
@@ -338,27 +446,28 @@ impl KubernetesExecutor {
             let ended = self
                 .wait(
                     spec,
-                    &limits,
-                    registration.rx.clone(),
+                    &launch.limits,
+                    rx.clone(),
                     start_logs,
-                    watch,
-                    (&ns, &name),
+                    stop,
+                    (ns, name),
+                    notes,
                 )
                 .await;
             let _ = waited_tx.send(());
             ended
         };
-        let ((ended, notes), ()) = tokio::join!(waited, follow);
+        let (ended, ()) = tokio::join!(waited, follow);
         let log = log.into_inner().expect("not poisoned");
         let last_line = super::last_line(&log);
         self.ctx.save_log(spec, log).await;
+        let notes = notes.lock().expect("not poisoned").clone();
         let (end, pod) = match ended {
             Ok(ended) => ended,
             Err(cause) => {
                 // Stuck or never started: the Job would wait forever; remove it now.
-                let _ = self.cluster.delete_job(&ns, &name).await;
-                guard.armed = false;
-                let pod = match &*registration.rx.borrow() {
+                let _ = self.cluster.delete_job(ns, name).await;
+                let pod = match &*rx.borrow() {
                     Seen::Pod(p) | Seen::Gone(p) => Some(record::attempt_pod(p, &notes)),
                     Seen::None => None,
                 };
@@ -368,9 +477,8 @@ impl KubernetesExecutor {
                 };
             }
         };
-        guard.armed = false;
         let outcome = self
-            .conclude(spec, &limits, (&ns, &name), end, &pod, last_line)
+            .conclude(spec, &launch.limits, (ns, name), end, &pod, last_line)
             .await;
         Ended {
             outcome,
@@ -460,19 +568,18 @@ impl KubernetesExecutor {
     /// Folds the attempt's events (the watch, the Job's Events, the scheduling timeout) until
     /// it is over; prints its pending notes and starts the log as the fold says. Returns how
     /// the pod ended, or why the attempt never ran, and the pending notes with when they came.
+    #[allow(clippy::too_many_arguments)]
     async fn wait(
         &self,
         spec: &TaskSpec,
         limits: &Limits,
         mut rx: tokio::sync::watch::Receiver<Seen>,
         start_logs: tokio::sync::oneshot::Sender<String>,
-        watch: &PodWatch,
+        mut stop: Option<tokio::sync::watch::Receiver<bool>>,
         job: (&str, &str),
-    ) -> (
-        Result<(End, Arc<k8s_openapi::api::core::v1::Pod>), String>,
-        Vec<(u64, String)>,
-    ) {
-        let mut notes = Vec::new();
+        notes: &Mutex<Vec<(u64, String)>>,
+    ) -> Result<(End, Arc<k8s_openapi::api::core::v1::Pod>), String> {
+        let watch = &self.watches[job.0];
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.scheduling_timeout;
         let events_at = tokio::time::Instant::now() + NO_POD_YET;
@@ -487,6 +594,7 @@ impl KubernetesExecutor {
                 match effect {
                     Effect::Pending(note) => {
                         self.ctx.say(spec, &format!("pending: {note}"));
+                        let mut notes = notes.lock().expect("not poisoned");
                         notes.push((crate::datastore::now_ms(), note));
                     }
                     Effect::FollowLog(pod) => {
@@ -497,8 +605,8 @@ impl KubernetesExecutor {
                 }
             }
             match state {
-                State::Ended(end, pod) => return (Ok((end, pod)), notes),
-                State::Abandoned(cause) => return (Err(cause), notes),
+                State::Ended(end, pod) => return Ok((end, pod)),
+                State::Abandoned(cause) => return Err(cause),
                 State::Waiting { .. } | State::Running => {}
             }
             let scheduling = async {
@@ -517,7 +625,16 @@ impl KubernetesExecutor {
                     std::future::pending::<()>().await
                 }
             };
+            let stopped = async {
+                match stop.as_mut() {
+                    Some(s) => {
+                        let _ = s.wait_for(|v| *v).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             event = tokio::select! {
+                () = stopped => return Err("stopped with its gang".into()),
                 changed = rx.changed() => match changed {
                     Ok(()) => Event::Seen(rx.borrow_and_update().clone()),
                     Err(_) => Event::WatchStopped,
@@ -586,6 +703,34 @@ impl Drop for JobGuard {
 impl Executor for KubernetesExecutor {
     fn run<'a>(&'a self, task: &'a TaskSpec) -> BoxFuture<'a, Ended> {
         Box::pin(self.attempt(task))
+    }
+
+    fn run_gang<'a>(&'a self, gang: &'a GangSpec) -> BoxFuture<'a, GangEnded> {
+        Box::pin(self.gang_attempt(gang))
+    }
+}
+
+/// What an attempt creates and how its pods are read: the rendered Job, where it goes, the step
+/// container's name and the limits that explain its end.
+struct Launch {
+    job: k8s_openapi::api::batch::v1::Job,
+    ns: String,
+    name: String,
+    container: String,
+    limits: Limits,
+}
+
+/// An owner reference to the Job `job` (created, with `uid`): what it owns goes with it.
+fn owner(
+    job: &k8s_openapi::api::batch::v1::Job,
+    uid: String,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        name: job.metadata.name.clone().unwrap_or_default(),
+        uid,
+        ..Default::default()
     }
 }
 

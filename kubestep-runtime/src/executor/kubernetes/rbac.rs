@@ -40,6 +40,8 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
 ///   for single names, `delete`/`deletecollection` to remove pods a Job left behind.
 /// - pods/log: `get`, to follow each step's output.
 /// - events: `list`, to say why a Job has no pod (a quota, an admission webhook).
+/// - services: `create` a multi-node step's headless Service, `get` it to adopt it after a
+///   retried create; it is deleted with its Job, which owns it.
 pub fn role(namespace: &str) -> Role {
     Role {
         metadata: ObjectMeta {
@@ -61,6 +63,7 @@ pub fn role(namespace: &str) -> Role {
             ),
             rule("", &["pods/log"], &["get"]),
             rule("", &["events"], &["list"]),
+            rule("", &["services"], &["create", "get"]),
         ]),
     }
 }

@@ -41,9 +41,26 @@ impl Drop for PodWatch {
     }
 }
 
-/// The Job a pod belongs to: the Job controller labels its pods with `job-name`.
-fn job_of(pod: &Pod) -> Option<String> {
-    pod.labels()
+impl Seen {
+    /// Whether a node has the pod (it is past scheduling).
+    pub fn has_pod_placed(&self) -> bool {
+        match self {
+            Seen::None => false,
+            Seen::Pod(p) | Seen::Gone(p) => p.spec.as_ref().is_some_and(|s| s.node_name.is_some()),
+        }
+    }
+}
+
+/// The key a gang member's pod is followed by: its Job's name and its rank.
+pub fn member_key(job: &str, rank: u32) -> String {
+    format!("{job}/{rank}")
+}
+
+/// Whom a pod is for: its Job (the Job controller labels its pods with `job-name`), or, for a
+/// pod of an Indexed Job (a gang), its Job and its rank.
+fn key_of(pod: &Pod) -> Option<String> {
+    let job = pod
+        .labels()
         .get(kubestep_core::labels::JOB_NAME)
         .cloned()
         .or_else(|| {
@@ -51,7 +68,15 @@ fn job_of(pod: &Pod) -> Option<String> {
                 .iter()
                 .find(|o| o.kind == "Job")
                 .map(|o| o.name.clone())
-        })
+        })?;
+    let rank = pod
+        .annotations()
+        .get(kubestep_core::labels::COMPLETION_INDEX)
+        .and_then(|r| r.parse().ok());
+    Some(match rank {
+        Some(rank) => member_key(&job, rank),
+        None => job,
+    })
 }
 
 impl PodWatch {
@@ -85,7 +110,7 @@ impl PodWatch {
                         live_tx.send_modify(|l| {
                             l.insert(pod.name_any());
                         });
-                        if let Some(job) = job_of(&pod) {
+                        if let Some(job) = key_of(&pod) {
                             if let Some((jobs, pods)) = relist.as_mut() {
                                 jobs.insert(job.clone());
                                 pods.insert(pod.name_any());
@@ -97,7 +122,7 @@ impl PodWatch {
                         live_tx.send_modify(|l| {
                             l.remove(&pod.name_any());
                         });
-                        if let Some(job) = job_of(&pod) {
+                        if let Some(job) = key_of(&pod) {
                             let pod = Arc::new(pod);
                             send(&t, &job, |cur| gone(cur, &pod));
                         }
@@ -127,7 +152,8 @@ impl PodWatch {
         }
     }
 
-    /// Follows the pod of Job `job` from now on; register before creating the Job.
+    /// Follows the pod of Job `job` (or of a gang member, by [`member_key`]) from now on;
+    /// register before creating the Job.
     pub fn register(&self, job: &str) -> Registration {
         let (tx, rx) = watch::channel(Seen::None);
         self.tasks
