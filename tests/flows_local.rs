@@ -131,6 +131,87 @@ async fn branch_join_and_parallel() {
 }
 
 #[tokio::test]
+async fn a_gang_runs_as_processes_that_reach_the_control_member_and_retries_whole() {
+    let dir = scratch("allreduce");
+    let (root, id_file) = (dir.join("store"), dir.join("run-id"));
+    let args = [
+        "run",
+        "--local",
+        "--datastore-root",
+        root.to_str().unwrap(),
+        "--run-id-file",
+        id_file.to_str().unwrap(),
+        "--fail-rank",
+        "2",
+    ];
+    let out = common::run("allreduce", &args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    assert!(
+        stderr.contains("[reduce/0-2] attempt 0 failed: member 2 of 3: exit code 1: rank 2 fails its first attempt on purpose; retrying (1 left)"),
+        "{stderr}"
+    );
+    for rank in 0..3u32 {
+        let m: common::Reduced =
+            output(&dir, "allreduce", &run_id, "reduce", &rank.to_string()).await;
+        assert_eq!((m.rank, m.world_size), (rank, 3), "{m:?}");
+        assert_eq!(
+            (m.master_addr.as_str(), m.master_port),
+            ("127.0.0.1", 29500)
+        );
+        assert_eq!(m.sum, common::ALLREDUCE_SUM, "{m:?}");
+    }
+    assert_eq!(
+        output::<u64>(&dir, "allreduce", &run_id, "gather", "0").await,
+        common::ALLREDUCE_SUM
+    );
+    // Every member ran twice: the failure of one relaunched the whole gang.
+    let ds = Datastore::local(&root, "allreduce").unwrap();
+    for (rank, cause) in [
+        (0, "stopped: member 2 of its gang failed first"),
+        (1, "stopped: member 2 of its gang failed first"),
+        (2, "exit code 1: rank 2 fails its first attempt on purpose"),
+    ] {
+        let t: TaskRecord = ds
+            .get_record(&Key::Task(TaskPath::new(
+                &run_id,
+                "reduce",
+                &rank.to_string(),
+            )))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.status, Status::Succeeded);
+        let causes: Vec<_> = t.attempts.iter().map(|a| a.cause.as_deref()).collect();
+        assert_eq!(causes, [Some(cause), None], "member {rank}");
+    }
+    // `logs RUN/STEP` shows every member's attempts.
+    let logs = common::run(
+        "allreduce",
+        &[
+            "logs",
+            &format!("{run_id}/reduce"),
+            "--datastore-root",
+            root.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    for rank in 0..3 {
+        assert!(
+            logs.contains(&format!("== reduce/{rank} attempt 1\n")),
+            "{logs}"
+        );
+        assert!(logs.contains(&format!("rank {rank} of 3 on ")), "{logs}");
+    }
+    assert!(
+        logs.contains("member 1 of 3: waiting up to 120 s for the control member 127.0.0.1:29500"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
 async fn a_retry_rescues_a_flaky_step_and_the_attempts_are_recorded() {
     let dir = scratch("retry");
     let flaky = format!("{}", std::process::id());

@@ -152,3 +152,19 @@ pub fn f64_column<'a>(
         .downcast_ref::<arrow_array::Float64Array>()
         .unwrap_or_else(|| panic!("column {name} is not f64"))
 }
+
+/// What a member of the `allreduce` example's gang returns (the example's `Reduced`).
+#[derive(serde::Deserialize, Debug, Clone, PartialEq)]
+#[allow(dead_code, reason = "each test binary reads the fields it checks")]
+pub struct Reduced {
+    pub rank: u32,
+    pub world_size: u32,
+    pub master_addr: String,
+    pub master_port: u16,
+    pub host: String,
+    pub sum: u64,
+}
+
+/// The sum the `allreduce` example's three members agree on: member r adds (r+1)*100 + r.
+#[allow(dead_code, reason = "not every test binary runs the example")]
+pub const ALLREDUCE_SUM: u64 = 100 + 201 + 302;
