@@ -23,8 +23,9 @@ fn combine(pair: (String, f64)) -> u64 {
     pair.0.len() as u64 + pair.1 as u64
 }
 
-/// One of four nodes of a distributed job; the nodes find each other through a headless Service.
-#[kubernetes(gpu = 1, port = 29500, hostname_resolution_timeout = 300)]
+/// One of four members of a distributed job (one Indexed Job); workers wait until the control
+/// member's name resolves through the gang's headless Service before this runs.
+#[kubernetes(gpu = 1, hostname_resolution_timeout = 300)]
 fn train(n: u64) -> u64 {
     n
 }

@@ -6,6 +6,7 @@
 mod common;
 mod kubernetes {
     mod effects;
+    pub mod gang;
 }
 
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Secret, ServiceAccount};
@@ -44,7 +45,15 @@ async fn setup() -> &'static Vec<(String, String)> {
             .get(kubestep_testenv::S3_SECRET_NAME)
             .await
             .expect("the testenv S3 Secret");
-        for ns in ["default", "ml", "data", "full", BASELINE, RESTRICTED] {
+        for ns in [
+            "default",
+            "ml",
+            "data",
+            "full",
+            BASELINE,
+            RESTRICTED,
+            kubernetes::gang::BLOCKED,
+        ] {
             // Pod Security Admission enforces what the namespace's labels say.
             let labels = match ns {
                 BASELINE => serde_json::json!({"pod-security.kubernetes.io/enforce": "baseline"}),
@@ -106,6 +115,10 @@ async fn setup() -> &'static Vec<(String, String)> {
             serde_json::json!({"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}),
         )
         .await;
+        // Where a gang's control member cannot start.
+        env.apply(kubernetes::gang::HOLD_CONTROL_MEMBER)
+            .await
+            .expect("the admission policy applies");
         // The Role and RoleBinding `kubernetes rbac` prints, for every namespace the examples
         // use, applied as they are printed.
         let user = kubestep_testenv::RESTRICTED_USER;
@@ -116,6 +129,7 @@ async fn setup() -> &'static Vec<(String, String)> {
             ("kubernetes_failures", "work/kubernetes:namespace=full"),
             ("basic", "kubernetes:namespace=psa-baseline"),
             ("pod_effects", "kubernetes"),
+            ("allreduce", "reduce/kubernetes:namespace=gang-blocked"),
         ] {
             let out = common::run(
                 example,

@@ -194,6 +194,10 @@ impl ControlPlane {
             // tolerate the taint that keeps other pods off those nodes. PodSecurity is on by
             // default and enforces what a namespace's labels say.
             "--enable-admission-plugins=NodeRestriction,ExtendedResourceToleration".into(),
+            // Mutating admission policies (beta in 1.34, off by default): tests use one to hold
+            // back one pod of an Indexed Job, which no pod template can single out.
+            "--feature-gates=MutatingAdmissionPolicy=true".into(),
+            "--runtime-config=admissionregistration.k8s.io/v1beta1=true".into(),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
             format!("--service-account-key-file={}", p.sa_pub.display()),
             format!("--service-account-signing-key-file={}", p.sa_key.display()),
