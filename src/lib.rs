@@ -81,7 +81,7 @@
 //! | `compute_pool` | label value | `nodeSelector["kubestep.io/compute-pool"]` |
 //! | `qos` | `"Guaranteed"`, `"Burstable"`, `"BestEffort"` | how requests and limits are set |
 //! | `security_context` | `{ privileged, allow_privilege_escalation, run_as_user, run_as_group, run_as_non_root }` | the container's securityContext |
-//! | `hostname_resolution_timeout` | seconds | how long parallel nodes wait for the main node's name |
+//! | `hostname_resolution_timeout` | seconds | how long a multi-node step's workers wait for the control member (default 600) |
 //!
 //! ## Precedence
 //!

@@ -152,7 +152,7 @@ macro_rules! kubernetes_params {
             security_context: SecurityContext, Replace,
                 env None, example "{\"run_as_non_root\":true,\"run_as_user\":1000}",
                 expects "a map with keys privileged, allow_privilege_escalation, run_as_user, run_as_group, run_as_non_root";
-            /// how long parallel workers wait for the main node's name to resolve
+            /// how long a multi-node step's workers wait for the control member's name and port
             hostname_resolution_timeout: u64, Replace,
                 env None, example "60",
                 expects "a whole number of seconds greater than 0";

@@ -85,7 +85,7 @@ pub struct Resolved {
     pub qos: Sourced<Qos>,
     /// Security context, when set.
     pub security_context: Option<Sourced<SecurityContext>>,
-    /// Seconds parallel workers wait for the main node's name.
+    /// Seconds a multi-node step's workers wait for the control member's name (and port).
     pub hostname_resolution_timeout: Sourced<u64>,
     /// `#[timeout]` in seconds, when set.
     pub timeout_seconds: Option<u64>,

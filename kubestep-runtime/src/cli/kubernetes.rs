@@ -147,7 +147,10 @@ pub(super) async fn command(
                         p.metadata.name.as_deref().unwrap_or_default(),
                         label(labels::RUN_ID),
                         label(labels::STEP),
-                        label(labels::TASK_ID),
+                        // A gang member's task id is its rank, its pod's completion index.
+                        Some(label(labels::TASK_ID))
+                            .filter(|t| !t.is_empty())
+                            .unwrap_or_else(|| label(labels::COMPLETION_INDEX)),
                         label(labels::ATTEMPT),
                         p.status
                             .as_ref()

@@ -107,18 +107,13 @@ where
         ends[rank as usize] = Some(ended);
     }
     let members: Vec<Ended> = ends.into_iter().map(Option::unwrap_or_default).collect();
-    let n = gang.size;
     let outcome = match first {
-        None => members
-            .first()
-            .map_or(Outcome::Failed("a gang of no members".into()), |m| {
-                m.outcome.clone()
-            }),
-        Some((rank, Outcome::Lost(cause))) => {
-            Outcome::Lost(format!("member {rank} of {n}: {cause}"))
-        }
-        Some((rank, Outcome::Failed(cause) | Outcome::Succeeded(cause))) => {
-            Outcome::Failed(format!("member {rank} of {n}: {cause}"))
+        None => members.first().map_or_else(
+            || Outcome::Failed("a gang of no members".into()),
+            |m| m.outcome.clone(),
+        ),
+        Some((rank, failure)) => {
+            failure.map_cause(|c| format!("member {rank} of {}: {c}", gang.size))
         }
     };
     GangEnded { outcome, members }
@@ -139,6 +134,25 @@ pub enum Outcome {
     /// The platform lost it (evicted, preempted, node lost): retried without spending an
     /// attempt of `#[retry]`, a bounded number of times.
     Lost(String),
+}
+
+impl Outcome {
+    /// The cause of a failure or loss.
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            Outcome::Succeeded(_) => None,
+            Outcome::Failed(cause) | Outcome::Lost(cause) => Some(cause),
+        }
+    }
+
+    /// The same outcome with its cause (of a failure or loss) rewritten by `f`.
+    pub fn map_cause(self, f: impl FnOnce(String) -> String) -> Outcome {
+        match self {
+            Outcome::Succeeded(output) => Outcome::Succeeded(output),
+            Outcome::Failed(cause) => Outcome::Failed(f(cause)),
+            Outcome::Lost(cause) => Outcome::Lost(f(cause)),
+        }
+    }
 }
 
 /// How an attempt ended, and the pod it ran in when it ran on Kubernetes.

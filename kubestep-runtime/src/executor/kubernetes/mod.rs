@@ -397,23 +397,23 @@ impl KubernetesExecutor {
         if !matches!(ended.outcome, Outcome::Succeeded(_)) {
             let _ = self.cluster.delete_job(&launch.ns, &launch.name).await;
             // A worker that gave up on the control member often failed because that member
-            // never started: say why it did not.
+            // never started: say why it did not (unless the cause already says it).
+            let cause = ended.outcome.cause().unwrap_or_default().to_string();
             let waiting: Vec<String> = notes
                 .iter()
                 .enumerate()
                 .filter(|(rank, _)| !registrations[*rank].rx.borrow().has_pod_placed())
                 .filter_map(|(rank, n)| {
                     let n = n.lock().expect("not poisoned");
-                    n.last()
-                        .map(|(_, note)| format!("member {rank} was still pending: {note}"))
+                    let (_, note) = n
+                        .last()
+                        .filter(|(_, note)| !cause.contains(note.as_str()))?;
+                    Some(format!("member {rank} was still pending: {note}"))
                 })
                 .collect();
             if !waiting.is_empty() {
-                let extra = format!(" ({})", waiting.join("; "));
-                match &mut ended.outcome {
-                    Outcome::Failed(c) | Outcome::Lost(c) => c.push_str(&extra),
-                    Outcome::Succeeded(_) => {}
-                }
+                let why = waiting.join("; ");
+                ended.outcome = ended.outcome.map_cause(|c| format!("{c} ({why})"));
             }
         }
         guard.armed = false;
