@@ -16,9 +16,19 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Runs an example in `dir`; returns (exit code, stdout, stderr, run id).
 fn run(example: &str, dir: &Path, env: &[(&str, &str)]) -> (i32, String, String, String) {
+    run_with(example, dir, &[], env)
+}
+
+/// [`run`] with the flow's own options `extra` (its parameters).
+fn run_with(
+    example: &str,
+    dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String, String) {
     let root = dir.join("store");
     let id_file = dir.join("run-id");
-    let args = [
+    let mut args = vec![
         "run",
         "--local",
         "--datastore-root",
@@ -26,6 +36,7 @@ fn run(example: &str, dir: &Path, env: &[(&str, &str)]) -> (i32, String, String,
         "--run-id-file",
         id_file.to_str().unwrap(),
     ];
+    args.extend_from_slice(extra);
     let out = common::run(example, &args, env);
     let id = std::fs::read_to_string(&id_file).unwrap_or_default();
     (
@@ -133,21 +144,8 @@ async fn branch_join_and_parallel() {
 #[tokio::test]
 async fn a_gang_runs_as_processes_that_reach_the_control_member_and_retries_whole() {
     let dir = scratch("allreduce");
-    let (root, id_file) = (dir.join("store"), dir.join("run-id"));
-    let args = [
-        "run",
-        "--local",
-        "--datastore-root",
-        root.to_str().unwrap(),
-        "--run-id-file",
-        id_file.to_str().unwrap(),
-        "--fail-rank",
-        "2",
-    ];
-    let out = common::run("allreduce", &args, &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let run_id = std::fs::read_to_string(&id_file).unwrap();
+    let (code, _, stderr, run_id) = run_with("allreduce", &dir, &["--fail-rank", "2"], &[]);
+    assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("[reduce/0-2] attempt 0 failed: member 2 of 3: exit code 1: rank 2 fails its first attempt on purpose; retrying (1 left)"),
         "{stderr}"
@@ -167,6 +165,7 @@ async fn a_gang_runs_as_processes_that_reach_the_control_member_and_retries_whol
         common::ALLREDUCE_SUM
     );
     // Every member ran twice: the failure of one relaunched the whole gang.
+    let root = dir.join("store");
     let ds = Datastore::local(&root, "allreduce").unwrap();
     for (rank, cause) in [
         (0, "stopped: member 2 of its gang failed first"),
