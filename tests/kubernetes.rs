@@ -682,6 +682,119 @@ async fn a_job_without_a_pod_is_explained_by_its_events() {
     );
 }
 
+/// A Secret's value reaches the pod through `envFrom` and nowhere else: not the run's output,
+/// its records or logs, `render`, `show` or `logs`; nor does a presigned URL.
+#[tokio::test]
+async fn a_secrets_value_and_the_binarys_url_appear_nowhere_kubestep_writes() {
+    let value = format!("kubestep-secret-value-{}", std::process::id());
+    let admin = kubestep_testenv::shared().client().await;
+    ensure(
+        &Api::<Secret>::namespaced(admin, "default"),
+        serde_json::json!({"metadata": {"name": "leak-check"},
+            "stringData": {"LEAK_CHECK_TOKEN": value}}),
+    )
+    .await;
+    let with = "kubernetes:secrets=[\"leak-check\"]";
+    let (out, run_id) = run("basic", &["--with", with], &[]).await;
+    let mut seen = text(&out);
+    assert!(out.status.success(), "{seen}");
+    let env = setup().await;
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let root = root();
+    let store = ["--datastore", "s3", "--datastore-root", root.as_str()];
+    for args in [
+        vec!["render", "--with", "kubernetes", "--with", with],
+        vec![
+            "render",
+            "--explain",
+            "--with",
+            "kubernetes",
+            "--with",
+            with,
+        ],
+        vec!["show", "--with", "kubernetes", "--with", with],
+        [&["logs", &format!("{run_id}/square")][..], &store[..]].concat(),
+        [&["logs", &format!("{run_id}/end")][..], &store[..]].concat(),
+    ] {
+        let out = common::run("basic", &args, &vars);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        seen.push_str(&text(&out));
+    }
+    let client = client("squares").await;
+    seen.push_str(&format!("{:?}", client.run(&run_id).await.unwrap()));
+    for t in client.tasks(&run_id).await.unwrap() {
+        seen.push_str(&format!("{t:?}"));
+        for a in &t.attempts {
+            let log = client
+                .log(&run_id, &t.step, &t.task_id, a.attempt)
+                .await
+                .unwrap();
+            seen.push_str(&String::from_utf8_lossy(&log.unwrap_or_default()));
+        }
+    }
+    // The Secret is named (that is how pods get it); its value is not.
+    assert!(seen.contains("leak-check"), "{seen}");
+    assert!(!seen.contains(&value), "the Secret's value leaked: {seen}");
+    assert!(
+        !seen.contains("X-Amz-Signature"),
+        "a presigned URL leaked: {seen}"
+    );
+}
+
+/// With one verb taken out of the Role `kubernetes rbac` prints, a run stops before it uploads
+/// or creates anything, naming the permission it lacks.
+#[tokio::test]
+async fn a_missing_permission_is_named_before_anything_is_launched() {
+    let ns = "rbac-partial";
+    let env = kubestep_testenv::shared();
+    let admin = env.client().await;
+    ensure(
+        &Api::<Namespace>::all(admin.clone()),
+        serde_json::json!({"metadata": {"name": ns}}),
+    )
+    .await;
+    let with = format!("kubernetes:namespace={ns}");
+    let printed = common::run(
+        "basic",
+        &[
+            "kubernetes",
+            "rbac",
+            "--user",
+            kubestep_testenv::RESTRICTED_USER,
+            "--with",
+            &with,
+        ],
+        &[],
+    );
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    let without_watch: Vec<&str> = printed.lines().filter(|l| l.trim() != "- watch").collect();
+    assert_eq!(
+        printed.lines().count(),
+        without_watch.len() + 1,
+        "{printed}"
+    );
+    env.apply(&without_watch.join("\n"))
+        .await
+        .expect("the Role without watch applies");
+    let (out, _) = run("basic", &["--with", &with], &[]).await;
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains(&format!(
+            "the Kubernetes user of this run may not watch pods in namespace {ns}; `kubernetes rbac --user NAME`"
+        )),
+        "{all}"
+    );
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin, ns);
+    assert!(
+        jobs.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
 /// Waits (bounded) until the run (or its `step`) has no Job and no pod.
 async fn no_job_left(run_id: &str, step: Option<&str>) {
     let admin = kubestep_testenv::shared().client().await;

@@ -113,7 +113,7 @@ impl Steps {
             progress: Arc::new(Progress::new(true)),
         };
         let executor =
-            KubernetesExecutor::start(ctx.clone(), self.flow.name(), steps, &defaults.settings()?)
+            KubernetesExecutor::start(ctx.clone(), &self.flow, steps, &defaults.settings()?)
                 .await?;
         Ok(Remote {
             steps: self,

@@ -170,7 +170,7 @@ pub(super) async fn run(
         let settings = defaults.settings()?;
         let why = why();
         let names: Vec<&'static str> = on_kubernetes.iter().map(|(d, _)| d.name).collect();
-        let k = KubernetesExecutor::start(ctx.clone(), flow.name(), on_kubernetes, &settings)
+        let k = KubernetesExecutor::start(ctx.clone(), flow, on_kubernetes, &settings)
             .await
             .map_err(|e| match e {
                 crate::executor::kubernetes::Error::Cluster(e) if e.is_config() => {

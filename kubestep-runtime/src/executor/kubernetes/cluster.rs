@@ -158,6 +158,47 @@ impl Cluster {
         create_or_adopt(self, &self.jobs(&job.namespace().unwrap_or_default()), job).await
     }
 
+    /// Whether the current user may `verb` `resource` (`pods/log`: a subresource) of API group
+    /// `group` in `ns`, as the API server's authorizer says (a SelfSubjectAccessReview).
+    pub async fn may(
+        &self,
+        ns: &str,
+        group: &str,
+        resource: &str,
+        verb: &str,
+    ) -> Result<bool, Error> {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        };
+        let (resource, subresource) = match resource.split_once('/') {
+            Some((r, sub)) => (r, Some(sub.to_string())),
+            None => (resource, None),
+        };
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(ns.into()),
+                    verb: Some(verb.into()),
+                    group: Some(group.into()),
+                    resource: Some(resource.into()),
+                    subresource,
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let params = PostParams::default();
+        let reviewed = self
+            .call(
+                || format!("review whether this user may {verb} {resource} in {ns}"),
+                || api.create(&params, &review),
+            )
+            .await?;
+        Ok(reviewed.status.is_some_and(|s| s.allowed))
+    }
+
     /// Creates a gang's Service, or adopts the one a previous try of the same create made.
     pub async fn create_service(&self, service: &Service) -> Result<String, String> {
         let api = Api::namespaced(

@@ -17,6 +17,7 @@ pub mod watch;
 
 use super::{Ended, Executor, GangEnded, GangSpec, Outcome, RunContext, TaskSpec};
 use crate::binary;
+use crate::flow::Flow;
 use crate::report::report;
 use attempt::{Effect, Event, State};
 use cluster::Cluster;
@@ -53,6 +54,15 @@ pub enum Error {
         image: String,
         /// The glibc version the executable needs.
         needs: (u32, u32),
+    },
+    /// The user lacks permissions the run needs.
+    #[error(
+        "the Kubernetes user of this run may not {}; `kubernetes rbac --user NAME` (or `--group`, `--service-account`) prints the Role and RoleBinding that grant what a run needs",
+        missing.join(", ")
+    )]
+    Permissions {
+        /// Each as `verb resource in namespace NS`.
+        missing: Vec<String>,
     },
     /// The datastore cannot hold or share the binary.
     #[error("cannot ship the step binary to pods")]
@@ -155,7 +165,7 @@ impl KubernetesExecutor {
     /// namespace the steps use.
     pub async fn start(
         ctx: RunContext,
-        flow: &str,
+        flow: &Flow,
         steps: Vec<(&'static StepDecl, Resolved)>,
         settings: &Settings,
     ) -> Result<KubernetesExecutor, Error> {
@@ -163,14 +173,38 @@ impl KubernetesExecutor {
         Self::with_cluster(ctx, cluster, flow, steps, settings).await
     }
 
-    /// [`KubernetesExecutor::start`] with a given client.
+    /// [`KubernetesExecutor::start`] with a given client. Before anything is uploaded or
+    /// created, the API server is asked (SelfSubjectAccessReview) whether this user has every
+    /// permission the run needs in every namespace it uses; what it lacks is named.
     pub async fn with_cluster(
         ctx: RunContext,
         cluster: Cluster,
-        flow: &str,
+        flow: &Flow,
         steps: Vec<(&'static StepDecl, Resolved)>,
         settings: &Settings,
     ) -> Result<KubernetesExecutor, Error> {
+        let gangs: Vec<&str> = flow
+            .stages()
+            .iter()
+            .filter(|s| matches!(s.kind, crate::flow::StageKind::Parallel(_)))
+            .flat_map(|s| s.steps.iter().map(|d| d.name))
+            .collect();
+        let mut namespaces: Vec<(String, bool)> = Vec::new();
+        for (d, r) in &steps {
+            let gang = gangs.contains(&d.name);
+            match namespaces
+                .iter_mut()
+                .find(|(ns, _)| *ns == r.namespace.value)
+            {
+                Some((_, g)) => *g |= gang,
+                None => namespaces.push((r.namespace.value.clone(), gang)),
+            }
+        }
+        let missing = rbac::missing(&cluster, &namespaces).await?;
+        if !missing.is_empty() {
+            return Err(Error::Permissions { missing });
+        }
+        let flow = flow.name();
         let (binary, binary_key, arch) = match &settings.binary_in_image {
             Some(path) => (Binary::InImage { path: path.clone() }, None, None),
             None => {
