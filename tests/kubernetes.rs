@@ -53,6 +53,7 @@ async fn setup() -> &'static Vec<(String, String)> {
             BASELINE,
             RESTRICTED,
             kubernetes::gang::BLOCKED,
+            NO_JOBS,
         ] {
             // Pod Security Admission enforces what the namespace's labels say.
             let labels = match ns {
@@ -115,6 +116,13 @@ async fn setup() -> &'static Vec<(String, String)> {
             serde_json::json!({"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}),
         )
         .await;
+        // A namespace whose quota allows no Job: a dry run is refused.
+        ensure(
+            &Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(admin.clone(), NO_JOBS),
+            serde_json::json!({"metadata": {"name": "no-jobs"},
+                "spec": {"hard": {"count/jobs.batch": "0"}}}),
+        )
+        .await;
         // Where a gang's control member cannot start.
         env.apply(kubernetes::gang::HOLD_CONTROL_MEMBER)
             .await
@@ -130,6 +138,7 @@ async fn setup() -> &'static Vec<(String, String)> {
             ("basic", "kubernetes:namespace=psa-baseline"),
             ("pod_effects", "kubernetes"),
             ("allreduce", "reduce/kubernetes:namespace=gang-blocked"),
+            ("basic", "kubernetes:namespace=no-jobs"),
         ] {
             let out = common::run(
                 example,
@@ -155,6 +164,9 @@ async fn setup() -> &'static Vec<(String, String)> {
     })
     .await
 }
+
+/// A namespace whose quota allows no Job at all.
+const NO_JOBS: &str = "no-jobs";
 
 /// A namespace whose Pod Security Admission enforces the `baseline` level.
 const BASELINE: &str = "psa-baseline";
@@ -679,6 +691,39 @@ async fn a_job_without_a_pod_is_explained_by_its_events() {
     assert!(
         all.contains("not scheduled after 15 s") && all.contains("exceeded quota: no-pods"),
         "{all}"
+    );
+}
+
+/// What the API server would refuse of a step's Job (here a quota on Jobs) is said before the
+/// run launches anything, by a server-side dry run.
+#[tokio::test]
+async fn a_refused_job_is_named_before_anything_is_launched() {
+    let (out, run_id) = run("basic", &["--with", "kubernetes:namespace=no-jobs"], &[]).await;
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("step `start`: the API server refuses its Job (a server-side dry run, before anything was launched): ")
+            && all.contains("exceeded quota: no-jobs"),
+        "{all}"
+    );
+    assert!(!all.contains("[start/0]"), "nothing ran: {all}");
+    let admin = kubestep_testenv::shared().client().await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin, NO_JOBS);
+    assert!(
+        jobs.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        run_id.is_empty()
+            || client("squares")
+                .await
+                .tasks(&run_id)
+                .await
+                .unwrap()
+                .is_empty()
     );
 }
 

@@ -158,6 +158,24 @@ impl Cluster {
         create_or_adopt(self, &self.jobs(&job.namespace().unwrap_or_default()), job).await
     }
 
+    /// Creates `job` as a server-side dry run (admission and validation run, nothing is
+    /// stored); the API server's refusal, if any.
+    pub async fn dry_run(&self, job: &Job) -> Result<(), String> {
+        let api = self.jobs(&job.namespace().unwrap_or_default());
+        let params = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        let what = || format!("dry-run Job {}", job.name_any());
+        self.call(what, || api.create(&params, job))
+            .await
+            .map(|_| ())
+            .map_err(|e| match e.source {
+                kube::Error::Api(s) => s.message,
+                other => report(&other),
+            })
+    }
+
     /// Whether the current user may `verb` `resource` (`pods/log`: a subresource) of API group
     /// `group` in `ns`, as the API server's authorizer says (a SelfSubjectAccessReview).
     pub async fn may(

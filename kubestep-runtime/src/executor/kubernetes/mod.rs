@@ -64,6 +64,16 @@ pub enum Error {
         /// Each as `verb resource in namespace NS`.
         missing: Vec<String>,
     },
+    /// The API server refuses a step's Job (a server-side dry run before the run starts).
+    #[error(
+        "step `{step}`: the API server refuses its Job (a server-side dry run, before anything was launched): {message}"
+    )]
+    Refused {
+        /// The step.
+        step: String,
+        /// The API server's answer.
+        message: String,
+    },
     /// The datastore cannot hold or share the binary.
     #[error("cannot ship the step binary to pods")]
     Datastore(#[from] crate::datastore::Error),
@@ -183,15 +193,18 @@ impl KubernetesExecutor {
         steps: Vec<(&'static StepDecl, Resolved)>,
         settings: &Settings,
     ) -> Result<KubernetesExecutor, Error> {
-        let gangs: Vec<&str> = flow
+        // A multi-node step's name and member count.
+        let gangs: HashMap<&str, u32> = flow
             .stages()
             .iter()
-            .filter(|s| matches!(s.kind, crate::flow::StageKind::Parallel(_)))
-            .flat_map(|s| s.steps.iter().map(|d| d.name))
+            .filter_map(|s| match s.kind {
+                crate::flow::StageKind::Parallel(n) => Some((s.steps[0].name, n)),
+                _ => None,
+            })
             .collect();
         let mut namespaces: Vec<(String, bool)> = Vec::new();
         for (d, r) in &steps {
-            let gang = gangs.contains(&d.name);
+            let gang = gangs.contains_key(d.name);
             match namespaces
                 .iter_mut()
                 .find(|(ns, _)| *ns == r.namespace.value)
@@ -237,12 +250,12 @@ impl KubernetesExecutor {
                 watches.insert(ns.clone(), PodWatch::start(cluster.pods(ns), &selector));
             }
         }
-        Ok(KubernetesExecutor {
+        let executor = KubernetesExecutor {
             pod_env: datastore_env(ctx.datastore.kind(), std::env::vars()),
             ctx,
             cluster,
             flow: flow.to_string(),
-            steps: steps.into_iter().map(|(d, r)| (d.name, r)).collect(),
+            steps: steps.iter().map(|(d, r)| (d.name, r.clone())).collect(),
             binary: Mutex::new((binary, Instant::now())),
             binary_key,
             arch,
@@ -250,7 +263,40 @@ impl KubernetesExecutor {
             selector,
             scheduling_timeout: Duration::from_secs(settings.scheduling_timeout_seconds),
             cleanup: Cleanup::default(),
-        })
+        };
+        for (decl, _) in &steps {
+            executor
+                .dry_run(decl, gangs.get(decl.name).copied())
+                .await?;
+        }
+        Ok(executor)
+    }
+
+    /// Sends the step's first Job to the API server as a server-side dry run: what admission
+    /// (policies, webhooks, quotas on Jobs), validation or a missing namespace would refuse is
+    /// said before anything is launched, not when the first task of that step starts.
+    async fn dry_run(&self, decl: &'static StepDecl, gang: Option<u32>) -> Result<(), Error> {
+        let first = TaskSpec {
+            step: decl,
+            task_id: "0".into(),
+            attempt: 0,
+            input: "dry-run".into(),
+            timeout: None,
+        };
+        let (_, _, launch) = self
+            .render(&first, gang)
+            .await
+            .map_err(|message| Error::Refused {
+                step: decl.name.into(),
+                message,
+            })?;
+        self.cluster
+            .dry_run(&launch.job)
+            .await
+            .map_err(|message| Error::Refused {
+                step: decl.name.into(),
+                message,
+            })
     }
 
     /// Waits until the Jobs of attempts that were stopped (a sibling failed) are deleted; call
