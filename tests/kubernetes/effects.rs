@@ -316,6 +316,32 @@ async fn a_toleration_lets_the_pod_onto_a_tainted_node() {
     assert_eq!(effects().await.node("tolerant"), "spot-node");
 }
 
+/// kubestep's tolerations of a lost node's taints are on the live pod, so admission added no
+/// 300-second ones of its own.
+#[tokio::test]
+async fn a_lost_nodes_pods_are_evicted_after_30_s_not_300() {
+    let e = effects().await;
+    let all = e
+        .pod("sized")
+        .spec
+        .as_ref()
+        .unwrap()
+        .tolerations
+        .as_ref()
+        .unwrap();
+    for taint in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let seconds: Vec<_> = all
+            .iter()
+            .filter(|t| t.key.as_deref() == Some(taint))
+            .map(|t| t.toleration_seconds)
+            .collect();
+        assert_eq!(seconds, [Some(30)], "{taint}: {all:?}");
+    }
+}
+
 #[tokio::test]
 async fn labels_and_annotations_are_on_the_live_pod_and_job() {
     let e = effects().await;

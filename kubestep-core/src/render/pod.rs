@@ -316,6 +316,46 @@ fn toleration(t: &crate::spec::Toleration) -> Toleration {
     }
 }
 
+/// The taints of a node that is not ready or unreachable (a lost node).
+const NODE_LOST_TAINTS: [&str; 2] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+];
+
+/// The step's tolerations, then kubestep's for a lost node's taints: its pods are evicted after
+/// `KUBESTEP_KUBERNETES_NODE_LOST_SECONDS` (30 s) rather than Kubernetes' 300 s, so their tasks
+/// are retried elsewhere within a minute. A step's own toleration of such a taint (or of every
+/// taint) is kept as it is.
+fn tolerations(step: &Resolved, notes: &mut Notes) -> Vec<Toleration> {
+    let mut out: Vec<Toleration> = step
+        .tolerations
+        .iter()
+        .map(|t| toleration(&t.value))
+        .collect();
+    let seconds = &step.settings.node_lost_seconds;
+    for taint in NODE_LOST_TAINTS {
+        let covered = out.iter().any(|t| match &t.key {
+            Some(k) => k == taint,
+            None => t.operator.as_deref() == Some("Exists"),
+        });
+        if !covered {
+            notes.note(
+                format!("{POD}.tolerations[{taint}].tolerationSeconds"),
+                seconds.value,
+                &seconds.source,
+            );
+            out.push(Toleration {
+                key: Some(taint.into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoExecute".into()),
+                toleration_seconds: Some(seconds.value),
+                value: None,
+            });
+        }
+    }
+    out
+}
+
 pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSpec {
     let (volumes, mounts) = volumes(step, task, notes);
     let command = match &task.binary {
@@ -401,12 +441,7 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
         automount_service_account_token: step.service_account.is_none().then_some(false),
         enable_service_links: Some(false),
         node_selector: (!sel.is_empty()).then_some(sel),
-        tolerations: (!step.tolerations.is_empty()).then(|| {
-            step.tolerations
-                .iter()
-                .map(|t| toleration(&t.value))
-                .collect()
-        }),
+        tolerations: Some(tolerations(step, notes)),
         affinity: resources::affinity(step, notes),
         image_pull_secrets: (!step.image_pull_secrets.is_empty()).then(|| {
             step.image_pull_secrets

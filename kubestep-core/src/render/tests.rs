@@ -218,11 +218,70 @@ fn a_higher_layer_replaces_node_selector_and_tolerations_whole() {
         None,
         "the decorator's selector replaces the environment's"
     );
+    let keys: Vec<_> = pod(&r)
+        .tolerations
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|t| t.key.as_deref().unwrap_or_default())
+        .collect();
     assert_eq!(
-        pod(&r).tolerations.as_ref().unwrap().len(),
-        1,
-        "no decorator tolerations: the environment's apply"
+        keys,
+        [
+            "spot",
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable"
+        ],
+        "no decorator tolerations: the environment's apply, then kubestep's for a lost node"
     );
+}
+
+#[test]
+fn a_lost_nodes_pods_are_evicted_after_30_s_unless_the_step_tolerates_its_taints() {
+    let lost = |r: &Rendered| -> Vec<(String, Option<i64>)> {
+        pod(r)
+            .tolerations
+            .iter()
+            .flatten()
+            .filter(|t| {
+                t.key
+                    .as_deref()
+                    .is_some_and(|k| k.starts_with("node.kubernetes.io/"))
+            })
+            .map(|t| (t.key.clone().unwrap(), t.toleration_seconds))
+            .collect()
+    };
+    let r = render(vec![]);
+    assert_eq!(
+        lost(&r),
+        [
+            ("node.kubernetes.io/not-ready".into(), Some(30)),
+            ("node.kubernetes.io/unreachable".into(), Some(30))
+        ]
+    );
+    let t = pod(&r).tolerations.as_ref().unwrap();
+    assert!(t.iter().all(
+        |t| t.effect.as_deref() == Some("NoExecute") && t.operator.as_deref() == Some("Exists")
+    ));
+    let r = render_with(
+        vec![],
+        &[("KUBESTEP_KUBERNETES_NODE_LOST_SECONDS", "5")],
+        &[],
+    );
+    assert_eq!(lost(&r)[1].1, Some(5));
+    // The step's own toleration of a taint (or of every taint) stands as it is.
+    let own = r#"[{"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoExecute","toleration_seconds":600}]"#;
+    let r = render_with(vec![], &[("KUBESTEP_KUBERNETES_TOLERATIONS", own)], &[]);
+    assert_eq!(
+        lost(&r),
+        [
+            ("node.kubernetes.io/unreachable".into(), Some(600)),
+            ("node.kubernetes.io/not-ready".into(), Some(30))
+        ]
+    );
+    let all = r#"[{"operator":"Exists"}]"#;
+    let r = render_with(vec![], &[("KUBESTEP_KUBERNETES_TOLERATIONS", all)], &[]);
+    assert_eq!(lost(&r), []);
 }
 
 #[test]

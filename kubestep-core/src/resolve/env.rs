@@ -38,7 +38,7 @@ pub struct Defaults {
 }
 
 /// Settings that are not decorator parameters.
-pub const SETTINGS: [(&str, &str); 9] = [
+pub const SETTINGS: [(&str, &str); 10] = [
     (
         "KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL",
         "node label that compute_pool selects on (default kubestep.io/compute-pool)",
@@ -66,6 +66,10 @@ pub const SETTINGS: [(&str, &str); 9] = [
     (
         "KUBESTEP_KUBERNETES_API_QPS",
         "most Kubernetes API requests per second a run makes, bursts of twice that (default 20)",
+    ),
+    (
+        "KUBESTEP_KUBERNETES_NODE_LOST_SECONDS",
+        "seconds a pod stays on a node that is not ready or unreachable before it is evicted and its task retried (default 30; Kubernetes' own is 300)",
     ),
     (
         "KUBESTEP_KUBERNETES_CLUSTER_DOMAIN",
@@ -156,6 +160,9 @@ pub struct Settings {
     pub api_qps: u32,
     /// The cluster's DNS domain: the suffix of a multi-node step's control address.
     pub cluster_domain: String,
+    /// `tolerationSeconds` for the `not-ready` and `unreachable` node taints: how soon a lost
+    /// node's pods are evicted, and their tasks retried elsewhere.
+    pub node_lost_seconds: Sourced<i64>,
 }
 
 impl Default for Settings {
@@ -172,6 +179,10 @@ impl Default for Settings {
             scheduling_timeout_seconds: 600,
             api_qps: 20,
             cluster_domain: "cluster.local".into(),
+            node_lost_seconds: Sourced {
+                value: 30,
+                source: Source::BuiltIn,
+            },
         }
     }
 }
@@ -294,6 +305,19 @@ impl Defaults {
                             .ok()
                             .filter(|n| *n > 0)
                             .ok_or_else(|| bad("must be a whole number of seconds, 1 or more"))?;
+                }
+                "KUBESTEP_KUBERNETES_NODE_LOST_SECONDS" => {
+                    let value = e
+                        .value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| bad("must be a whole number of seconds, 0 or more"))?;
+                    s.node_lost_seconds = Sourced {
+                        value,
+                        source: e.source(),
+                    };
                 }
                 "KUBESTEP_KUBERNETES_CLUSTER_DOMAIN" => {
                     let domain = e.value.trim().trim_end_matches('.');
