@@ -688,6 +688,15 @@ async fn wait_nodes_ready(
 /// # Panics
 /// If the environment cannot start: the tests that need it cannot run, and say why.
 pub fn shared() -> &'static TestEnv {
+    shared_with(Options::default)
+}
+
+/// [`shared`], started with the nodes `options` gives when this is the process's first call
+/// (a test binary that needs another cluster shape calls this before anything else does).
+///
+/// # Panics
+/// As [`shared`].
+pub fn shared_with(options: fn() -> Options) -> &'static TestEnv {
     static ENV: OnceLock<TestEnv> = OnceLock::new();
     ENV.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -699,7 +708,7 @@ pub fn shared() -> &'static TestEnv {
                     .enable_all()
                     .build()
                     .expect("testenv runtime");
-                let env = rt.block_on(TestEnv::start(Options::default()));
+                let env = rt.block_on(TestEnv::start(options()));
                 let _ = tx.send(env);
                 // Keep the runtime alive for the life of the process.
                 rt.block_on(std::future::pending::<()>());

@@ -289,6 +289,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         let d = self.dir.clone();
         let name = self.spec.name.clone();
         let cg = cgroups::create(&format!("{name}-runtime"))?;
+        let log = d.join("containerd.log");
         let mut cmd = Command::new("containerd");
         cmd.arg("--config").arg(d.join("containerd.toml"));
         let child = process::start(&d, "containerd", cmd)?;
@@ -296,7 +297,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             cgroups::enter(&cg, pid)?;
         }
         self.children.push(child);
-        wait_for_socket(&self.containerd_socket, &d.join("containerd.log")).await?;
+        wait_for_socket(&self.containerd_socket, &log).await?;
+        wait_for_cri(&log).await?;
 
         cgroups::create(&name)?;
         let mut labels = String::new();
@@ -365,6 +367,27 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         self.lose().await;
         self.start_processes(parts).await
     }
+}
+
+/// The line containerd's CRI plugin logs as the last step before it serves: the kubelet
+/// refuses to start ("server is not initialized yet") before it, which a containerd that
+/// restarts with containers to recover (a restored node) reaches only after a while.
+const CRI_READY: &str = "Start streaming server";
+
+/// Waits until containerd's log (started afresh with the process) shows its CRI plugin ready.
+async fn wait_for_cri(log: &Path) -> Result<(), Error> {
+    for _ in 0..600 {
+        if std::fs::read_to_string(log).is_ok_and(|t| t.contains(CRI_READY)) {
+            // It marks itself initialized right after the line.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(Error::Setup(format!(
+        "containerd's CRI plugin was not ready within 30 s; see {}",
+        log.display()
+    )))
 }
 
 async fn wait_for_socket(socket: &Path, log: &Path) -> Result<(), Error> {
