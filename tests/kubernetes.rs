@@ -154,13 +154,7 @@ async fn setup() -> &'static Vec<(String, String)> {
                 .await
                 .expect("the printed RBAC applies");
         }
-        env.exports()
-            .iter()
-            .map(|(k, v)| match k.as_str() {
-                "KUBECONFIG" => (k.clone(), env.restricted_kubeconfig.display().to_string()),
-                _ => (k.clone(), v.clone()),
-            })
-            .collect()
+        env.restricted_exports()
     })
     .await
 }
@@ -708,14 +702,7 @@ async fn a_refused_job_is_named_before_anything_is_launched() {
     );
     assert!(!all.contains("[start/0]"), "nothing ran: {all}");
     let admin = kubestep_testenv::shared().client().await;
-    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin, NO_JOBS);
-    assert!(
-        jobs.list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    assert_no_job_in(admin, NO_JOBS).await;
     assert!(
         run_id.is_empty()
             || client("squares")
@@ -830,14 +817,14 @@ async fn a_missing_permission_is_named_before_anything_is_launched() {
         )),
         "{all}"
     );
+    assert_no_job_in(admin, ns).await;
+}
+
+/// `ns` holds no Job at all: nothing was launched there.
+async fn assert_no_job_in(admin: kube::Client, ns: &str) {
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin, ns);
-    assert!(
-        jobs.list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    let found = jobs.list(&Default::default()).await.unwrap().items;
+    assert!(found.is_empty(), "Jobs in {ns}: {found:?}");
 }
 
 /// Waits (bounded) until the run (or its `step`) has no Job and no pod.

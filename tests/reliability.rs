@@ -62,13 +62,7 @@ async fn shell() -> Vec<(String, String)> {
     env.apply(&String::from_utf8(printed.stdout).unwrap())
         .await
         .expect("the printed RBAC applies");
-    env.exports()
-        .iter()
-        .map(|(k, v)| match k.as_str() {
-            "KUBECONFIG" => (k.clone(), env.restricted_kubeconfig.display().to_string()),
-            _ => (k.clone(), v.clone()),
-        })
-        .collect()
+    env.restricted_exports()
 }
 
 /// Starts a run of `reliability` in the background; its process and run-id file.

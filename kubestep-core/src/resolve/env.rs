@@ -273,12 +273,7 @@ impl Defaults {
                     s.gpu_node_label = Some(label_key(&e.value)?)
                 }
                 "KUBESTEP_KUBERNETES_JOB_TTL_SECONDS_AFTER_FINISHED" => {
-                    let value = e
-                        .value
-                        .trim()
-                        .parse()
-                        .ok()
-                        .filter(|n| *n >= 0)
+                    let value = at_least(&e.value, 0)
                         .ok_or_else(|| bad("must be a whole number of seconds, 0 or more"))?;
                     s.job_ttl_seconds = Sourced {
                         value,
@@ -298,21 +293,11 @@ impl Defaults {
                     s.binary_in_image = Some(e.value.clone());
                 }
                 "KUBESTEP_KUBERNETES_SCHEDULING_TIMEOUT" => {
-                    s.scheduling_timeout_seconds =
-                        e.value
-                            .trim()
-                            .parse()
-                            .ok()
-                            .filter(|n| *n > 0)
-                            .ok_or_else(|| bad("must be a whole number of seconds, 1 or more"))?;
+                    s.scheduling_timeout_seconds = at_least(&e.value, 1)
+                        .ok_or_else(|| bad("must be a whole number of seconds, 1 or more"))?;
                 }
                 "KUBESTEP_KUBERNETES_NODE_LOST_SECONDS" => {
-                    let value = e
-                        .value
-                        .trim()
-                        .parse()
-                        .ok()
-                        .filter(|n| *n >= 0)
+                    let value = at_least(&e.value, 0)
                         .ok_or_else(|| bad("must be a whole number of seconds, 0 or more"))?;
                     s.node_lost_seconds = Sourced {
                         value,
@@ -326,12 +311,8 @@ impl Defaults {
                     s.cluster_domain = domain.to_string();
                 }
                 "KUBESTEP_KUBERNETES_API_QPS" => {
-                    s.api_qps = e
-                        .value
-                        .trim()
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=10_000).contains(n))
+                    s.api_qps = at_least(&e.value, 1)
+                        .filter(|n| *n <= 10_000)
                         .ok_or_else(|| bad("must be a whole number from 1 to 10000"))?;
                 }
                 _ => {}
@@ -339,6 +320,11 @@ impl Defaults {
         }
         Ok(s)
     }
+}
+
+/// `text` as a number of at least `min`, or `None`.
+fn at_least<T: std::str::FromStr + PartialOrd>(text: &str, min: T) -> Option<T> {
+    text.trim().parse().ok().filter(|n| *n >= min)
 }
 
 #[cfg(test)]

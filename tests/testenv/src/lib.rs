@@ -443,6 +443,18 @@ impl TestEnv {
         &self.exports
     }
 
+    /// [`TestEnv::exports`] with KUBECONFIG naming the restricted user, whose requests the
+    /// audit log keeps: a user's shell, once an admin has bound it to a Role.
+    pub fn restricted_exports(&self) -> Vec<(String, String)> {
+        self.exports
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "KUBECONFIG" => (k.clone(), self.restricted_kubeconfig.display().to_string()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect()
+    }
+
     async fn on_env<T: Send + 'static>(
         &self,
         f: impl std::future::Future<Output = T> + Send + 'static,
