@@ -93,7 +93,8 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
     if let Some(member) = crate::current::parallel()?
         && !member.is_control()
     {
-        wait_for_control(&member).await?;
+        let control = Key::AttemptResult(TaskPath::new(&inv.run_id, &inv.step, "0"), inv.attempt);
+        wait_for_control(&member, &ds, &control).await?;
     }
     let output = runner(input).await?;
     let id = ds.put_chunks(output).await?;
@@ -111,8 +112,11 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
 
 /// Waits until the control member's name resolves (and, with a port, accepts a connection),
 /// for at most the member's `hostname_resolution_timeout`: the control member's pod may start
-/// later than this one, and its name exists only once it has an address.
-async fn wait_for_control(member: &Member) -> Result<(), Error> {
+/// later than this one, and its name exists only once it has an address. A control member that
+/// already finished (its result, `control`, is recorded) ends the wait: its name is gone with
+/// its pod, and there is nothing left to reach (a worker that started late, after waiting for a
+/// node, meets this).
+async fn wait_for_control(member: &Member, ds: &Datastore, control: &Key) -> Result<(), Error> {
     use std::time::Duration;
     use tokio::time::Instant;
     let seconds = member.resolution_timeout;
@@ -147,6 +151,12 @@ async fn wait_for_control(member: &Member) -> Result<(), Error> {
                     }
                 },
             };
+        if ds.get_record::<AttemptResult>(control).await?.is_some() {
+            eprintln!(
+                "kubestep: {member}: the control member has already finished; not waiting for it"
+            );
+            return Ok(());
+        }
         let now = Instant::now();
         if now >= deadline {
             return Err(Error::ControlUnreachable {
@@ -246,4 +256,40 @@ pub async fn serve(flow: &Flow) -> Option<i32> {
             1
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_worker_waits_for_the_control_members_name_until_it_finished() {
+        let dir = std::env::temp_dir().join(format!("kubestep-task-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ds = Datastore::local(&dir, "f").unwrap();
+        let member = Member {
+            index: 1,
+            size: 2,
+            // `.invalid` never resolves (RFC 2606).
+            main_addr: "control.invalid".into(),
+            main_port: None,
+            resolution_timeout: 1,
+        };
+        let control = Key::AttemptResult(TaskPath::new("r", "s", "0"), 0);
+        let e = wait_for_control(&member, &ds, &control)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("the control member control.invalid did not resolve within 1 s (hostname_resolution_timeout): "),
+            "{e}"
+        );
+        let done = AttemptResult {
+            output: "x".into(),
+            finished_ms: None,
+        };
+        ds.put_record(&control, &done).await.unwrap();
+        wait_for_control(&member, &ds, &control).await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -372,6 +372,7 @@ fn a_record_batch_is_one_arrow_ipc_stream_and_bad_ones_are_named() {
     assert!(err.contains("more than one record batch"), "{err}");
 }
 
+#[cfg(feature = "arrow")]
 /// Bytes serialized as a byte string (what `serde_bytes` does), not a sequence.
 fn serde_bytes_like(bytes: &[u8]) -> impl Serialize + '_ {
     struct B<'a>(&'a [u8]);

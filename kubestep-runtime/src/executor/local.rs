@@ -110,7 +110,7 @@ impl LocalExecutor {
         &self,
         task: &TaskSpec,
         member: Option<&Member>,
-        stop: Option<tokio::sync::watch::Receiver<bool>>,
+        mut stop: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Outcome {
         let ctx = &self.ctx;
         let mut cmd = tokio::process::Command::new(&self.exe);
@@ -148,14 +148,7 @@ impl LocalExecutor {
                         None => Some(child.wait().await),
                     }
                 } => Some(status),
-                () = async {
-                    match stop {
-                        Some(mut s) => {
-                            let _ = s.wait_for(|v| *v).await;
-                        }
-                        None => std::future::pending().await,
-                    }
-                } => None,
+                () = super::stopped(stop.as_mut()) => None,
             };
             let status = match ended {
                 Some(status) => status,

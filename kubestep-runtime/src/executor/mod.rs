@@ -119,6 +119,16 @@ where
     GangEnded { outcome, members }
 }
 
+/// Resolves once `stop` (a gang member's) turns true; never without one.
+pub async fn stopped(stop: Option<&mut tokio::sync::watch::Receiver<bool>>) {
+    match stop {
+        Some(s) => {
+            let _ = s.wait_for(|v| *v).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// The cause recorded for a member stopped because member `by` failed.
 pub fn stopped_by(by: u32) -> String {
     format!("stopped: member {by} of its gang failed first")

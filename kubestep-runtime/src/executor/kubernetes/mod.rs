@@ -705,16 +705,8 @@ impl KubernetesExecutor {
                     std::future::pending::<()>().await
                 }
             };
-            let stopped = async {
-                match stop.as_mut() {
-                    Some(s) => {
-                        let _ = s.wait_for(|v| *v).await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
             event = tokio::select! {
-                () = stopped => return Err("stopped with its gang".into()),
+                () = super::stopped(stop.as_mut()) => return Err("stopped with its gang".into()),
                 changed = rx.changed() => match changed {
                     Ok(()) => Event::Seen(rx.borrow_and_update().clone()),
                     Err(_) => Event::WatchStopped,
