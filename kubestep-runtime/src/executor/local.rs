@@ -54,13 +54,7 @@ impl Executor for LocalExecutor {
         Box::pin(async move {
             let step = match kubestep_core::resolve::resolve(gang.step, &self.defaults, &[]) {
                 Ok(s) => s,
-                Err(e) => {
-                    let failed: Ended = Outcome::Failed(e.to_string()).into();
-                    return GangEnded {
-                        outcome: failed.outcome.clone(),
-                        members: vec![failed; gang.size as usize],
-                    };
-                }
+                Err(e) => return GangEnded::failed(gang.size as usize, e.to_string()),
             };
             let shared = Member {
                 index: 0,

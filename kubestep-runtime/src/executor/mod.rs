@@ -57,11 +57,6 @@ impl GangSpec {
             timeout: self.timeout,
         }
     }
-
-    /// How its tasks are named in messages: `0-2` for three members.
-    pub fn tasks(&self) -> String {
-        format!("0-{}", self.size.saturating_sub(1))
-    }
 }
 
 /// How a gang attempt ended.
@@ -72,6 +67,18 @@ pub struct GangEnded {
     pub outcome: Outcome,
     /// Each member's end, by rank; a member stopped because another failed says so.
     pub members: Vec<Ended>,
+}
+
+impl GangEnded {
+    /// A gang of `size` members that all failed for one `cause` (it never started, or was
+    /// cancelled as a whole).
+    pub fn failed(size: usize, cause: String) -> GangEnded {
+        let ended: Ended = Outcome::Failed(cause).into();
+        GangEnded {
+            outcome: ended.outcome.clone(),
+            members: vec![ended; size],
+        }
+    }
 }
 
 /// Runs a gang's members side by side, each through `member(task, stop)`: the first member

@@ -6,7 +6,7 @@ use crate::codec;
 use crate::datastore::{
     Attempt, Datastore, Key, KillMark, Prefix, RunRecord, Status, TaskPath, TaskRecord, now_ms,
 };
-use crate::executor::{Ended, Executor, GangEnded, GangSpec, Outcome, RunContext, TaskSpec};
+use crate::executor::{Executor, GangEnded, GangSpec, Outcome, RunContext, TaskSpec};
 use crate::flow::{Flow, StageKind};
 use crate::report::report;
 use futures::StreamExt;
@@ -274,13 +274,7 @@ async fn run_task(
         };
         let ended = tokio::select! {
             ended = launched => ended,
-            _ = cancel.wait_for(|c| *c) => {
-                let cancelled: Ended = Outcome::Failed(CANCELLED.into()).into();
-                GangEnded {
-                    outcome: cancelled.outcome.clone(),
-                    members: vec![cancelled; ids.len()],
-                }
-            }
+            _ = cancel.wait_for(|c| *c) => GangEnded::failed(ids.len(), CANCELLED.into()),
         };
         let cancelled = *cancel.borrow();
         let finished_ms = now_ms();

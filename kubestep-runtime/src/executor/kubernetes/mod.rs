@@ -432,13 +432,7 @@ impl KubernetesExecutor {
     /// is followed as a lone task's is; the first member that fails (or is lost, or cannot
     /// start) ends the attempt and the whole gang is deleted.
     async fn gang_attempt(&self, gang: &GangSpec) -> GangEnded {
-        let failed = |cause: String| {
-            let ended: Ended = Outcome::Failed(cause).into();
-            GangEnded {
-                outcome: ended.outcome.clone(),
-                members: vec![ended; gang.size as usize],
-            }
-        };
+        let failed = |cause: String| GangEnded::failed(gang.size as usize, cause);
         let (step, task, launch) = match self.render(&gang.member(0), Some(gang.size)).await {
             Ok(r) => r,
             Err(cause) => return failed(cause),
