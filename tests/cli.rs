@@ -287,13 +287,15 @@ fn a_decorated_step_goes_to_kubernetes_and_says_what_it_needs() {
         "{err}"
     );
     // KUBESTEP_DATASTORE is --datastore's default; with no cluster configured, that is named.
+    let home = dir.join("home");
     let err = failure(
         &run(
             "basic",
             &["run", "--datastore-root", "s3://kubestep/nowhere"],
             &[
                 ("KUBESTEP_DATASTORE", "s3"),
-                ("KUBECONFIG", "/nonexistent/kubeconfig"),
+                ("KUBECONFIG", ""),
+                ("HOME", home.to_str().unwrap()),
                 ("KUBERNETES_SERVICE_HOST", ""),
             ],
         ),
@@ -420,4 +422,61 @@ fn show_graph_prints_a_mermaid_flowchart() {
     ] {
         assert!(out.lines().any(|l| l == line), "{line}\n{out}");
     }
+}
+
+/// A kubeconfig that is named but missing, unreadable or not YAML is said on one line with the
+/// file and the fix, never passed over for another source; so is a server that cannot be reached.
+#[test]
+fn a_bad_kubeconfig_is_named_on_one_line_with_the_fix() {
+    let dir = std::env::temp_dir().join(format!("kubestep-cli-kubeconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_yaml = dir.join("not-yaml");
+    std::fs::write(&not_yaml, "clusters: [unclosed\n").unwrap();
+    let nowhere = dir.join("nowhere");
+    // Port 1 on this machine: nothing listens there.
+    std::fs::write(
+        &nowhere,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let run_with = |kubeconfig: &std::path::Path| {
+        failure(
+            &run(
+                "basic",
+                &["run", "--datastore-root", "s3://kubestep/nowhere"],
+                &[
+                    ("KUBESTEP_DATASTORE", "s3"),
+                    ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+                ],
+            ),
+            1,
+        )
+    };
+    for (kubeconfig, reason) in [
+        (dir.join("missing"), "No such file or directory"),
+        // A directory: unreadable as a file (the tests run as root, whom modes do not stop).
+        (dir.clone(), "Is a directory"),
+        (not_yaml.clone(), "line 1"),
+    ] {
+        let err = run_with(&kubeconfig);
+        assert!(
+            err.contains(&format!(
+                "step `square` runs on Kubernetes (#[kubernetes]), but the kubeconfig {} cannot be used: ",
+                kubeconfig.display()
+            )) && err.contains(reason)
+                && err.contains("; fix it, or point KUBECONFIG at another, or `run --local`")
+                && err.trim_end().lines().count() == 1,
+            "{err}"
+        );
+    }
+    let err = run_with(&nowhere);
+    assert!(
+        err.contains("cannot reach the Kubernetes API server at https://127.0.0.1:1/: ")
+            && err.contains("Connection refused")
+            && err.contains(
+                "is the cluster up, and is it the one KUBECONFIG's current context names?"
+            )
+            && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
 }

@@ -67,6 +67,51 @@ async fn output<T: serde::de::DeserializeOwned>(
     codec::decode(&bytes).unwrap()
 }
 
+/// Where the local datastore under `dir` keeps artifact `id` of `flow`.
+fn artifact_file(dir: &Path, flow: &str, id: &str) -> PathBuf {
+    dir.join("store")
+        .join(flow)
+        .join("data")
+        .join(&id[..2])
+        .join(id)
+}
+
+/// Damages a file as a flipped bit on disk would.
+fn flip_last_byte(file: &Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// Runs `failures` in `dir` so that `fragile` fails (after `start` and `flaky` succeeded), calls
+/// `between` with the failed run's id, then resumes it with the fault gone; the failed run's id
+/// and the resume's output.
+async fn failed_then_resumed<F: std::future::Future<Output = ()>>(
+    dir: &Path,
+    between: impl FnOnce(String) -> F,
+) -> (String, std::process::Output) {
+    let flaky = format!("{}-{}", std::process::id(), dir.display()).replace('/', "-");
+    let marker = std::env::temp_dir().join(format!("kubestep-flaky-{flaky}"));
+    std::fs::write(&marker, b"").unwrap();
+    let (code, _, _, failed_run) = run("failures", dir, &[("FAIL", "error"), ("FLAKY_ID", &flaky)]);
+    assert_eq!(code, 1);
+    between(failed_run.clone()).await;
+    let root = dir.join("store");
+    let out = common::run(
+        "failures",
+        &[
+            "resume",
+            "--local",
+            "--datastore-root",
+            root.to_str().unwrap(),
+        ],
+        &[("FLAKY_ID", &flaky)],
+    );
+    let _ = std::fs::remove_file(&marker);
+    (failed_run, out)
+}
+
 #[tokio::test]
 async fn foreach_and_join() {
     let dir = scratch("basic");
@@ -321,16 +366,87 @@ async fn a_corrupted_artifact_is_detected_on_read() {
         .unwrap()
         .unwrap();
     let id = task.output.unwrap();
-    let file = dir.join("store/squares/data").join(&id[..2]).join(&id);
-    let mut bytes = std::fs::read(&file).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&file, bytes).unwrap();
+    flip_last_byte(&artifact_file(&dir, "squares", &id));
     let err = kubestep::report(&ds.get_artifact(&id).await.unwrap_err());
     assert!(
         err.contains("is corrupt: ") && err.contains("does not match its hash"),
         "{err}"
     );
+}
+
+/// An artifact cut short, replaced by foreign bytes, or read as another type is refused with
+/// the run, step, task and wanted type named, on one line; a task whose input was damaged
+/// fails naming it, and nothing is written as its output.
+#[tokio::test]
+async fn damaged_foreign_and_mistyped_artifacts_are_named() {
+    let dir = scratch("damaged");
+    let (code, _, stderr, run_id) = run("basic", &dir, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let root = dir.join("store");
+    let client = kubestep::client::Client::local(&root, "squares").unwrap();
+    let end = client.task(&run_id, "end", "0").await.unwrap().unwrap();
+    let end_file = artifact_file(&dir, "squares", end.output.as_deref().unwrap());
+    let intact = std::fs::read(&end_file).unwrap();
+    // Read as another type.
+    let err = kubestep::report(
+        &client
+            .output::<String>(&run_id, "end", "0")
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        err.contains(&format!(
+            "the output of end/0 in run {run_id} is not a `alloc::string::String`"
+        )),
+        "{err}"
+    );
+    // Cut short, and replaced by something else's bytes.
+    for (bytes, says) in [
+        (
+            intact[..intact.len() / 2].to_vec(),
+            "not a kubestep artifact",
+        ),
+        (
+            intact[..intact.len() - 1].to_vec(),
+            "does not match its hash",
+        ),
+        (
+            b"{\"a\": \"json document\"}".to_vec(),
+            "not a kubestep artifact",
+        ),
+    ] {
+        std::fs::write(&end_file, &bytes).unwrap();
+        let err = kubestep::report(&client.output::<u64>(&run_id, "end", "0").await.unwrap_err());
+        assert!(err.contains(says) && !err.contains('\n'), "{err}");
+    }
+    // A task's damaged input: resumed, the run fails at the task that reads it, naming why.
+    let dir = scratch("damaged-input");
+    let client = kubestep::client::Client::local(&dir.join("store"), "failures").unwrap();
+    let (client, data) = (&client, dir.clone());
+    let (_, out) = failed_then_resumed(&dir, |failed_run| async move {
+        let flaky = client
+            .task(&failed_run, "flaky", "0")
+            .await
+            .unwrap()
+            .unwrap();
+        flip_last_byte(&artifact_file(&data, "failures", &flaky.output.unwrap()));
+    })
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("fragile")
+            && stderr.contains("is corrupt")
+            && stderr.contains("does not match its hash"),
+        "{stderr}"
+    );
+    let resumed = client.latest_run().await.unwrap().unwrap();
+    let fragile = client
+        .task(&resumed.run_id, "fragile", "0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(fragile.output.is_none(), "{fragile:?}");
 }
 
 #[test]
@@ -395,25 +511,9 @@ unsafe extern "C" {
 #[tokio::test]
 async fn resume_reuses_every_finished_task_and_reruns_from_the_failure() {
     let dir = scratch("resume");
-    let flaky = format!("{}-resume", std::process::id());
-    let marker = std::env::temp_dir().join(format!("kubestep-flaky-{flaky}"));
-    std::fs::write(&marker, b"").unwrap();
-    let (code, _, _, failed_run) =
-        run("failures", &dir, &[("FAIL", "error"), ("FLAKY_ID", &flaky)]);
-    assert_eq!(code, 1);
-    // Resume with the fault gone: start and flaky are reused, fragile runs again.
     let root = dir.join("store");
-    let out = common::run(
-        "failures",
-        &[
-            "resume",
-            "--local",
-            "--datastore-root",
-            root.to_str().unwrap(),
-        ],
-        &[("FLAKY_ID", &flaky)],
-    );
-    let _ = std::fs::remove_file(&marker);
+    // Resume with the fault gone: start and flaky are reused, fragile runs again.
+    let (failed_run, out) = failed_then_resumed(&dir, |_| async {}).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}{stderr}");

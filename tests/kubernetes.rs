@@ -289,6 +289,31 @@ async fn the_default_rendering_runs_under_baseline_pod_security() {
     );
 }
 
+/// A step whose pods a namespace's Pod Security level refuses: the dry run's warning says so
+/// before anything is launched, and the step fails naming the refusal.
+#[tokio::test]
+async fn pod_security_refusals_are_said_before_launch() {
+    let (out, _) = run(
+        "basic",
+        &["--with", &format!("kubernetes:namespace={RESTRICTED}")],
+        &[],
+    )
+    .await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let warned = all
+        .find("kubestep: step `start`: the API server warns about its Job: would violate PodSecurity \"restricted:latest\"")
+        .unwrap_or_else(|| panic!("no warning: {all}"));
+    let launched = all.find("[start/0]").unwrap_or(usize::MAX);
+    assert!(warned < launched, "warned after the launch: {all}");
+    // The refusal ends the step when the Job's Events say it, not at the scheduling timeout.
+    assert!(
+        all.contains("the namespace's Pod Security level refuses its pods: FailedCreate: ")
+            && all.contains("violates PodSecurity"),
+        "{all}"
+    );
+}
+
 #[tokio::test]
 async fn gpu_steps_land_on_the_gpu_node_and_gpu_0_avoids_it() {
     succeeds("gpu", "gpu-training", &[], "evaluate", true).await;
@@ -1141,6 +1166,166 @@ async fn a_tokio_program_awaits_a_step_run_in_a_pod() {
     assert!(all.contains("3 squared is 9, 4 squared is 16"), "{all}");
     assert!(
         all.contains("] squaring 3 in pod embedded-square-"),
+        "{all}"
+    );
+}
+
+/// Every name and label kubestep derives from a flow's, run's, step's and task's names passes
+/// the API server's own validation, for 300 random inputs of any characters and lengths: Jobs
+/// (with their pods' labels and container), a gang's Job and Service, sent as dry runs.
+#[tokio::test]
+async fn generated_names_and_labels_pass_the_api_servers_validation() {
+    use kubestep::core::labels::FLOW;
+    use kubestep::core::names::{gang_name, job_name, to_dns_label, to_label_value};
+    use proptest::strategy::{Strategy, ValueTree};
+    let admin = kubestep_testenv::shared().client().await;
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(admin.clone(), "default");
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(admin, "default");
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let inputs = (
+        ".{0,80}",
+        ".{0,80}",
+        ".{0,80}",
+        ".{0,40}",
+        0u32..1_000_000,
+        1u32..1000,
+    );
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut refused = Vec::new();
+    for _ in 0..300 {
+        let (flow, run, step, task, attempt, size) =
+            inputs.new_tree(&mut runner).unwrap().current();
+        let labels = serde_json::json!({
+            FLOW: to_label_value(&flow), RUN_ID: to_label_value(&run),
+            STEP: to_label_value(&step), TASK_ID: to_label_value(&task),
+        });
+        let job = |name: &str, indexed: bool| {
+            serde_json::json!({
+                "metadata": {"name": name, "labels": labels},
+                "spec": {
+                    "completionMode": if indexed { "Indexed" } else { "NonIndexed" },
+                    "completions": if indexed { size } else { 1 },
+                    "parallelism": if indexed { size } else { 1 },
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "subdomain": if indexed { Some(name) } else { None },
+                            "containers": [{"name": to_dns_label(&step), "image": "busybox"}],
+                        },
+                    },
+                },
+            })
+        };
+        let lone = job_name(&flow, &run, &step, &task, attempt);
+        let gang = gang_name(&flow, &run, &step, attempt, size);
+        for (name, indexed) in [(&lone, false), (&gang, true)] {
+            let obj = serde_json::from_value(job(name, indexed)).unwrap();
+            if let Err(e) = jobs.create(&dry, &obj).await {
+                refused.push(format!(
+                    "Job {name:?} from {flow:?}/{run:?}/{step:?}/{task:?}: {e}"
+                ));
+            }
+        }
+        let service = serde_json::json!({
+            "metadata": {"name": gang, "labels": labels},
+            "spec": {"clusterIP": "None", "selector": labels},
+        });
+        if let Err(e) = services
+            .create(&dry, &serde_json::from_value(service).unwrap())
+            .await
+        {
+            refused.push(format!("Service {gang:?}: {e}"));
+        }
+    }
+    assert!(refused.is_empty(), "{refused:#?}");
+}
+
+/// A step binary in the datastore that is not the one the run hashed: one of the same size (a
+/// replaced or damaged upload) is refused by every pod that fetches it, which names both
+/// hashes; one of another size (cut short) is uploaded again by the next run.
+#[tokio::test]
+async fn a_replaced_binary_is_refused_and_a_short_one_uploaded_again() {
+    use kubestep::datastore::{Datastore, Key};
+    // A copy of the example with bytes of its own, so its key is this test's alone.
+    let exe = std::env::temp_dir().join(format!("kubestep-replaced-{}", std::process::id()));
+    let mut bytes = std::fs::read(common::example("basic")).unwrap();
+    bytes.extend_from_slice(format!("kubestep-replaced-{}", std::process::id()).as_bytes());
+    std::fs::write(&exe, &bytes).unwrap();
+    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sha = |path: &std::path::Path| {
+        let out = std::process::Command::new("sha256sum")
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()[..64].to_string()
+    };
+    let expected = sha(&exe);
+    let ds = Datastore::open_with(Kind::S3, &root(), "squares", setup().await.clone()).unwrap();
+    let zeros = std::env::temp_dir().join(format!("kubestep-zeros-{}", std::process::id()));
+    std::fs::write(&zeros, vec![0u8; bytes.len()]).unwrap();
+    ds.put_bytes(&Key::Binary(expected.clone()), vec![0u8; bytes.len()])
+        .await
+        .unwrap();
+    let (out, _) = run_program(exe.clone(), &["--with", "kubernetes"], &[]).await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(&format!(
+            "the step binary fetched from the datastore has sha256 {}, expected {expected}",
+            sha(&zeros)
+        )),
+        "{all}"
+    );
+    ds.put_bytes(&Key::Binary(expected), vec![0u8; 100])
+        .await
+        .unwrap();
+    let (out, _) = run_program(exe, &["--with", "kubernetes"], &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Credentials the API server no longer accepts (an expired or revoked token) are named, with
+/// the fix, before anything is uploaded or launched.
+#[tokio::test]
+async fn refused_credentials_are_named_before_anything_is_launched() {
+    let env = setup().await;
+    let restricted = &kubestep_testenv::shared().restricted_kubeconfig;
+    let expired = std::env::temp_dir().join(format!("kubestep-expired-{}", std::process::id()));
+    std::fs::write(
+        &expired,
+        std::fs::read_to_string(restricted)
+            .unwrap()
+            .replace(kubestep_testenv::RESTRICTED_TOKEN, "a-token-that-expired"),
+    )
+    .unwrap();
+    let vars: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k != "KUBECONFIG")
+        .cloned()
+        .chain([("KUBECONFIG".into(), expired.display().to_string())])
+        .collect();
+    let root = format!("{}-expired", root());
+    let out = tokio::task::spawn_blocking(move || {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        common::run(
+            "basic",
+            &["run", "--datastore", "s3", "--datastore-root", &root],
+            &vars,
+        )
+    })
+    .await
+    .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("refused this user's credentials (HTTP 401 Unauthorized)")
+            && all.contains(
+                "log in again, or refresh the credentials KUBECONFIG's current context gives"
+            )
+            && all.trim_end().lines().count() == 1,
         "{all}"
     );
 }

@@ -1,7 +1,11 @@
 //! The reliability suite: faults injected while `examples/reliability.rs` runs (Kubernetes steps
 //! around a foreach of 20), each trial checking that the run ends as it should with every output
-//! correct and present once, that no Job was created twice (the API server's audit log), and
-//! that nothing of the run is left running. It prints a table per fault and fails on any miss.
+//! correct and present once, made by the attempt its record names, that no task's attempts
+//! overlapped (a lost node aside), that no Job was created twice (the API server's audit log),
+//! and that nothing of the run is left running. The faults: API errors, slow answers, lost
+//! replies and cut watches from a proxy in front of the API server; the S3 emulator frozen for
+//! 20 s; a task's container killed; a node lost; Ctrl-C at 20 random moments. It prints a table
+//! per fault and fails on any miss.
 //!
 //! Its own test binary, so its own cluster: two plain nodes, so that losing one leaves room for
 //! the retries, and no other test's pods are disturbed.
@@ -9,7 +13,7 @@
 mod common;
 
 use kubestep::client::Client;
-use kubestep::core::labels::{RUN_ID, STEP};
+use kubestep::core::labels::{FLOW, RUN_ID, STEP};
 use kubestep::datastore::{Kind, Status};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -43,7 +47,31 @@ struct Tally {
     notes: Vec<String>,
 }
 
+impl Tally {
+    fn new(fault: &'static str) -> Tally {
+        Tally {
+            fault,
+            ..Tally::default()
+        }
+    }
+
+    /// A trial that passed `check` missed what this fault must show.
+    fn missed(&mut self, note: String) {
+        self.passes = self.passes.saturating_sub(1);
+        self.notes.push(note);
+    }
+}
+
 const ITEMS: u32 = 20;
+
+/// What an item's task returns (the example's `Done`).
+#[derive(Debug, serde::Deserialize)]
+struct Done {
+    index: u32,
+    square: u64,
+    attempt: u32,
+    pod: String,
+}
 
 /// The environment of a user's shell after `testenv up`, as the RBAC-restricted user bound to
 /// the Role `kubernetes rbac` prints, so the audit log holds every request the run makes.
@@ -65,8 +93,27 @@ async fn shell() -> Vec<(String, String)> {
     env.restricted_exports()
 }
 
-/// Starts a run of `reliability` in the background; its process and run-id file.
-fn start_run(shell: &[(String, String)], trial: &str) -> (std::process::Child, std::path::PathBuf) {
+/// `shell` with KUBECONFIG naming `kubeconfig`.
+fn with_kubeconfig(
+    shell: &[(String, String)],
+    kubeconfig: &std::path::Path,
+) -> Vec<(String, String)> {
+    let mut shell = shell.to_vec();
+    for (k, v) in &mut shell {
+        if k == "KUBECONFIG" {
+            *v = kubeconfig.display().to_string();
+        }
+    }
+    shell
+}
+
+/// Starts a run of `reliability` in the background, every item at once, each item's first
+/// attempt taking `seconds`; its process and run-id file.
+fn start_run(
+    shell: &[(String, String)],
+    trial: &str,
+    seconds: u64,
+) -> (std::process::Child, std::path::PathBuf) {
     let id_file = std::env::temp_dir().join(format!(
         "kubestep-reliability-{}-{trial}",
         std::process::id()
@@ -74,12 +121,11 @@ fn start_run(shell: &[(String, String)], trial: &str) -> (std::process::Child, s
     let _ = std::fs::remove_file(&id_file);
     let child = std::process::Command::new(common::example("reliability"))
         .args(["run", "--datastore", "s3", "--datastore-root", &root()])
-        // Every item at once, each first attempt long enough to outlast a lost node's eviction.
         .args([
             "--items",
             &ITEMS.to_string(),
             "--seconds",
-            "90",
+            &seconds.to_string(),
             "--max-workers",
             "20",
         ])
@@ -97,59 +143,63 @@ fn root() -> String {
     format!("s3://kubestep/reliability-{}", std::process::id())
 }
 
-/// The nodes of the run's running `work` pods, with how many each runs.
-async fn running_work(run_id: &str) -> BTreeMap<String, usize> {
-    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
-        kube::Api::namespaced(kubestep_testenv::shared().client().await, "default");
-    let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id},{STEP}=work"));
-    let mut nodes = BTreeMap::new();
-    for p in pods.list(&lp).await.unwrap().items {
-        let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-        if let (true, Some(node)) = (running, p.spec.and_then(|s| s.node_name)) {
-            *nodes.entry(node).or_default() += 1;
-        }
-    }
-    nodes
+async fn wait(child: std::process::Child) -> std::process::Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
-/// Checks a finished run: it succeeded, every item's output is there once and right, no Job was
-/// created twice, and nothing of it still runs. Adds what it found to `tally`.
-async fn check(
-    tally: &mut Tally,
-    shell: &[(String, String)],
-    run_id: &str,
-    out: &std::process::Output,
-    audit_from: usize,
-) {
-    tally.trials += 1;
-    let text = format!(
+fn text(out: &std::process::Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    let mut failed = Vec::new();
-    if !out.status.success() {
-        failed.push(format!(
-            "the run failed: {}",
-            text.lines().last().unwrap_or_default()
-        ));
-    }
-    let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
-    let expected: u64 = (0..u64::from(ITEMS)).map(|i| i * i).sum();
-    match client.output::<u64>(run_id, "total", "0").await {
-        Ok(total) if total == expected => {}
-        other => failed.push(format!("total is {other:?}, expected {expected}")),
-    }
-    let tasks = client.tasks(run_id).await.unwrap();
-    for i in 0..ITEMS {
-        let id = i.to_string();
-        let task = tasks.iter().find(|t| t.step == "work" && t.task_id == id);
-        match task {
-            Some(t) if t.status == Status::Succeeded && t.output.is_some() => {}
-            _ => tally.lost += 1,
+    )
+}
+
+/// The run's running `work` pods: (pod, node).
+async fn running_work(run_id: &str) -> Vec<(String, String)> {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(kubestep_testenv::shared().client().await, "default");
+    let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id},{STEP}=work"));
+    let mut running = Vec::new();
+    for p in pods.list(&lp).await.unwrap().items {
+        let is_running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        if let (true, Some(name), Some(node)) = (
+            is_running,
+            p.metadata.name,
+            p.spec.and_then(|s| s.node_name),
+        ) {
+            running.push((name, node));
         }
     }
-    // Jobs created twice under one name (dry runs create nothing).
+    running
+}
+
+/// Waits (up to 3 minutes) until at least `n` items run; the run id and their pods.
+async fn items_running(id_file: &std::path::Path, n: usize) -> (String, Vec<(String, String)>) {
+    let waited = Instant::now();
+    while waited.elapsed() < Duration::from_secs(180) {
+        let run_id = std::fs::read_to_string(id_file).unwrap_or_default();
+        if !run_id.is_empty() {
+            let pods = running_work(&run_id).await;
+            if pods.len() >= n {
+                return (run_id, pods);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{n} items not running within 3 minutes");
+}
+
+/// Where the audit log ends now: a trial reads only what follows.
+fn audit_mark() -> usize {
+    std::fs::read_to_string(kubestep_testenv::shared().audit_log()).map_or(0, |t| t.lines().count())
+}
+
+/// Names of Jobs created (not dry runs) more than once since `audit_from`.
+fn jobs_created_twice(audit_from: usize) -> Vec<(String, u32)> {
     let log = std::fs::read_to_string(kubestep_testenv::shared().audit_log()).unwrap_or_default();
     let mut created: BTreeMap<String, u32> = BTreeMap::new();
     for line in log.lines().skip(audit_from) {
@@ -168,56 +218,169 @@ async fn check(
             *created.entry(name.to_string()).or_default() += 1;
         }
     }
-    let twice: Vec<_> = created.iter().filter(|(_, n)| **n > 1).collect();
-    tally.duplicates += twice.len() as u32;
-    if !twice.is_empty() {
-        failed.push(format!("Jobs created twice: {twice:?}"));
-    }
-    // Nothing of the run still running (succeeded Jobs stay for their TTL, as designed).
+    created.into_iter().filter(|(_, n)| *n > 1).collect()
+}
+
+/// The pods and Jobs of runs of the flow, other than `earlier` runs, that still run: pods not
+/// ended (or being deleted), Jobs with active pods.
+async fn left_running(earlier: &[String]) -> Vec<String> {
     let admin = kubestep_testenv::shared().client().await;
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
         kube::Api::namespaced(admin.clone(), "default");
     let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(admin, "default");
-    let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id}"));
-    let mut left = Vec::new();
-    // A lost node's pods go once it is back and its kubelet has stopped them.
-    let waited = Instant::now();
-    for _ in 0..900 {
-        left = pods
-            .list(&lp)
+    let lp = kube::api::ListParams::default().labels(&format!("{FLOW}=reliability"));
+    let ours = |m: &kube::api::ObjectMeta| {
+        let run = m.labels.as_ref().and_then(|l| l.get(RUN_ID));
+        !run.is_some_and(|r| earlier.contains(r))
+    };
+    let mut left: Vec<String> = pods
+        .list(&lp)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| ours(&p.metadata))
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_some()
+                || !matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
+        })
+        .map(|p| {
+            format!(
+                "pod {} ({}, on {}{})",
+                p.metadata.name.unwrap_or_default(),
+                p.status.and_then(|s| s.phase).unwrap_or_default(),
+                p.spec.and_then(|s| s.node_name).unwrap_or_default(),
+                if p.metadata.deletion_timestamp.is_some() {
+                    ", being deleted"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    left.extend(
+        jobs.list(&lp)
             .await
             .unwrap()
             .items
             .into_iter()
-            .filter(|p| {
-                !matches!(
-                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
-                    Some("Succeeded" | "Failed")
-                )
-            })
-            .map(|p| {
-                format!(
-                    "pod {} ({}, on {}{})",
-                    p.metadata.name.unwrap_or_default(),
-                    p.status.and_then(|s| s.phase).unwrap_or_default(),
-                    p.spec.and_then(|s| s.node_name).unwrap_or_default(),
-                    if p.metadata.deletion_timestamp.is_some() {
-                        ", being deleted"
-                    } else {
-                        ""
-                    }
-                )
-            })
-            .collect::<Vec<_>>();
-        left.extend(
+            .filter(|j| ours(&j.metadata))
+            .filter(|j| j.status.as_ref().and_then(|s| s.active).unwrap_or(0) > 0)
+            .map(|j| format!("Job {}", j.metadata.name.unwrap_or_default())),
+    );
+    left
+}
+
+/// The run ids of the flow's runs whose Jobs or pods the cluster holds now.
+async fn runs_on_cluster() -> Vec<String> {
+    let admin = kubestep_testenv::shared().client().await;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(admin.clone(), "default");
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(admin, "default");
+    let lp = kube::api::ListParams::default().labels(&format!("{FLOW}=reliability"));
+    let mut runs: Vec<String> = pods
+        .list(&lp)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.metadata)
+        .chain(
             jobs.list(&lp)
                 .await
                 .unwrap()
                 .items
                 .into_iter()
-                .filter(|j| j.status.as_ref().and_then(|s| s.active).unwrap_or(0) > 0)
-                .filter_map(|j| j.metadata.name),
-        );
+                .map(|j| j.metadata),
+        )
+        .filter_map(|m| m.labels.and_then(|mut l| l.remove(RUN_ID)))
+        .collect();
+    runs.sort();
+    runs.dedup();
+    runs
+}
+
+/// Checks a finished run: it succeeded, every item's output is there once, right, and made by
+/// the attempt its record names; no task's attempts overlapped (unless `node_lost`: an attempt
+/// on a lost node may still run there); no Job was created twice; nothing of it still runs.
+async fn check(
+    tally: &mut Tally,
+    shell: &[(String, String)],
+    run_id: &str,
+    out: &std::process::Output,
+    audit_from: usize,
+    node_lost: bool,
+) {
+    tally.trials += 1;
+    let mut failed = Vec::new();
+    if !out.status.success() {
+        failed.push(format!(
+            "the run failed: {}",
+            text(out).lines().last().unwrap_or_default()
+        ));
+    }
+    let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
+    let expected: u64 = (0..u64::from(ITEMS)).map(|i| i * i).sum();
+    match client.output::<u64>(run_id, "total", "0").await {
+        Ok(total) if total == expected => {}
+        other => failed.push(format!("total is {other:?}, expected {expected}")),
+    }
+    let tasks = client.tasks(run_id).await.unwrap();
+    for i in 0..ITEMS {
+        let id = i.to_string();
+        let Some(task) = tasks.iter().find(|t| t.step == "work" && t.task_id == id) else {
+            tally.lost += 1;
+            continue;
+        };
+        if task.status != Status::Succeeded || task.output.is_none() {
+            tally.lost += 1;
+            continue;
+        }
+        let last = task.attempts.last().expect("a succeeded task has attempts");
+        match client.output::<Done>(run_id, "work", &id).await {
+            Ok(d)
+                if d.index == i
+                    && d.square == u64::from(i * i)
+                    && d.attempt == last.attempt
+                    && Some(&d.pod) == last.pod.as_ref().map(|p| &p.name) => {}
+            other => {
+                tally.duplicates += 1;
+                failed.push(format!(
+                    "item {i}'s output {other:?} is not that of its succeeded attempt {last:?}"
+                ));
+            }
+        }
+        if !node_lost {
+            for pair in task.attempts.windows(2) {
+                if pair[0]
+                    .finished_ms
+                    .is_none_or(|end| pair[1].started_ms < end)
+                {
+                    tally.duplicates += 1;
+                    failed.push(format!("item {i}'s attempts overlap: {pair:?}"));
+                }
+            }
+        }
+    }
+    let twice = jobs_created_twice(audit_from);
+    tally.duplicates += twice.len() as u32;
+    if !twice.is_empty() {
+        failed.push(format!("Jobs created twice: {twice:?}"));
+    }
+    // Succeeded Jobs stay for their TTL, as designed; nothing may still run. A lost node's pods
+    // go once it is back and its kubelet has stopped them.
+    let waited = Instant::now();
+    let mut left = Vec::new();
+    while waited.elapsed() < Duration::from_secs(180) {
+        let others: Vec<String> = runs_on_cluster()
+            .await
+            .into_iter()
+            .filter(|r| r != run_id)
+            .collect();
+        left = left_running(&others).await;
         if left.is_empty() {
             break;
         }
@@ -227,11 +390,7 @@ async fn check(
     if !left.is_empty() {
         failed.push(format!("still running after 180 s: {left:?}"));
     }
-    tally.notes.push(format!(
-        "nothing of the run left running {:.0} s after it ended",
-        waited.elapsed().as_secs_f64()
-    ));
-    if failed.is_empty() && tally.lost == 0 {
+    if failed.is_empty() {
         tally.passes += 1;
     } else {
         tally
@@ -240,50 +399,95 @@ async fn check(
     }
 }
 
+/// API faults: the run talks to the API server through the test cluster's fault proxy, which
+/// answers one request in five with 429, 500, 503, a slow answer or a lost reply, and cuts
+/// every watch stream 1 to 10 s in. Requests are retried with backoff, creates are idempotent
+/// (a lost reply's Job is adopted), watches resume.
+async fn api_faults(shell: &[(String, String)]) -> Tally {
+    let env = kubestep_testenv::shared();
+    let mut tally = Tally::new("API 429/500/503/slow/cut");
+    let proxy = env.fault_proxy(0.2, 14).await.unwrap();
+    let audit_from = audit_mark();
+    let (child, id_file) = start_run(&with_kubeconfig(shell, &proxy.kubeconfig), "api", 5);
+    let out = wait(child).await;
+    let counts = proxy.counts();
+    drop(proxy);
+    let run_id = std::fs::read_to_string(&id_file).unwrap_or_default();
+    check(&mut tally, shell, &run_id, &out, audit_from, false).await;
+    tally.notes.push(format!("fault proxy: {counts}"));
+    if counts.faults() * 10 < counts.requests || counts.cut_watches == 0 {
+        tally.missed("fewer than 1 request in 10 met a fault, or no watch was cut".into());
+    }
+    tally
+}
+
+/// The S3 emulator frozen (SIGSTOP) for 20 s while items run, then let go (SIGCONT): tasks
+/// and the orchestrator wait out the outage through their stores' retries and timeouts.
+async fn s3_paused(shell: &[(String, String)]) -> Tally {
+    let env = kubestep_testenv::shared();
+    let mut tally = Tally::new("S3 frozen for 20 s");
+    let audit_from = audit_mark();
+    let (child, id_file) = start_run(shell, "s3", 8);
+    let (run_id, _) = items_running(&id_file, 3).await;
+    env.pause_s3(true).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    env.pause_s3(false).await;
+    let out = wait(child).await;
+    check(&mut tally, shell, &run_id, &out, audit_from, false).await;
+    tally
+}
+
+/// One item's container killed (SIGKILL through its node's containerd) while it runs: its
+/// attempt fails with exit code 137 and its `#[retry]` runs it again.
+async fn container_killed(shell: &[(String, String)]) -> Tally {
+    let env = kubestep_testenv::shared();
+    let mut tally = Tally::new("container killed");
+    let audit_from = audit_mark();
+    let (child, id_file) = start_run(shell, "kill", 15);
+    let (run_id, pods) = items_running(&id_file, 3).await;
+    let (victim, _) = &pods[0];
+    assert!(env.kill_container("default", victim, "work").await);
+    let out = wait(child).await;
+    check(&mut tally, shell, &run_id, &out, audit_from, false).await;
+    let all = text(&out);
+    if !all.contains("exit code 137") {
+        tally.missed(format!(
+            "no attempt failed with exit code 137 after {victim} was killed: {all}"
+        ));
+    }
+    tally
+}
+
 /// A node lost while items run on it: its kubelet and containerd stop, the node goes NotReady
 /// and its pods are evicted after kubestep's 30-second toleration; their tasks are retried on
 /// the other node without spending `#[retry]`.
 async fn node_lost(shell: &[(String, String)]) -> Tally {
     let env = kubestep_testenv::shared();
-    let mut tally = Tally {
-        fault: "node lost mid-foreach",
-        ..Tally::default()
-    };
-    let audit_from = std::fs::read_to_string(env.audit_log()).map_or(0, |t| t.lines().count());
-    let (child, id_file) = start_run(shell, "node-lost");
+    let mut tally = Tally::new("node lost mid-foreach");
+    let audit_from = audit_mark();
+    // Each first attempt long enough to outlast a lost node's eviction.
+    let (child, id_file) = start_run(shell, "node-lost", 90);
     // Once several items run, take away the node that runs most of them.
-    let mut run_id = String::new();
-    let mut victim = None;
-    let waited = Instant::now();
-    while waited.elapsed() < Duration::from_secs(180) {
-        run_id = std::fs::read_to_string(&id_file).unwrap_or_default();
-        if !run_id.is_empty() {
-            let nodes = running_work(&run_id).await;
-            if nodes.values().sum::<usize>() >= 3 {
-                victim = nodes
-                    .into_iter()
-                    .max_by_key(|(_, n)| *n)
-                    .map(|(node, _)| node);
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let (run_id, pods) = items_running(&id_file, 3).await;
+    let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, node) in &pods {
+        *per_node.entry(node).or_default() += 1;
     }
-    let victim = victim.expect("items running within 3 minutes");
+    let victim = per_node
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(node, _)| node.to_string())
+        .unwrap();
     env.lose_node(&victim).await.unwrap();
     let lost_at = Instant::now();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = wait(child).await;
     env.restore_node(&victim).await.unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned();
-    check(&mut tally, shell, &run_id, &out, audit_from).await;
+    check(&mut tally, shell, &run_id, &out, audit_from, true).await;
     // The lost node's items moved on: they were retried as infrastructure losses.
-    if !text.contains("(infrastructure); retrying without spending a #[retry] attempt") {
-        tally.passes = tally.passes.saturating_sub(1);
-        tally.notes.push(format!(
-            "no item was retried after node {victim} was lost: {text}"
+    let all = text(&out);
+    if !all.contains("(infrastructure); retrying without spending a #[retry] attempt") {
+        tally.missed(format!(
+            "no item was retried after node {victim} was lost: {all}"
         ));
     }
     tally.notes.push(format!(
@@ -293,10 +497,79 @@ async fn node_lost(shell: &[(String, String)]) -> Tally {
     tally
 }
 
+/// Ctrl-C at random moments of a run, from its first instant to its last: each time the run
+/// exits 130 (or 0 if it had ended) leaving no Job or pod running, and is recorded as ended.
+async fn ctrl_c(shell: &[(String, String)]) -> Tally {
+    const TRIALS: u32 = 20;
+    let mut tally = Tally::new("Ctrl-C at a random moment");
+    let mut rng = fastrand::Rng::with_seed(130);
+    let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
+    let mut interrupted = 0;
+    for trial in 0..TRIALS {
+        tally.trials += 1;
+        let earlier = runs_on_cluster().await;
+        let audit_from = audit_mark();
+        let (child, id_file) = start_run(shell, &format!("ctrl-c-{trial}"), 3);
+        let after = Duration::from_millis(rng.u64(0..20_000));
+        tokio::time::sleep(after).await;
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = wait(child).await;
+        let mut failed = Vec::new();
+        // Before kubestep's handler is in place (its first instants, before it has contacted
+        // the cluster), SIGINT ends the process as it ends any: a shell shows 130 for both.
+        use std::os::unix::process::ExitStatusExt;
+        match (out.status.code(), out.status.signal()) {
+            (Some(130), _) | (None, Some(libc::SIGINT)) => interrupted += 1,
+            (Some(0), _) => {}
+            other => failed.push(format!("exit {other:?}: {}", text(&out))),
+        }
+        // The orchestrator waits for its pods to go before it exits.
+        let left = left_running(&earlier).await;
+        tally.orphans += left.len() as u32;
+        if !left.is_empty() {
+            failed.push(format!("left running: {left:?}"));
+        }
+        let twice = jobs_created_twice(audit_from);
+        tally.duplicates += twice.len() as u32;
+        if !twice.is_empty() {
+            failed.push(format!("Jobs created twice: {twice:?}"));
+        }
+        let run_id = std::fs::read_to_string(&id_file).unwrap_or_default();
+        if !run_id.is_empty() {
+            match client.run(&run_id).await {
+                Ok(Some(r)) if r.status != Status::Running => {}
+                // Interrupted before the run was recorded.
+                Ok(None) => {}
+                other => failed.push(format!("run record {other:?}")),
+            }
+        }
+        if failed.is_empty() {
+            tally.passes += 1;
+        } else {
+            tally.notes.push(format!(
+                "Ctrl-C {:.1} s in, run {run_id:?}: {}",
+                after.as_secs_f64(),
+                failed.join("; ")
+            ));
+        }
+    }
+    tally.notes.push(format!(
+        "{interrupted} of {TRIALS} runs were interrupted; the others had ended"
+    ));
+    tally
+}
+
 #[tokio::test]
 async fn faults_lose_nothing_duplicate_nothing_and_leave_nothing_behind() {
     let shell = shell().await;
-    let table = vec![node_lost(&shell).await];
+    let table = vec![
+        api_faults(&shell).await,
+        s3_paused(&shell).await,
+        container_killed(&shell).await,
+        node_lost(&shell).await,
+        ctrl_c(&shell).await,
+    ];
     println!(
         "\n{:<28} {:>6} {:>6} {:>10} {:>10} {:>7}",
         "fault", "trials", "passes", "tasks lost", "duplicates", "orphans"

@@ -55,11 +55,16 @@ fn from_file(path: PathBuf) -> Result<Vec<Entry>, Error> {
         path: path.clone(),
         source,
     })?;
+    parse(path, &text)
+}
+
+/// The entries of a config file's `text`.
+fn parse(path: PathBuf, text: &str) -> Result<Vec<Entry>, Error> {
     let format = |message: String| Error::Format {
         path: path.clone(),
         message,
     };
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format(e.to_string()))?;
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| format(e.to_string()))?;
     let serde_json::Value::Object(map) = json else {
         return Err(format("the top level is not an object".into()));
     };
@@ -81,4 +86,43 @@ fn from_file(path: PathBuf) -> Result<Vec<Entry>, Error> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// No text makes the parser panic; a refusal names the file and says the form.
+        #[test]
+        fn any_text_is_read_or_refused_by_name(text in prop_oneof![".{0,200}", "\\{[\"A-Z_:, 0-9\\[\\]{}]{0,80}\\}"]) {
+            if let Err(e) = parse(PathBuf::from("conf.json"), &text) {
+                let e = e.to_string();
+                prop_assert!(e.contains("conf.json") && e.contains("must be a JSON object"), "{e}");
+            }
+        }
+
+        /// An object of prefixed names keeps every entry: strings as written, other JSON as
+        /// its text.
+        #[test]
+        fn every_entry_is_kept(map in prop::collection::btree_map("KUBESTEP_KUBERNETES_[A-Z_]{1,20}", prop_oneof![
+            ".{0,30}".prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            prop::collection::vec(".{0,8}", 0..4).prop_map(serde_json::Value::from),
+        ], 0..8)) {
+            let text = serde_json::to_string(&map).unwrap();
+            let entries = parse(PathBuf::from("conf.json"), &text).unwrap();
+            prop_assert_eq!(entries.len(), map.len());
+            for e in entries {
+                let expected = match &map[&e.var] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                prop_assert_eq!(e.value, expected);
+            }
+        }
+    }
 }

@@ -386,4 +386,50 @@ mod tests {
         .unwrap();
         assert_eq!(l[0].0.tolerations.as_ref().unwrap().len(), 1);
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Every variable kubestep reads, and near misses of them.
+        fn var() -> impl Strategy<Value = String> {
+            let known: Vec<String> = KUBERNETES
+                .iter()
+                .filter_map(|p| p.env)
+                .chain(SETTINGS.iter().map(|(v, _)| *v))
+                .map(str::to_string)
+                .collect();
+            prop_oneof![
+                proptest::sample::select(known),
+                "KUBESTEP_KUBERNETES_[A-Z_]{0,24}",
+            ]
+        }
+
+        /// Values users write: any text, numbers, lists, JSON, and the parameters' own forms.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                ".{0,60}",
+                "-?[0-9]{0,12}(\\.[0-9]{0,6})?(e[0-9]{1,3})?[kMGTi]{0,2}",
+                "[a-z0-9=,./:{}\\[\\]\" -]{0,60}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// No variable and value makes the defaults panic; a refusal names the variable
+            /// and, for a known one, the value.
+            #[test]
+            fn no_variable_panics_and_refusals_name_it(var in var(), value in value()) {
+                let d = env(&var, &value);
+                for e in [d.layers().err(), d.settings().err()].into_iter().flatten() {
+                    let text = e.to_string();
+                    prop_assert!(text.contains(&var), "{text}");
+                    if let Error::Invalid { .. } = e {
+                        prop_assert!(text.contains(&format!("{value:?}")), "{text}");
+                    }
+                }
+            }
+        }
+    }
 }

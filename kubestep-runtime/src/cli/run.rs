@@ -173,12 +173,9 @@ pub(super) async fn run(
         let k = KubernetesExecutor::start(ctx.clone(), flow, on_kubernetes, &settings)
             .await
             .map_err(|e| match e {
-                crate::executor::kubernetes::Error::Cluster(e) if e.is_config() => {
-                    Error::Unsupported(format!(
-                        "{why}, but no cluster is configured ({}); point KUBECONFIG at one, or `run --local` to run every step on this machine",
-                        report(&e)
-                    ))
-                }
+                crate::executor::kubernetes::Error::Connect(e) => Error::Unsupported(format!(
+                    "{why}, but {e}, or `run --local` to run every step on this machine"
+                )),
                 e => e.into(),
             })?;
         let k = Arc::new(k);

@@ -600,15 +600,18 @@ impl Datastore {
     pub async fn put_binary(&self, path: &Path, sha256: &str) -> Result<Key, Error> {
         let binary = Key::Binary(sha256.into());
         let key = self.key(&binary);
-        match self.store.head(&key).await {
-            Ok(_) => return Ok(binary),
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(Self::store_error(&key)(e)),
-        }
         let unreadable = |e: std::io::Error| Error::Root {
             root: self.root.clone(),
             message: format!("cannot read {} to upload it: {e}", path.display()),
         };
+        let size = tokio::fs::metadata(path).await.map_err(unreadable)?.len();
+        // Stored already: reused, unless its size says it was cut short or replaced (pods check
+        // the sha256 of what they fetch, and would refuse it).
+        match self.store.head(&key).await {
+            Ok(meta) if meta.size == size => return Ok(binary),
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Self::store_error(&key)(e)),
+        }
         let mut file = tokio::fs::File::open(path).await.map_err(unreadable)?;
         // Streamed in parts, so uploading a large executable does not hold it in memory.
         const PART: usize = 8 << 20;

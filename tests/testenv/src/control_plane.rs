@@ -32,7 +32,7 @@ pub struct ControlPlane {
     pub restricted_kubeconfig: PathBuf,
     dir: PathBuf,
     kube: PathBuf,
-    pki: Pki,
+    pub(crate) pki: Pki,
     etcd_url: String,
     port: u16,
     etcd: Option<Child>,

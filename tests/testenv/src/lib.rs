@@ -16,6 +16,7 @@ mod addons;
 mod cgroups;
 mod control_plane;
 pub mod emulators;
+mod fault_proxy;
 mod network;
 mod node;
 mod pki;
@@ -23,6 +24,7 @@ mod process;
 mod registry;
 
 pub use control_plane::{ADMIN_TOKEN, RESTRICTED_TOKEN, RESTRICTED_USER};
+pub use fault_proxy::{FaultCounts, FaultProxy};
 pub use network::{BRIDGE, BRIDGE_MAC, HOST_IP, node_ip};
 pub use node::NodeSpec;
 pub use registry::{PRIVATE_REGISTRY, REGISTRY_PASSWORD, REGISTRY_USER};
@@ -599,6 +601,29 @@ impl TestEnv {
                 node.lose().await;
                 Ok(())
             }
+        })
+        .await
+    }
+
+    /// Fault: a proxy in front of the API server that answers `rate` of the requests of its
+    /// kubeconfig's user (the restricted one) with 429, 500, 503, a slow answer or a lost reply,
+    /// and cuts every watch stream at a random moment; `seed` fixes its random choices. It
+    /// stops when dropped.
+    pub async fn fault_proxy(&self, rate: f64, seed: u64) -> Result<FaultProxy, Error> {
+        let inner = self.inner.clone();
+        self.on_env(async move {
+            let cp = inner.control_plane.lock().await;
+            fault_proxy::start(
+                &cp.server,
+                &cp.pki.ca_cert,
+                &cp.pki.server_cert,
+                &cp.pki.server_key,
+                &inner.dir,
+                RESTRICTED_TOKEN,
+                rate,
+                seed,
+            )
+            .await
         })
         .await
     }

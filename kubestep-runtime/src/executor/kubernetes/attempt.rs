@@ -147,6 +147,12 @@ pub fn fold(state: State, event: Event, limits: &Limits) -> (State, Vec<Effect>)
             }
         },
         Event::Events(event) => match (state, event) {
+            // Pod Security refuses every pod of the Job alike, however long it waits.
+            (State::Waiting { .. }, Some(e)) if e.contains("violates PodSecurity") => {
+                State::Abandoned(format!(
+                    "the namespace's Pod Security level refuses its pods: {e}"
+                ))
+            }
             (State::Waiting { pod, placed, .. }, Some(e)) => {
                 effects.push(Effect::Pending(e.clone()));
                 State::Waiting {
@@ -371,6 +377,16 @@ mod tests {
         let (state, _) = run(vec![not_scheduled()]);
         assert!(
             matches!(&state, State::Abandoned(c) if c.ends_with("no pod was created for its Job")),
+            "{state:?}"
+        );
+    }
+
+    #[test]
+    fn a_pod_security_refusal_abandons_the_attempt_at_once() {
+        let refused = "FailedCreate: pods \"x\" is forbidden: violates PodSecurity \"restricted:latest\": runAsNonRoot != true".to_string();
+        let (state, _) = run(vec![Event::Events(Some(refused))]);
+        assert!(
+            matches!(&state, State::Abandoned(c) if c.starts_with("the namespace's Pod Security level refuses its pods: FailedCreate") && c.ends_with("runAsNonRoot != true")),
             "{state:?}"
         );
     }

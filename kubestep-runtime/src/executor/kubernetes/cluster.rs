@@ -24,11 +24,27 @@ pub struct Error {
     pub source: kube::Error,
 }
 
-impl Error {
-    /// Whether no cluster is configured at all (no kubeconfig, not in a pod).
-    pub fn is_config(&self) -> bool {
-        matches!(self.source, kube::Error::InferConfig(_))
-    }
+/// Why no client could be made: the configuration, not the server, is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Nothing names a cluster.
+    #[error(
+        "no cluster is configured (no KUBECONFIG, no ~/.kube/config, and not in a pod); point KUBECONFIG at one"
+    )]
+    NotConfigured,
+    /// The kubeconfig is missing, unreadable or not a usable kubeconfig.
+    #[error(
+        "the kubeconfig {path} cannot be used: {reason}; fix it, or point KUBECONFIG at another"
+    )]
+    Kubeconfig {
+        /// Where it was looked for (KUBECONFIG's value, or ~/.kube/config).
+        path: String,
+        /// Why, on one line.
+        reason: String,
+    },
+    /// In a pod, its service account's token or CA could not be read.
+    #[error("this pod's service account cannot reach the cluster: {0}")]
+    InCluster(String),
 }
 
 // An answer from the API server is said in one line (its message and reason) and ends the
@@ -62,6 +78,8 @@ impl std::error::Error for Error {
 pub struct Cluster {
     /// The client.
     pub client: kube::Client,
+    /// The API server's URL, to name it when it cannot be reached.
+    pub server: String,
     limiter: Arc<DefaultDirectRateLimiter>,
 }
 
@@ -82,38 +100,116 @@ pub fn code(e: &kube::Error) -> Option<u16> {
     }
 }
 
+/// Exponential backoff with jitter from 100 ms, each wait at most `max_delay`, `times` retries.
+fn backoff(max_delay: Duration, times: usize) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(max_delay)
+        .with_max_times(times)
+        .with_jitter()
+}
+
+/// The text of a `Warning` header (RFC 7234: `299 - "text"`).
+fn warning_text(header: &str) -> String {
+    let text = header
+        .splitn(3, ' ')
+        .nth(2)
+        .unwrap_or(header)
+        .trim()
+        .trim_matches('"');
+    text.replace("\\\"", "\"")
+}
+
+/// The kubeconfig kube reads: KUBECONFIG's value when set, else `~/.kube/config` if it exists.
+fn kubeconfig_path() -> Option<String> {
+    match std::env::var("KUBECONFIG") {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            let home = std::env::var_os("HOME")?;
+            let default = std::path::Path::new(&home).join(".kube/config");
+            default.exists().then(|| default.display().to_string())
+        }
+    }
+}
+
 impl Cluster {
     /// A client from KUBECONFIG (or `~/.kube/config`), else the in-cluster service account.
-    pub async fn connect(qps: u32) -> Result<Cluster, Error> {
-        let failed = |source| Error {
-            what: "connect (from KUBECONFIG, ~/.kube/config or the in-cluster service account)"
-                .into(),
-            source,
+    /// A kubeconfig that is named but cannot be used is an error, never skipped for another.
+    pub async fn connect(qps: u32) -> Result<Cluster, ConnectError> {
+        let mut config = match kubeconfig_path() {
+            Some(path) => {
+                let unusable = |e: &dyn std::error::Error| ConnectError::Kubeconfig {
+                    path: path.clone(),
+                    reason: report(e),
+                };
+                let kc = kube::config::Kubeconfig::read().map_err(|e| unusable(&e))?;
+                kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                    .await
+                    .map_err(|e| unusable(&e))?
+            }
+            None if std::env::var("KUBERNETES_SERVICE_HOST").is_ok_and(|h| !h.is_empty()) => {
+                kube::Config::incluster().map_err(|e| ConnectError::InCluster(report(&e)))?
+            }
+            None => return Err(ConnectError::NotConfigured),
         };
-        let mut config = kube::Config::infer()
-            .await
-            .map_err(|e| failed(kube::Error::InferConfig(e)))?;
         // A half-open connection must end: longer than the watch's own idle limit (290 s + 5),
         // and a log stream cut by it is reopened from its last line.
         config.read_timeout = Some(Duration::from_secs(300));
-        let client = kube::Client::try_from(config).map_err(failed)?;
-        Ok(Cluster::new(client, qps))
+        let server = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).map_err(|e| ConnectError::Kubeconfig {
+            path: kubeconfig_path().unwrap_or_else(|| "of this pod".into()),
+            reason: report(&e),
+        })?;
+        Ok(Cluster::new(client, server, qps))
     }
 
-    /// Wraps a client; at most `qps` requests a second, in bursts of up to twice that.
-    pub fn new(client: kube::Client, qps: u32) -> Cluster {
+    /// Wraps a client of the API server at `server`; at most `qps` requests a second, in
+    /// bursts of up to twice that.
+    pub fn new(client: kube::Client, server: String, qps: u32) -> Cluster {
         let qps = NonZeroU32::new(qps.max(1)).expect("at least 1");
         let burst = qps.saturating_mul(NonZeroU32::new(2).expect("2"));
         Cluster {
             client,
+            server,
             limiter: Arc::new(RateLimiter::direct(
                 Quota::per_second(qps).allow_burst(burst),
             )),
         }
     }
 
-    /// Runs a request under the rate limit, retrying transient failures with backoff.
-    pub async fn call<T, F, Fut>(&self, what: impl Fn() -> String, mut f: F) -> Result<T, Error>
+    /// What a run's first request failing means: a server that cannot be reached, or one that
+    /// refuses the credentials, each said with its fix; any other answer as it is.
+    pub fn first_contact(&self, e: Error) -> super::Error {
+        match &e.source {
+            kube::Error::Api(s) if s.code == 401 => super::Error::Unauthorized {
+                server: self.server.clone(),
+            },
+            kube::Error::Api(_) => super::Error::Cluster(e),
+            other => super::Error::Unreachable {
+                server: self.server.clone(),
+                cause: report(other),
+            },
+        }
+    }
+
+    /// Runs a request under the rate limit, retrying transient failures with backoff for about
+    /// 40 s (an API server's restart).
+    pub async fn call<T, F, Fut>(&self, what: impl Fn() -> String, f: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, kube::Error>>,
+    {
+        self.call_with(backoff(Duration::from_secs(10), 8), what, f)
+            .await
+    }
+
+    /// [`Cluster::call`] with `backoff`.
+    async fn call_with<T, F, Fut>(
+        &self,
+        backoff: ExponentialBuilder,
+        what: impl Fn() -> String,
+        mut f: F,
+    ) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, kube::Error>>,
@@ -126,13 +222,7 @@ impl Cluster {
             }
         };
         attempt
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(100))
-                    .with_max_delay(Duration::from_secs(10))
-                    .with_max_times(8)
-                    .with_jitter(),
-            )
+            .retry(backoff)
             .when(transient)
             .await
             .map_err(|source| Error {
@@ -159,17 +249,40 @@ impl Cluster {
     }
 
     /// Creates `job` as a server-side dry run (admission and validation run, nothing is
-    /// stored); the API server's refusal, if any.
-    pub async fn dry_run(&self, job: &Job) -> Result<(), String> {
-        let api = self.jobs(&job.namespace().unwrap_or_default());
-        let params = PostParams {
-            dry_run: true,
-            ..PostParams::default()
+    /// stored): the API server's warnings if it accepts it (Pod Security's "would violate"
+    /// among them), its refusal if not.
+    pub async fn dry_run(&self, job: &Job) -> Result<Vec<String>, String> {
+        let ns = job.namespace().unwrap_or_default();
+        let body = serde_json::to_vec(job).map_err(|e| e.to_string())?;
+        let url = format!("/apis/batch/v1/namespaces/{ns}/jobs?dryRun=All");
+        let send = || async {
+            // By hand: kube's typed create drops the response's `Warning` headers.
+            let request = http::Request::post(&url)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(kube::client::Body::from(body.clone()))
+                .map_err(kube::Error::HttpError)?;
+            let response = self.client.send(request).await?;
+            let warnings: Vec<String> = response
+                .headers()
+                .get_all(http::header::WARNING)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(warning_text)
+                .collect();
+            let code = response.status();
+            let bytes = response.into_body().collect_bytes().await?;
+            if code.is_success() {
+                return Ok(warnings);
+            }
+            let status =
+                serde_json::from_slice::<kube::core::Status>(&bytes).unwrap_or_else(|_| {
+                    kube::core::Status::failure(&String::from_utf8_lossy(&bytes), "")
+                        .with_code(code.as_u16())
+                });
+            Err(kube::Error::Api(Box::new(status)))
         };
-        let what = || format!("dry-run Job {}", job.name_any());
-        self.call(what, || api.create(&params, job))
+        self.call(|| format!("dry-run Job {}", job.name_any()), send)
             .await
-            .map(|_| ())
             .map_err(|e| match e.source {
                 kube::Error::Api(s) => s.message,
                 other => report(&other),
@@ -208,8 +321,11 @@ impl Cluster {
         };
         let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
         let params = PostParams::default();
+        // A run's first requests give up after a few seconds: a server that does not answer at
+        // the start is named at once, not after the patient retries of `call`.
         let reviewed = self
-            .call(
+            .call_with(
+                backoff(Duration::from_secs(1), 5),
                 || format!("review whether this user may {verb} {resource} in {ns}"),
                 || api.create(&params, &review),
             )

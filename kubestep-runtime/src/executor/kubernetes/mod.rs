@@ -39,6 +39,27 @@ pub enum Error {
     /// The API server is unreachable or refused.
     #[error(transparent)]
     Cluster(#[from] cluster::Error),
+    /// No client could be made.
+    #[error(transparent)]
+    Connect(#[from] cluster::ConnectError),
+    /// The API server did not answer the run's first request.
+    #[error(
+        "cannot reach the Kubernetes API server at {server}: {cause}; is the cluster up, and is it the one KUBECONFIG's current context names?"
+    )]
+    Unreachable {
+        /// Its URL.
+        server: String,
+        /// Why, on one line.
+        cause: String,
+    },
+    /// The API server refused the user's credentials.
+    #[error(
+        "the Kubernetes API server at {server} refused this user's credentials (HTTP 401 Unauthorized): a token or certificate that expired or was revoked; log in again, or refresh the credentials KUBECONFIG's current context gives"
+    )]
+    Unauthorized {
+        /// Its URL.
+        server: String,
+    },
     /// The executable cannot run in a pod.
     #[error(transparent)]
     Binary(#[from] binary::Error),
@@ -213,7 +234,9 @@ impl KubernetesExecutor {
                 None => namespaces.push((r.namespace.value.clone(), gang)),
             }
         }
-        let missing = rbac::missing(&cluster, &namespaces).await?;
+        let missing = rbac::missing(&cluster, &namespaces)
+            .await
+            .map_err(|e| cluster.first_contact(e))?;
         if !missing.is_empty() {
             return Err(Error::Permissions { missing });
         }
@@ -290,13 +313,27 @@ impl KubernetesExecutor {
                 step: decl.name.into(),
                 message,
             })?;
-        self.cluster
-            .dry_run(&launch.job)
-            .await
-            .map_err(|message| Error::Refused {
-                step: decl.name.into(),
-                message,
-            })
+        let warnings =
+            self.cluster
+                .dry_run(&launch.job)
+                .await
+                .map_err(|message| Error::Refused {
+                    step: decl.name.into(),
+                    message,
+                })?;
+        // Pod Security warns of a Job whose pods a namespace's level would refuse: whether
+        // that level is enforced or only warned of, only the namespace's labels say, which a
+        // run may not read; so it is said, and the pods' own refusal, if any, ends the step.
+        for w in warnings {
+            self.ctx.progress.println(
+                &format!(
+                    "kubestep: step `{}`: the API server warns about its Job: {w}",
+                    decl.name
+                ),
+                true,
+            );
+        }
+        Ok(())
     }
 
     /// Waits until the Jobs of attempts that were stopped (a sibling failed) are deleted; call
