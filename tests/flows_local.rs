@@ -421,7 +421,7 @@ async fn damaged_foreign_and_mistyped_artifacts_are_named() {
     }
     // A task's damaged input: resumed, the run fails at the task that reads it, naming why.
     let dir = scratch("damaged-input");
-    let client = kubestep::client::Client::local(&dir.join("store"), "failures").unwrap();
+    let client = kubestep::client::Client::local(dir.join("store"), "failures").unwrap();
     let (client, data) = (&client, dir.clone());
     let (_, out) = failed_then_resumed(&dir, |failed_run| async move {
         let flaky = client
