@@ -141,3 +141,67 @@ fn a_wrong_root_is_named() {
         "{err}"
     );
 }
+
+/// A root a run cannot write is named before the run starts, with the fix, on one line: an S3
+/// bucket or Azure container that does not exist, a read-only directory. Nothing is recorded.
+#[tokio::test]
+async fn a_root_that_cannot_be_written_is_named_before_the_run() {
+    let exports = exports();
+    let env: Vec<(&str, &str)> = exports
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let refused = |kind: &str, root: &str| {
+        let out = common::run(
+            "basic",
+            &[
+                "run",
+                "--local",
+                "--datastore",
+                kind,
+                "--datastore-root",
+                root,
+            ],
+            &env,
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("datastore root {root}: cannot be written: "))
+                && err.contains("; name one this user may write with --datastore-root")
+                && err.trim_end().lines().count() == 1
+                && !err.contains("failed"),
+            "{err}"
+        );
+        err
+    };
+    for (kind, root) in [
+        ("s3", "s3://no-such-bucket/runs"),
+        ("azure", "az://no-such-container/runs"),
+    ] {
+        let err = refused(kind, root);
+        assert!(
+            err.contains("its bucket or container does not exist"),
+            "{err}"
+        );
+    }
+    // A read-only directory (a read-only bind mount: the tests run as root, whom modes do not
+    // stop).
+    let dir = std::env::temp_dir().join(format!("kubestep-ro-root-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let mount = |args: &[&str]| {
+        assert!(
+            std::process::Command::new("mount")
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    mount(&["--bind", d, d]);
+    mount(&["-o", "remount,bind,ro", d]);
+    let err = refused("local", d);
+    let _ = std::process::Command::new("umount").arg(d).status();
+    assert!(err.contains("Read-only file system"), "{err}");
+}

@@ -740,7 +740,7 @@ async fn a_refused_job_is_named_before_anything_is_launched() {
 }
 
 /// A Secret's value reaches the pod through `envFrom` and nowhere else: not the run's output,
-/// its records or logs, `render`, `show` or `logs`; nor does a presigned URL.
+/// its records or logs, `render`, `show`, `logs` or `kubernetes list`; nor does a presigned URL.
 #[tokio::test]
 async fn a_secrets_value_and_the_binarys_url_appear_nowhere_kubestep_writes() {
     let value = format!("kubestep-secret-value-{}", std::process::id());
@@ -772,6 +772,7 @@ async fn a_secrets_value_and_the_binarys_url_appear_nowhere_kubestep_writes() {
         vec!["show", "--with", "kubernetes", "--with", with],
         [&["logs", &format!("{run_id}/square")][..], &store[..]].concat(),
         [&["logs", &format!("{run_id}/end")][..], &store[..]].concat(),
+        vec!["kubernetes", "list", "--run-id", run_id.as_str()],
     ] {
         let out = common::run("basic", &args, &vars);
         assert!(out.status.success(), "{args:?}: {}", text(&out));

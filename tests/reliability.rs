@@ -221,9 +221,9 @@ fn jobs_created_twice(audit_from: usize) -> Vec<(String, u32)> {
     created.into_iter().filter(|(_, n)| *n > 1).collect()
 }
 
-/// The pods and Jobs of runs of the flow, other than `earlier` runs, that still run: pods not
-/// ended (or being deleted), Jobs with active pods.
-async fn left_running(earlier: &[String]) -> Vec<String> {
+/// The pods and Jobs of runs of the flow, other than `earlier` runs, that still run (pods not
+/// ended or being deleted, Jobs with active pods), or, with `all`, that exist at all.
+async fn left_behind(earlier: &[String], all: bool) -> Vec<String> {
     let admin = kubestep_testenv::shared().client().await;
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
         kube::Api::namespaced(admin.clone(), "default");
@@ -241,7 +241,7 @@ async fn left_running(earlier: &[String]) -> Vec<String> {
         .into_iter()
         .filter(|p| ours(&p.metadata))
         .filter(|p| {
-            p.metadata.deletion_timestamp.is_some()
+            all || p.metadata.deletion_timestamp.is_some()
                 || !matches!(
                     p.status.as_ref().and_then(|s| s.phase.as_deref()),
                     Some("Succeeded" | "Failed")
@@ -268,7 +268,7 @@ async fn left_running(earlier: &[String]) -> Vec<String> {
             .items
             .into_iter()
             .filter(|j| ours(&j.metadata))
-            .filter(|j| j.status.as_ref().and_then(|s| s.active).unwrap_or(0) > 0)
+            .filter(|j| all || j.status.as_ref().and_then(|s| s.active).unwrap_or(0) > 0)
             .map(|j| format!("Job {}", j.metadata.name.unwrap_or_default())),
     );
     left
@@ -380,7 +380,7 @@ async fn check(
             .into_iter()
             .filter(|r| r != run_id)
             .collect();
-        left = left_running(&others).await;
+        left = left_behind(&others, false).await;
         if left.is_empty() {
             break;
         }
@@ -519,13 +519,20 @@ async fn ctrl_c(shell: &[(String, String)]) -> Tally {
         // Before kubestep's handler is in place (its first instants, before it has contacted
         // the cluster), SIGINT ends the process as it ends any: a shell shows 130 for both.
         use std::os::unix::process::ExitStatusExt;
-        match (out.status.code(), out.status.signal()) {
-            (Some(130), _) | (None, Some(libc::SIGINT)) => interrupted += 1,
-            (Some(0), _) => {}
-            other => failed.push(format!("exit {other:?}: {}", text(&out))),
-        }
-        // The orchestrator waits for its pods to go before it exits.
-        let left = left_running(&earlier).await;
+        let ended = match (out.status.code(), out.status.signal()) {
+            (Some(130), _) | (None, Some(libc::SIGINT)) => {
+                interrupted += 1;
+                false
+            }
+            (Some(0), _) => true,
+            other => {
+                failed.push(format!("exit {other:?}: {}", text(&out)));
+                false
+            }
+        };
+        // An interrupted run deletes its Jobs and waits for its pods to go before it exits; a
+        // run that had ended keeps its finished Jobs for their TTL, as designed.
+        let left = left_behind(&earlier, !ended).await;
         tally.orphans += left.len() as u32;
         if !left.is_empty() {
             failed.push(format!("left running: {left:?}"));

@@ -141,6 +141,11 @@ pub(super) async fn run(
             why()
         )));
     }
+    // A run with Kubernetes steps checks it once the cluster has answered (a cluster's problems
+    // are said first), before it uploads the binary.
+    if on_kubernetes.is_empty() {
+        datastore.check_writable().await?;
+    }
     let run_id = orchestrator::new_run_id();
     if let Some(file) = &args.run_id_file {
         std::fs::write(file, &run_id).map_err(|e| {

@@ -581,6 +581,30 @@ impl Datastore {
         Ok(())
     }
 
+    /// Checks that a run may write under the root (a small object put at
+    /// `<flow>/.write-check`), so a missing bucket or a read-only directory is named, with the
+    /// fix, before a run starts rather than as its first record's failure.
+    pub async fn check_writable(&self) -> Result<(), Error> {
+        let key = self.under_flow(".write-check");
+        let put = self
+            .store
+            .put(&key, PutPayload::from_static(b"kubestep"))
+            .await;
+        let why = match put {
+            Ok(_) => return Ok(()),
+            Err(object_store::Error::NotFound { .. }) => {
+                "its bucket or container does not exist".to_string()
+            }
+            Err(e) => crate::report::report(&e),
+        };
+        Err(Error::Root {
+            root: self.root.clone(),
+            message: format!(
+                "cannot be written: {why}; name one this user may write with --datastore-root"
+            ),
+        })
+    }
+
     /// Reads raw bytes (logs), if present.
     pub async fn get_bytes(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
         let key = self.key(key);

@@ -95,6 +95,9 @@ pub enum Error {
         /// The API server's answer.
         message: String,
     },
+    /// The datastore's root cannot be written.
+    #[error(transparent)]
+    Unwritable(crate::datastore::Error),
     /// The datastore cannot hold or share the binary.
     #[error("cannot ship the step binary to pods")]
     Datastore(#[from] crate::datastore::Error),
@@ -240,6 +243,10 @@ impl KubernetesExecutor {
         if !missing.is_empty() {
             return Err(Error::Permissions { missing });
         }
+        ctx.datastore
+            .check_writable()
+            .await
+            .map_err(Error::Unwritable)?;
         let flow = flow.name();
         let (binary, binary_key, arch) = match &settings.binary_in_image {
             Some(path) => (Binary::InImage { path: path.clone() }, None, None),
@@ -348,17 +355,22 @@ impl KubernetesExecutor {
     /// Deletes every Job of the run (the garbage collector removes their pods) and waits, at most
     /// `wait`, until the run has no pod left. Returns the pods still there.
     pub async fn shutdown(&self, wait: Duration) -> Vec<String> {
-        for ns in self.watches.keys() {
-            if let Err(e) = self.cluster.delete_jobs(ns, &self.selector).await {
-                self.ctx
-                    .progress
-                    .println(&format!("kubestep: {}", report(&e)), true);
-            }
-        }
         let deadline = tokio::time::Instant::now() + wait;
         let mut left = Vec::new();
-        for w in self.watches.values() {
-            left.extend(w.wait_empty(deadline).await);
+        // Twice: a create the interrupted orchestrator had in flight may land after the first
+        // deletion; by the time the first Jobs' pods are gone, it has.
+        for _ in 0..2 {
+            for ns in self.watches.keys() {
+                if let Err(e) = self.cluster.delete_jobs(ns, &self.selector).await {
+                    self.ctx
+                        .progress
+                        .println(&format!("kubestep: {}", report(&e)), true);
+                }
+            }
+            left.clear();
+            for w in self.watches.values() {
+                left.extend(w.wait_empty(deadline).await);
+            }
         }
         left
     }
