@@ -175,14 +175,18 @@ pub(super) async fn run(
         let settings = defaults.settings()?;
         let why = why();
         let names: Vec<&'static str> = on_kubernetes.iter().map(|(d, _)| d.name).collect();
-        let k = KubernetesExecutor::start(ctx.clone(), flow, on_kubernetes, &settings)
-            .await
-            .map_err(|e| match e {
-                crate::executor::kubernetes::Error::Connect(e) => Error::Unsupported(format!(
-                    "{why}, but {e}, or `run --local` to run every step on this machine"
-                )),
-                e => e.into(),
-            })?;
+        // Ctrl-C while it checks, uploads and dry-runs: nothing is launched yet, so nothing to
+        // delete; the run ends as interrupted rather than killed by the signal.
+        let started = tokio::select! {
+            k = KubernetesExecutor::start(ctx.clone(), flow, on_kubernetes, &settings) => k,
+            () = interrupted() => return Err(Error::Interrupted { run_id }),
+        };
+        let k = started.map_err(|e| match e {
+            crate::executor::kubernetes::Error::Connect(e) => Error::Unsupported(format!(
+                "{why}, but {e}, or `run --local` to run every step on this machine"
+            )),
+            e => e.into(),
+        })?;
         let k = Arc::new(k);
         Some((k, names))
     };
