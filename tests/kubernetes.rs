@@ -1292,7 +1292,7 @@ async fn a_replaced_binary_is_refused_and_a_short_one_uploaded_again() {
 /// the fix, before anything is uploaded or launched.
 #[tokio::test]
 async fn refused_credentials_are_named_before_anything_is_launched() {
-    let env = setup().await;
+    setup().await;
     let restricted = &kubestep_testenv::shared().restricted_kubeconfig;
     let expired = std::env::temp_dir().join(format!("kubestep-expired-{}", std::process::id()));
     std::fs::write(
@@ -1302,23 +1302,13 @@ async fn refused_credentials_are_named_before_anything_is_launched() {
             .replace(kubestep_testenv::RESTRICTED_TOKEN, "a-token-that-expired"),
     )
     .unwrap();
-    let vars: Vec<(String, String)> = env
-        .iter()
-        .filter(|(k, _)| k != "KUBECONFIG")
-        .cloned()
-        .chain([("KUBECONFIG".into(), expired.display().to_string())])
-        .collect();
-    let root = format!("{}-expired", root());
-    let out = tokio::task::spawn_blocking(move || {
-        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        common::run(
-            "basic",
-            &["run", "--datastore", "s3", "--datastore-root", &root],
-            &vars,
-        )
-    })
-    .await
-    .unwrap();
+    // `run_program`'s own KUBECONFIG is replaced: the later value wins.
+    let (out, _) = run_program(
+        common::example("basic"),
+        &[],
+        &[("KUBECONFIG", expired.to_str().unwrap())],
+    )
+    .await;
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(

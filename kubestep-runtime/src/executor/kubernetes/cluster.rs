@@ -136,7 +136,8 @@ impl Cluster {
     /// A client from KUBECONFIG (or `~/.kube/config`), else the in-cluster service account.
     /// A kubeconfig that is named but cannot be used is an error, never skipped for another.
     pub async fn connect(qps: u32) -> Result<Cluster, ConnectError> {
-        let mut config = match kubeconfig_path() {
+        let kubeconfig = kubeconfig_path();
+        let mut config = match &kubeconfig {
             Some(path) => {
                 let unusable = |e: &dyn std::error::Error| ConnectError::Kubeconfig {
                     path: path.clone(),
@@ -157,7 +158,7 @@ impl Cluster {
         config.read_timeout = Some(Duration::from_secs(300));
         let server = config.cluster_url.to_string();
         let client = kube::Client::try_from(config).map_err(|e| ConnectError::Kubeconfig {
-            path: kubeconfig_path().unwrap_or_else(|| "of this pod".into()),
+            path: kubeconfig.unwrap_or_else(|| "of this pod".into()),
             reason: report(&e),
         })?;
         Ok(Cluster::new(client, server, qps))
