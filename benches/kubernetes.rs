@@ -9,11 +9,12 @@
 //! - the delay from a task's process finishing (the time it recorded) to the orchestrator
 //!   acting on it (the end of the attempt in the task record);
 //! - the orchestrator's peak RSS (from `wait4`).
+mod cluster;
+
+use cluster::{audit_events, audit_mark, percentile, run_measured};
 use kubestep::datastore::{AttemptResult, Datastore, Key, Kind, Prefix, TaskRecord};
 use kubestep::prelude::*;
-use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 /// The flow's parameter: how many tasks the foreach has (a parameter, not an environment
 /// variable, so the start step's pod sees it too).
@@ -39,76 +40,6 @@ fn end(all: Vec<u32>) -> u64 {
 }
 
 const FLOW: &str = "bench-k8s";
-
-/// One line of the audit log, as far as the count needs.
-#[derive(serde::Deserialize)]
-struct AuditEvent {
-    verb: String,
-    user: AuditUser,
-    #[serde(rename = "objectRef", default)]
-    object: Option<AuditObject>,
-}
-
-#[derive(serde::Deserialize)]
-struct AuditUser {
-    username: String,
-}
-
-#[derive(serde::Deserialize)]
-struct AuditObject {
-    resource: Option<String>,
-    namespace: Option<String>,
-}
-
-fn audit_events(log: &Path, skip: usize) -> Vec<AuditEvent> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .skip(skip)
-        .filter_map(|l| serde_json::from_str::<AuditEvent>(l).ok())
-        .filter(|e| e.user.username == kubestep_testenv::RESTRICTED_USER)
-        .collect()
-}
-
-fn line_count(log: &Path) -> usize {
-    std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
-}
-
-/// Runs `cmd`, returning whether it succeeded, its peak RSS in KiB and its stderr.
-#[expect(
-    clippy::zombie_processes,
-    reason = "reaped by wait4, which also reports the peak RSS"
-)]
-fn run_measured(cmd: &mut Command) -> (bool, i64, String) {
-    let child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the flow");
-    let pid = child.id() as i32;
-    let stderr = child.stderr;
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut e) = stderr {
-            let _ = std::io::Read::read_to_string(&mut e, &mut s);
-        }
-        s
-    });
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 writes it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our child; status and usage are valid for writes.
-    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (ok, usage.ru_maxrss, reader.join().unwrap_or_default())
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 fn main() {
     let first = std::env::args().nth(1).unwrap_or_default();
@@ -144,25 +75,17 @@ fn main() {
     assert!(rbac.status.success());
     rt.block_on(env.apply(&String::from_utf8_lossy(&rbac.stdout)))
         .expect("apply the Role");
-    let exports: Vec<(String, String)> = env
-        .exports()
-        .iter()
-        .map(|(k, v)| match k.as_str() {
-            "KUBECONFIG" => (k.clone(), env.restricted_kubeconfig.display().to_string()),
-            _ => (k.clone(), v.clone()),
-        })
-        .collect();
+    let exports = env.restricted_exports();
     let root = format!("s3://kubestep/bench-{}", std::process::id());
     let log = env.audit_log();
     println!(
         "kubestep on the test cluster (Kubernetes v1.34 control plane; real kubelet, containerd and runc nodes)"
     );
     for n in [20u32, 200] {
-        let before = line_count(&log);
+        let before = audit_mark(&log);
         let id_file =
             std::env::temp_dir().join(format!("kubestep-bench-k8s-{}", std::process::id()));
-        let started = Instant::now();
-        let (ok, rss_kib, stderr) = run_measured(
+        let run = run_measured(
             Command::new(&exe)
                 .args([
                     "run",
@@ -178,22 +101,15 @@ fn main() {
                 .args(["--tasks", &n.to_string()])
                 .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         );
-        let wall = started.elapsed().as_secs_f64();
-        assert!(ok, "the {n}-task run failed: {stderr}");
+        let wall = run.wall.as_secs_f64();
+        assert!(run.ok, "the {n}-task run failed: {}", run.stderr);
         let run_id = std::fs::read_to_string(&id_file).expect("run id");
         let _ = std::fs::remove_file(&id_file);
-        let events = audit_events(&log, before);
+        let events = audit_events(&log, before, kubestep_testenv::RESTRICTED_USER);
         let watches: std::collections::BTreeSet<String> = events
             .iter()
             .filter(|e| e.verb == "watch")
-            .map(|e| {
-                let o = e.object.as_ref();
-                format!(
-                    "{}/{}",
-                    o.and_then(|o| o.namespace.clone()).unwrap_or_default(),
-                    o.and_then(|o| o.resource.clone()).unwrap_or_default()
-                )
-            })
+            .map(cluster::AuditEvent::resource)
             .collect();
         let watch_requests = events.iter().filter(|e| e.verb == "watch").count();
         let successful = u64::from(n) + 2;
@@ -209,7 +125,7 @@ fn main() {
                 let result_key = Key::AttemptResult(path.clone(), last.attempt);
                 let result: AttemptResult = ds.get_record(&result_key).await.unwrap().unwrap();
                 if let (Some(seen), Some(done)) = (last.finished_ms, result.finished_ms) {
-                    delays.push(seen.saturating_sub(done));
+                    delays.push(seen.saturating_sub(done) as i64);
                 }
             }
             delays.sort_unstable();
@@ -223,7 +139,7 @@ fn main() {
             percentile(&delays, 0.5),
             percentile(&delays, 0.95),
             delays.last().copied().unwrap_or(0),
-            rss_kib as f64 / 1024.0,
+            run.peak_process_rss as f64 / 1e6,
         );
     }
 }

@@ -17,6 +17,8 @@
 //! `sync`. Peak RSS is the largest process of each
 //! run (the step processes included).
 
+mod metaflow;
+
 use kubestep::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -268,44 +270,6 @@ fn main() {
             .main(),
         _ => drive(),
     }
-}
-
-fn venv() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join("target/bench-venv");
-    if !venv.join("bin/python").exists()
-        || Command::new(venv.join("bin/python"))
-            .args(["-c", "import metaflow, numpy, pandas, boto3"])
-            .status()
-            .map_or(true, |s| !s.success())
-    {
-        eprintln!(
-            "installing Metaflow 2.19, numpy, pandas and boto3 into {}",
-            venv.display()
-        );
-        assert!(
-            Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap()
-                .success()
-        );
-        let ok = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "metaflow==2.19.39",
-                "numpy",
-                "pandas",
-                "boto3",
-            ])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "pip install metaflow failed");
-    }
-    venv
 }
 
 /// One run's wall time, hand-off time (when its steps marked one) and peak RSS (the largest
@@ -592,7 +556,7 @@ fn drive() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probe bench binaries this way.
     }
-    let venv = venv();
+    let venv = metaflow::venv();
     let scratch = std::env::temp_dir().join(format!("kubestep-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let runs = std::env::var("BENCH_RUNS")

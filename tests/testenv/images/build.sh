@@ -3,7 +3,9 @@
 # stores them in two registry storage directories that `docker-registry` serves at run time:
 #   OUT/public   docker.io/library/debian:bookworm-slim (and :bookworm), docker.io/library/busybox,
 #                docker.io/curlimages/curl:8.11.1 (curl + CA certificates, user curl_user),
-#                registry.k8s.io/pause:3.10, ghcr.io/acme/train:1.4
+#                registry.k8s.io/pause:3.10, ghcr.io/acme/train:1.4,
+#                ghcr.io/kubestep/metaflow:2.19.39 (Python 3 with Metaflow's pod-side packages, for
+#                the benchmark against Metaflow)
 #   OUT/private  registry.example.com/acme/sorter:1.4 (served behind htpasswd)
 # Usage: build.sh OUT MIRROR   (MIRROR: a Debian archive URL from the machine's apt sources)
 set -euo pipefail
@@ -50,6 +52,20 @@ for name in ghcr.io/acme/train:1.4 registry.example.com/acme/sorter:1.4; do
   rm -rf "$work/$tag"
 done
 
+# The peer's image: Python 3 (as `python`, which Metaflow's pod command calls) with the packages
+# Metaflow's S3 datastore needs in a pod, and numpy for the array flow (Metaflow itself comes
+# in each run's code package).
+# pip runs here, under the machine's own pip settings: the chroot has no network.
+say "debootstrap with python3 for Metaflow's image"
+debootstrap --variant=minbase --cache-dir="$work/debs" --include=python3,python-is-python3,ca-certificates bookworm "$work/metaflow" "$mirror" >&2
+python3 -m venv "$work/pip"
+"$work/pip/bin/pip" install --quiet --disable-pip-version-check --no-compile \
+  --target "$work/metaflow/usr/local/lib/python3.11/dist-packages" \
+  metaflow==2.19.39 boto3==1.44.8 requests==2.34.2 numpy==2.4.6 'python-dateutil<3' >&2
+rm -rf "$work/metaflow"/var/cache/apt/archives/*.deb "$work/metaflow"/var/lib/apt/lists/* "$work/metaflow"/var/log/*
+# The packages are in the image, so the pod command's `pip install` is skipped.
+image metaflow "$work/metaflow" --config.cmd bash --config.env METAFLOW_SKIP_INSTALL_DEPENDENCIES=1
+
 say "busybox from Debian's busybox-static"
 mkdir -p "$work/busybox/bin" "$work/busybox/etc" "$work/busybox/tmp"
 cp /bin/busybox "$work/busybox/bin/busybox"
@@ -83,7 +99,8 @@ push() {
 }
 say "pushing into the registry storage"
 push "$out/public" slim library/debian:bookworm-slim slim library/debian:bookworm busybox library/busybox:latest \
-  curl curlimages/curl:8.11.1 pause pause:3.10 ghcr-io-acme-train-1-4 acme/train:1.4
+  curl curlimages/curl:8.11.1 pause pause:3.10 ghcr-io-acme-train-1-4 acme/train:1.4 \
+  metaflow kubestep/metaflow:2.19.39
 push "$out/private" registry-example-com-acme-sorter-1-4 acme/sorter:1.4
 rm -rf "$work"
 say "images stored in $out"

@@ -17,9 +17,14 @@ pub const PROXY_TOKEN: &str = "kubestep-testenv-kube-proxy";
 pub const RESTRICTED_TOKEN: &str = "kubestep-testenv-restricted";
 /// The restricted user's name, for RoleBindings.
 pub const RESTRICTED_USER: &str = "kubestep-restricted";
+/// A second user with no rights until RBAC grants some: the peer a benchmark compares kubestep
+/// with runs as this one, so the audit log tells their requests apart.
+pub const PEER_TOKEN: &str = "kubestep-testenv-peer";
+/// The peer user's name, for RoleBindings.
+pub const PEER_USER: &str = "kubestep-peer";
 
 /// The API server's audit log, under the state directory: one JSON event per request of
-/// [`RESTRICTED_USER`].
+/// [`RESTRICTED_USER`] or [`PEER_USER`].
 pub const AUDIT_LOG: &str = "audit.log";
 
 /// The running control plane.
@@ -30,6 +35,8 @@ pub struct ControlPlane {
     pub kubeconfig: PathBuf,
     /// Kubeconfig of the restricted user.
     pub restricted_kubeconfig: PathBuf,
+    /// Kubeconfig of [`PEER_USER`].
+    pub peer_kubeconfig: PathBuf,
     dir: PathBuf,
     kube: PathBuf,
     pub(crate) pki: Pki,
@@ -76,7 +83,7 @@ impl ControlPlane {
     ) -> Result<ControlPlane, Error> {
         let tokens = dir.join("tokens.csv");
         let mut users = format!(
-            "{ADMIN_TOKEN},admin,admin,\"system:masters\"\n{RESTRICTED_TOKEN},{RESTRICTED_USER},{RESTRICTED_USER}\n{PROXY_TOKEN},system:kube-proxy,system:kube-proxy\n"
+            "{ADMIN_TOKEN},admin,admin,\"system:masters\"\n{RESTRICTED_TOKEN},{RESTRICTED_USER},{RESTRICTED_USER}\n{PEER_TOKEN},{PEER_USER},{PEER_USER}\n{PROXY_TOKEN},system:kube-proxy,system:kube-proxy\n"
         );
         for n in nodes {
             users.push_str(&format!(
@@ -92,6 +99,7 @@ impl ControlPlane {
             server: server.clone(),
             kubeconfig: dir.join("kubeconfig"),
             restricted_kubeconfig: dir.join("kubeconfig-restricted"),
+            peer_kubeconfig: dir.join("kubeconfig-peer"),
             dir: dir.to_path_buf(),
             kube: parts.kube.clone(),
             pki,
@@ -108,6 +116,7 @@ impl ControlPlane {
             &cp.pki.ca_cert,
             RESTRICTED_TOKEN,
         )?;
+        kubeconfig(&cp.peer_kubeconfig, &server, &cp.pki.ca_cert, PEER_TOKEN)?;
         let etcd_args: Vec<String> = [
             "--data-dir".into(),
             dir.join("etcd").display().to_string(),
@@ -161,12 +170,12 @@ impl ControlPlane {
         Ok(cp)
     }
 
-    /// The audit policy: metadata of every request the restricted user makes, once each (when
-    /// it completes), and nothing of anyone else's.
+    /// The audit policy: metadata of every request the restricted and the peer user make, once
+    /// each (when it completes), and nothing of anyone else's.
     fn audit_policy(&self) -> Result<PathBuf, Error> {
         let path = self.dir.join("audit-policy.yaml");
         let policy = format!(
-            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived, ResponseStarted]\nrules:\n- level: Metadata\n  users: [{RESTRICTED_USER}]\n- level: None\n"
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived, ResponseStarted]\nrules:\n- level: Metadata\n  users: [{RESTRICTED_USER}, {PEER_USER}]\n- level: None\n"
         );
         std::fs::write(&path, policy).map_err(|e| Error::io(&path, e))?;
         Ok(path)

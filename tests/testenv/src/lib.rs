@@ -23,7 +23,7 @@ mod pki;
 mod process;
 mod registry;
 
-pub use control_plane::{ADMIN_TOKEN, RESTRICTED_TOKEN, RESTRICTED_USER};
+pub use control_plane::{ADMIN_TOKEN, PEER_USER, RESTRICTED_TOKEN, RESTRICTED_USER};
 pub use fault_proxy::{FaultCounts, FaultProxy};
 pub use network::{BRIDGE, BRIDGE_MAC, HOST_IP, node_ip};
 pub use node::NodeSpec;
@@ -189,6 +189,9 @@ pub struct TestEnv {
     pub kubeconfig: PathBuf,
     /// Kubeconfig of a user with no rights but those RBAC grants ([`RESTRICTED_USER`]).
     pub restricted_kubeconfig: PathBuf,
+    /// Kubeconfig of a second user with no rights but those RBAC grants ([`PEER_USER`]): the
+    /// peer a benchmark runs beside kubestep.
+    pub peer_kubeconfig: PathBuf,
     /// State directory: logs of every component, the nodes' containerd and kubelet state.
     pub dir: PathBuf,
     exports: Vec<(String, String)>,
@@ -367,6 +370,7 @@ impl TestEnv {
         Ok(TestEnv {
             kubeconfig: cp.kubeconfig.clone(),
             restricted_kubeconfig: cp.restricted_kubeconfig.clone(),
+            peer_kubeconfig: cp.peer_kubeconfig.clone(),
             dir: dir.clone(),
             exports,
             inner: Arc::new(Inner {
@@ -390,7 +394,8 @@ impl TestEnv {
             .expect("testenv kubeconfig is valid")
     }
 
-    /// The API server's audit log: one JSON line per request of [`RESTRICTED_USER`].
+    /// The API server's audit log: one JSON line per request of [`RESTRICTED_USER`] or
+    /// [`PEER_USER`].
     pub fn audit_log(&self) -> PathBuf {
         self.dir.join(control_plane::AUDIT_LOG)
     }
