@@ -141,7 +141,17 @@ const METAFLOW_IMAGE: &str = "ghcr.io/kubestep/metaflow:2.19.39";
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let command = args.get(1).map_or("", String::as_str);
-    if ["run", "resume", "step", "show", "render", "logs", "kubernetes"].contains(&command) {
+    if [
+        "run",
+        "resume",
+        "step",
+        "show",
+        "render",
+        "logs",
+        "kubernetes",
+    ]
+    .contains(&command)
+    {
         let flow = match (command, args.get(2).map(String::as_str)) {
             ("step", Some("start" | "one" | "two" | "three" | "end")) => "linear".into(),
             ("step", Some("numbers" | "work" | "join" | "check")) => "foreach".into(),
@@ -162,7 +172,10 @@ fn main() {
                 .join(join)
                 .then(check)
                 .main(),
-            _ => Flow::new("bench-hand-off").start(produce).then(consume).main(),
+            _ => Flow::new("bench-hand-off")
+                .start(produce)
+                .then(consume)
+                .main(),
         }
     }
     drive();
@@ -262,8 +275,13 @@ fn figures(run: Measured, log: &Path, mark: usize, user: &str, ends: &Ends) -> F
         .collect();
     delays.sort_unstable();
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
-    for e in events.iter().filter(|e| e.verb == "watch" || e.verb == "list") {
-        *kinds.entry(format!("{} {}", e.verb, e.resource())).or_default() += 1;
+    for e in events
+        .iter()
+        .filter(|e| e.verb == "watch" || e.verb == "list")
+    {
+        *kinds
+            .entry(format!("{} {}", e.verb, e.resource()))
+            .or_default() += 1;
     }
     let kinds = kinds
         .iter()
@@ -311,8 +329,7 @@ fn drive() {
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let scratch =
-        std::env::temp_dir().join(format!("kubestep-bench-vs-mf-{}", std::process::id()));
+    let scratch = std::env::temp_dir().join(format!("kubestep-bench-vs-mf-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).expect("scratch directory");
     let flows = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/metaflow/kubernetes");
     let log = env.audit_log();
@@ -329,12 +346,19 @@ fn drive() {
         // kubestep: the restricted user, the S3 emulator.
         let mark = audit_mark(&log);
         let mut cmd = Command::new(&exe);
-        cmd.args(["run", "--with", "kubernetes", "--datastore", "s3", "--quiet"])
-            .arg("--datastore-root")
-            .arg(format!("s3://kubestep/bench-vs-{}", std::process::id()))
-            .args(["--max-workers", WORKERS])
-            .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("KUBESTEP_BENCH_FLOW", case.flow);
+        cmd.args([
+            "run",
+            "--with",
+            "kubernetes",
+            "--datastore",
+            "s3",
+            "--quiet",
+        ])
+        .arg("--datastore-root")
+        .arg(format!("s3://kubestep/bench-vs-{}", std::process::id()))
+        .args(["--max-workers", WORKERS])
+        .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("KUBESTEP_BENCH_FLOW", case.flow);
         if let Some(n) = case.items {
             cmd.args(["--items", &n.to_string()]);
         }
@@ -413,7 +437,15 @@ fn print(table: &[(&Case, Outcome, Outcome)]) {
     );
     println!(
         "{:<24} {:<9} {:>8} {:>9} {:>7} {:>6} {:>10} {:>8} {:>17}",
-        "flow", "system", "wall s", "req/task", "watches", "lists", "tree RSS", "CPU s", "end->action ms"
+        "flow",
+        "system",
+        "wall s",
+        "req/task",
+        "watches",
+        "lists",
+        "tree RSS",
+        "CPU s",
+        "end->action ms"
     );
     let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
     for (case, ours, theirs) in table {
@@ -440,7 +472,11 @@ fn print(table: &[(&Case, Outcome, Outcome)]) {
                     "  {system}: {} requests for {} tasks; {}; largest process {}; {} task ends timed",
                     f.requests,
                     case.tasks,
-                    if f.kinds.is_empty() { "no watch or list" } else { &f.kinds },
+                    if f.kinds.is_empty() {
+                        "no watch or list"
+                    } else {
+                        &f.kinds
+                    },
                     mb(f.run.peak_process_rss),
                     f.delays.len()
                 );

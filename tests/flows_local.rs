@@ -646,6 +646,43 @@ async fn client_lists_runs_and_logs_prints_attempts() {
         &[],
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `fragile`?"));
+    // `status --json` of the latest run: its state and each task's, for scripts.
+    let root = root.to_str().unwrap();
+    let out = common::run(
+        "failures",
+        &["status", "--json", "--datastore-root", root],
+        &[],
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(status["run_id"], run_id.as_str());
+    assert_eq!(status["state"], "succeeded");
+    let flaky = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["step"] == "flaky")
+        .unwrap_or_else(|| panic!("no flaky task in {status}"));
+    assert_eq!(
+        (&flaky["state"], &flaky["attempt"]),
+        (&"succeeded".into(), &1.into())
+    );
+    let by = flaky["orchestrator"].as_str().unwrap_or_default();
+    assert!(by.ends_with(" pid ") || by.contains(" pid "), "{flaky}");
+    let out = common::run(
+        "failures",
+        &["status", &run_id, "--datastore-root", root],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("run {run_id} of flow `failures`: succeeded")),
+        "{text}"
+    );
+    assert!(text.contains("flaky\t0\tsucceeded\t1\t"), "{text}");
+    let out = common::run("failures", &["status", "17", "--datastore-root", root], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("flow `failures` has no run 17 in"), "{err}");
 }
 
 /// A task killed at any moment of writing its output leaves nothing half-written: every stored

@@ -497,6 +497,95 @@ async fn node_lost(shell: &[(String, String)]) -> Tally {
     tally
 }
 
+/// The orchestrator SIGKILLed while items run (its Jobs go on without it), then
+/// `run --recover`: the same run finishes, every task having run exactly once: the Jobs in
+/// flight are taken over, none is created again, finished tasks are kept.
+async fn orchestrator_killed(shell: &[(String, String)]) -> Tally {
+    let mut tally = Tally::new("orchestrator SIGKILLed");
+    let audit_from = audit_mark();
+    let (child, id_file) = start_run(shell, "orchestrator", 15);
+    let (run_id, _) = items_running(&id_file, 3).await;
+    // `status` sees the running tasks where they run, from the cluster.
+    let status = common::run(
+        "reliability",
+        &[
+            "status",
+            &run_id,
+            "--json",
+            "--datastore",
+            "s3",
+            "--datastore-root",
+            &root(),
+        ],
+        &shell
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+    let placed = status["tasks"].as_array().map_or(0, |tasks| {
+        tasks
+            .iter()
+            .filter(|t| t["state"] == "running" && t["phase"] == "Running" && t["node"].is_string())
+            .count()
+    });
+    if placed < 3 {
+        tally.missed(format!(
+            "`status` shows {placed} running tasks with their pod and node: {status}"
+        ));
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = wait(child).await;
+    let recover = std::process::Command::new(common::example("reliability"))
+        .args(["run", "--datastore", "s3", "--datastore-root", &root()])
+        .args(["--max-workers", "20", "--recover", &run_id])
+        .envs(shell.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait(recover).await;
+    check(&mut tally, shell, &run_id, &out, audit_from, false).await;
+    let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
+    let tasks = client.tasks(&run_id).await.unwrap();
+    let twice: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.attempts.len() != 1)
+        .map(|t| format!("{}/{}: {} attempts", t.step, t.task_id, t.attempts.len()))
+        .collect();
+    tally.duplicates += twice.len() as u32;
+    if !twice.is_empty() {
+        tally.missed(format!("tasks not run exactly once: {twice:?}"));
+    }
+    let adopted = tasks
+        .iter()
+        .filter(|t| t.attempts.iter().any(|a| a.adopted_by.is_some()))
+        .count();
+    if adopted < 3 {
+        tally.missed(format!(
+            "{adopted} tasks were taken over by the recovering orchestrator; 3 or more ran when it was killed"
+        ));
+    }
+    // The record names both orchestrators: the killed one, which launched the tasks, and the
+    // one that took them over.
+    let instances: std::collections::BTreeSet<&str> = tasks
+        .iter()
+        .flat_map(|t| &t.attempts)
+        .flat_map(|a| [a.orchestrator.as_deref(), a.adopted_by.as_deref()])
+        .flatten()
+        .collect();
+    if instances.len() != 2 {
+        tally.missed(format!(
+            "the record names {instances:?}, not the killed orchestrator and its successor"
+        ));
+    }
+    tally.notes.push(format!(
+        "{adopted} tasks in flight were taken over by `run --recover`"
+    ));
+    tally
+}
+
 /// Ctrl-C at random moments of a run, from its first instant to its last: each time the run
 /// exits 130 (or 0 if it had ended) leaving no Job or pod running, and is recorded as ended.
 async fn ctrl_c(shell: &[(String, String)]) -> Tally {
@@ -575,6 +664,7 @@ async fn faults_lose_nothing_duplicate_nothing_and_leave_nothing_behind() {
         s3_paused(&shell).await,
         container_killed(&shell).await,
         node_lost(&shell).await,
+        orchestrator_killed(&shell).await,
         ctrl_c(&shell).await,
     ];
     println!(

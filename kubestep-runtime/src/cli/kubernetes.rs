@@ -71,7 +71,7 @@ struct SubjectArgs {
 }
 
 /// Every namespace a step of the flow would use on Kubernetes.
-fn namespaces(
+pub(super) fn namespaces(
     flow: &Flow,
     defaults: &Defaults,
     with: &WithArgs,

@@ -5,6 +5,7 @@ mod render;
 mod report;
 mod run;
 mod show;
+mod status;
 
 use crate::flow::{Flow, FlowBuilder, Linear};
 use crate::task;
@@ -35,6 +36,9 @@ enum Command {
     Resume(run::ResumeArgs),
     /// Print the saved output of a step's tasks: `logs RUN/STEP[/TASK]`.
     Logs(run::LogsArgs),
+    /// Show a run (default: the latest): its state, and each task's state, attempt, pod and
+    /// node, from the datastore and, while it runs, the cluster's live pods. --json for scripts.
+    Status(status::Args),
     /// Write a run's page: one self-contained HTML file with the graph, a timeline of every
     /// task's attempts (queued, pending and why, starting, running), per-step durations, and
     /// each attempt's pod, node, resources and cause. From the datastore alone.
@@ -257,6 +261,7 @@ pub fn run(
                 ))
             }
             Command::Logs(a) => runtime()?.block_on(run::logs(flow, &a, out)),
+            Command::Status(a) => runtime()?.block_on(status::status(flow, &defaults, &a, out)),
             Command::Report(a) => runtime()?.block_on(report::report_page(flow, &a, out)),
             Command::Step { args } => {
                 let mut all = vec![kubestep_core::invocation::SUBCOMMAND.to_string()];

@@ -80,6 +80,12 @@ pub(super) struct Args {
     /// Run every step on this machine, `#[kubernetes]` ones included (for development).
     #[arg(long, conflicts_with = "with")]
     local: bool,
+    /// Continue run RUN_ID after its orchestrator stopped (killed, or its machine gone), under
+    /// the same run id and with its own parameters: finished tasks are kept, Kubernetes Jobs
+    /// still running are taken over, only what never started is launched. (`resume` starts a
+    /// new run instead.)
+    #[arg(long, value_name = "RUN_ID", value_parser = |s: &str| check_segment("run id", s).map(|()| s.to_string()))]
+    recover: Option<String>,
     #[command(flatten)]
     pub(super) with: super::WithArgs,
 }
@@ -146,7 +152,13 @@ pub(super) async fn run(
     if on_kubernetes.is_empty() {
         datastore.check_writable().await?;
     }
-    let run_id = orchestrator::new_run_id();
+    let run_id = match &args.recover {
+        Some(id) => {
+            recoverable(&datastore, flow, id, resume.is_some()).await?;
+            id.clone()
+        }
+        None => orchestrator::new_run_id(),
+    };
     if let Some(file) = &args.run_id_file {
         std::fs::write(file, &run_id).map_err(|e| {
             Error::Unsupported(format!(
@@ -238,9 +250,16 @@ pub(super) async fn run(
             writeln!(out, "resuming run {origin} as run {run_id}")?;
         }
     }
+    if args.recover.is_some() && !args.quiet {
+        writeln!(out, "recovering run {run_id}")?;
+    }
     let options = orchestrator::Options {
         max_workers: args.max_workers as usize,
-        resume_from,
+        prior: match (resume_from, &args.recover) {
+            (Some(origin), _) => orchestrator::Prior::Resume(origin),
+            (None, Some(_)) => orchestrator::Prior::Recover,
+            (None, None) => orchestrator::Prior::Nothing,
+        },
         start_input,
     };
     let run = orchestrator::Run {
@@ -280,6 +299,40 @@ pub(super) async fn run(
         )?;
     }
     Ok(())
+}
+
+/// Checks that run `id` can be recovered: it exists and is still recorded as running (its
+/// orchestrator stopped without ending it).
+async fn recoverable(
+    datastore: &Datastore,
+    flow: &Flow,
+    id: &str,
+    resuming: bool,
+) -> Result<(), Error> {
+    if resuming {
+        return Err(Error::Unsupported(
+            "`resume` starts a new run from an earlier one; `run --recover RUN_ID` continues that run itself: use one of them".into(),
+        ));
+    }
+    let client = crate::client::Client::new(datastore.clone());
+    match client
+        .run(id)
+        .await
+        .map_err(|e| Error::Unsupported(report(&e)))?
+    {
+        None => Err(Error::Unsupported(format!(
+            "--recover {id}: flow `{}` has no run {id} in {}",
+            flow.name(),
+            datastore.root()
+        ))),
+        Some(r) if r.status != crate::datastore::Status::Running => {
+            Err(Error::Unsupported(format!(
+                "--recover {id}: run {id} is {}, not running: only a run whose orchestrator stopped before the end can be recovered; `resume {id}` starts a new run from it",
+                format!("{:?}", r.status).to_lowercase()
+            )))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// Ctrl-C or SIGTERM.

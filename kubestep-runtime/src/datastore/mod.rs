@@ -104,6 +104,12 @@ pub struct Attempt {
     /// The pod it ran in, when it ran on Kubernetes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<AttemptPod>,
+    /// The orchestrator instance that launched it (`host pid N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator: Option<String>,
+    /// The instance that took it over when its launcher had stopped (`run --recover`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_by: Option<String>,
 }
 
 /// The pod a Kubernetes attempt ran in, as its live object said.

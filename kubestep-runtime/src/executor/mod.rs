@@ -283,6 +283,14 @@ pub trait Executor: Send + Sync {
     /// rank and the control member's address (`kubestep_core::parallel`); the first member that
     /// fails stops the others.
     fn run_gang<'a>(&'a self, gang: &'a GangSpec) -> BoxFuture<'a, GangEnded>;
+
+    /// Whether an attempt of `step` outlives the orchestrator that launched it, so a recovered
+    /// run takes it over by running the same attempt again (a Kubernetes Job, adopted by its
+    /// name) rather than launching another beside it.
+    fn adopts(&self, step: &str) -> bool {
+        let _ = step;
+        false
+    }
 }
 
 /// Sends each step to its own executor, and every other step to a default one.
@@ -306,5 +314,9 @@ impl Executor for Routed {
             .get(gang.step.name)
             .unwrap_or(&self.default)
             .run_gang(gang)
+    }
+
+    fn adopts(&self, step: &str) -> bool {
+        self.steps.get(step).unwrap_or(&self.default).adopts(step)
     }
 }

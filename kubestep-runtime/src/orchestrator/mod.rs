@@ -67,6 +67,14 @@ const CANCELLED: &str = "cancelled: another task of its stage failed";
 /// The cause recorded for a run and its running tasks on Ctrl-C or SIGTERM.
 const INTERRUPTED: &str = "interrupted (Ctrl-C or SIGTERM)";
 
+/// What ends the cause of an attempt lost to the platform, not to its own code.
+const INFRASTRUCTURE: &str = " (infrastructure)";
+
+/// The cause recorded for an attempt in flight when its orchestrator stopped, when its executor
+/// cannot take it over (a local process).
+const ORPHANED: &str =
+    "its orchestrator stopped before it ended; `run --recover` launched it again";
+
 /// How many times an attempt lost to the platform (eviction, preemption, a lost node) is
 /// retried before the task fails; these retries do not spend `#[retry]` attempts.
 pub const LOST_RETRIES: u32 = 3;
@@ -80,13 +88,27 @@ pub struct Run<'a> {
     pub executor: &'a dyn Executor,
 }
 
+/// What a run takes over from an earlier one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Prior {
+    /// Nothing: every task runs.
+    #[default]
+    Nothing,
+    /// `resume`: reuse every task of this earlier run that succeeded on the same input.
+    Resume(String),
+    /// `run --recover`: this run itself, continued under its own id after its orchestrator
+    /// stopped: finished tasks are kept, attempts still in flight are adopted where their
+    /// executor can (a Kubernetes Job outlives its orchestrator), the rest launch.
+    Recover,
+}
+
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Most tasks at once.
     pub max_workers: usize,
-    /// Resume: reuse every task of this run that succeeded on the same input.
-    pub resume_from: Option<String>,
+    /// What the run takes over.
+    pub prior: Prior,
     /// The encoded input of the start step (the flow's parameters); `()` when none.
     pub start_input: Option<Vec<u8>>,
 }
@@ -167,14 +189,14 @@ impl Work {
 async fn run_task(
     run: &Run<'_>,
     slots: &Semaphore,
-    resume_from: Option<&str>,
+    prior: &Prior,
     mut cancel: watch::Receiver<bool>,
     decl: &'static StepDecl,
     work: Work,
-    input: String,
+    mut input: String,
 ) -> Result<Vec<String>, Error> {
     let ids = work.ids();
-    if let Some(origin) = resume_from
+    if let Prior::Resume(origin) = prior
         && let Some(reused) = reuse(run, origin, decl, &ids, &input).await?
     {
         return Ok(reused);
@@ -202,7 +224,24 @@ async fn run_task(
         })
         .collect();
     let (mut failed, mut lost) = (0u32, 0u32);
-    for attempt in 0.. {
+    let (mut first, mut adopt) = (0, false);
+    if *prior == Prior::Recover
+        && let Some(found) = recorded(run, decl, &ids).await?
+    {
+        match found {
+            Recorded::Done(outputs) => return Ok(outputs),
+            Recorded::Started(found) => {
+                records = found;
+                let continued = continue_records(run, decl, &mut records);
+                (first, adopt) = (continued.next_attempt, continued.adopt);
+                (failed, lost) = (continued.failed, continued.lost);
+                // The inputs are content-addressed: the recorded one is the run's own.
+                input = records[0].input.clone();
+            }
+        }
+    }
+    let me = instance();
+    for attempt in first.. {
         // Waiting (for the pause or a slot) ends early when a sibling failed.
         let mut queued_ms = None;
         let ready = async {
@@ -231,15 +270,23 @@ async fn run_task(
             end_records(ctx, &keys, &mut records).await?;
             return Err(Error::Killed);
         }
+        let adopting = adopt && attempt == first;
         for (key, record) in keys.iter().zip(&mut records) {
-            record.attempts.push(Attempt {
-                attempt,
-                queued_ms,
-                started_ms,
-                finished_ms: None,
-                cause: None,
-                pod: None,
-            });
+            if adopting {
+                let last = record.attempts.last_mut().expect("an attempt in flight");
+                last.adopted_by = Some(me.clone());
+            } else {
+                record.attempts.push(Attempt {
+                    attempt,
+                    queued_ms,
+                    started_ms,
+                    finished_ms: None,
+                    cause: None,
+                    pod: None,
+                    orchestrator: Some(me.clone()),
+                    adopted_by: None,
+                });
+            }
             ctx.datastore.put_record(key, record).await?;
             ctx.progress.started(decl.name);
         }
@@ -254,7 +301,15 @@ async fn run_task(
                         input: input.clone(),
                         timeout,
                     };
-                    let ended = run.executor.run(&spec).await;
+                    // An adopted attempt that wrote its output before its orchestrator
+                    // stopped is done: launching it again would run it twice.
+                    let ended = match (adopting, run.ctx.attempt_output(&spec).await) {
+                        (true, Outcome::Succeeded(output)) => crate::executor::Ended {
+                            outcome: Outcome::Succeeded(output),
+                            pod: records[0].attempts.last().and_then(|a| a.pod.clone()),
+                        },
+                        _ => run.executor.run(&spec).await,
+                    };
                     GangEnded {
                         outcome: ended.outcome.clone(),
                         members: vec![ended],
@@ -299,13 +354,13 @@ async fn run_task(
             Outcome::Succeeded(_) => unreachable!("handled above"),
             Outcome::Failed(cause) => {
                 failed += 1;
-                let left = retries + 1 - failed;
+                let left = (retries + 1).saturating_sub(failed);
                 (cause, (left > 0).then(|| format!("retrying ({left} left)")))
             }
             Outcome::Lost(cause) => {
                 lost += 1;
-                let left = LOST_RETRIES + 1 - lost;
-                let cause = format!("{cause} (infrastructure)");
+                let left = (LOST_RETRIES + 1).saturating_sub(lost);
+                let cause = format!("{cause}{INFRASTRUCTURE}");
                 (
                     cause,
                     (left > 0).then(|| {
@@ -387,7 +442,7 @@ pub async fn run_one(
     let mut outputs = run_task(
         run,
         &slots,
-        None,
+        &Prior::Nothing,
         cancelled,
         decl,
         Work::Task(task_id),
@@ -395,6 +450,114 @@ pub async fn run_one(
     )
     .await?;
     Ok(outputs.remove(0))
+}
+
+/// This orchestrator instance, as the records name it: the host (a pod's name, in a pod) and
+/// the process id.
+pub fn instance() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host} pid {}", std::process::id())
+}
+
+/// What a recovered run finds of one piece of work.
+enum Recorded {
+    /// Every task succeeded: their outputs.
+    Done(Vec<String>),
+    /// It started: the records, a missing member's made from another's.
+    Started(Vec<TaskRecord>),
+}
+
+/// The records of `ids` in this run, if any was written.
+async fn recorded(
+    run: &Run<'_>,
+    decl: &'static StepDecl,
+    ids: &[String],
+) -> Result<Option<Recorded>, Error> {
+    let ds = &run.ctx.datastore;
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        let key = Key::Task(TaskPath::new(&run.ctx.run_id, decl.name, id));
+        found.push(ds.get_record::<TaskRecord>(&key).await?);
+    }
+    let Some(template) = found.iter().flatten().next().cloned() else {
+        return Ok(None);
+    };
+    let records: Vec<TaskRecord> = found
+        .into_iter()
+        .zip(ids)
+        .map(|(r, id)| {
+            r.unwrap_or_else(|| TaskRecord {
+                task_id: id.clone(),
+                status: Status::Running,
+                output: None,
+                ..template.clone()
+            })
+        })
+        .collect();
+    let outputs: Option<Vec<String>> = records
+        .iter()
+        .map(|r| r.output.clone().filter(|_| r.status == Status::Succeeded))
+        .collect();
+    let Some(outputs) = outputs else {
+        return Ok(Some(Recorded::Started(records)));
+    };
+    for _ in &outputs {
+        run.ctx.progress.started(decl.name);
+        run.ctx.progress.ended(decl.name, true, true);
+    }
+    Ok(Some(Recorded::Done(outputs)))
+}
+
+/// Where a recovered task's attempts go on.
+struct Continued {
+    next_attempt: u32,
+    /// Whether the attempt `next_attempt` is in flight and its executor takes it over.
+    adopt: bool,
+    failed: u32,
+    lost: u32,
+}
+
+/// Counts a recovered task's attempts; one in flight is taken over when its executor can, or
+/// else recorded as ended by its orchestrator's stop (not spending a `#[retry]`).
+fn continue_records(
+    run: &Run<'_>,
+    decl: &'static StepDecl,
+    records: &mut [TaskRecord],
+) -> Continued {
+    let adopts = run.executor.adopts(decl.name);
+    let mut continued = Continued {
+        next_attempt: 0,
+        adopt: false,
+        failed: 0,
+        lost: 0,
+    };
+    for record in records.iter_mut() {
+        record.status = Status::Running;
+        let Some(last) = record.attempts.last_mut() else {
+            continue;
+        };
+        continued.next_attempt = last.attempt + 1;
+        if last.finished_ms.is_none() {
+            if adopts {
+                continued.next_attempt = last.attempt;
+                continued.adopt = true;
+            } else {
+                last.finished_ms = Some(now_ms());
+                last.cause = Some(format!("{ORPHANED}{INFRASTRUCTURE}"));
+            }
+        }
+    }
+    // Members of a gang share their attempts: the first one's say how many failed.
+    for a in records.first().map_or(&[][..], |r| &r.attempts[..]) {
+        match &a.cause {
+            Some(c) if c.ends_with(INFRASTRUCTURE) => continued.lost += 1,
+            Some(_) => continued.failed += 1,
+            None => {}
+        }
+    }
+    continued
 }
 
 /// The outputs of the same tasks in `origin` if every one succeeded there on the same input,
@@ -455,7 +618,7 @@ async fn reuse(
 async fn run_all(
     run: &Run<'_>,
     slots: &Semaphore,
-    resume_from: Option<&str>,
+    prior: &Prior,
     work: Vec<(&'static StepDecl, Work, String)>,
 ) -> Result<Vec<String>, Error> {
     let mut outputs = vec![Vec::new(); work.len()];
@@ -468,7 +631,7 @@ async fn run_all(
             async move {
                 (
                     i,
-                    run_task(run, slots, resume_from, cancelled, decl, w, input).await,
+                    run_task(run, slots, prior, cancelled, decl, w, input).await,
                 )
             }
         })
@@ -502,15 +665,19 @@ async fn payloads(ds: &Datastore, ids: &[String]) -> Result<Vec<Vec<u8>>, Error>
 /// Runs the flow to its end; returns the last step's output artifact.
 pub async fn run(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, Error> {
     let ds = &run.ctx.datastore;
+    let run_key = Key::Run(run.ctx.run_id.clone());
+    let earlier = match options.prior {
+        Prior::Recover => ds.get_record::<RunRecord>(&run_key).await?,
+        _ => None,
+    };
     let mut record = RunRecord {
         flow: flow.name().into(),
         run_id: run.ctx.run_id.clone(),
         status: Status::Running,
-        started_ms: now_ms(),
+        started_ms: earlier.map_or_else(now_ms, |r| r.started_ms),
         finished_ms: None,
         cause: None,
     };
-    let run_key = Key::Run(run.ctx.run_id.clone());
     ds.put_record(&run_key, &record).await?;
     let result = walk(flow, run, options).await;
     record.finished_ms = Some(now_ms());
@@ -535,7 +702,20 @@ async fn walk(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, E
         .start_input
         .clone()
         .unwrap_or_else(|| codec::encode(&()).expect("() encodes"));
-    let unit = ds.put_artifact(first).await?;
+    let mut unit = ds.put_artifact(first).await?;
+    // A recovered run goes on with the parameters it started with, whatever these are.
+    if options.prior == Prior::Recover
+        && let Some(stage) = flow.stages().first()
+        && let Some(start) = ds
+            .get_record::<TaskRecord>(&Key::Task(TaskPath::new(
+                &run.ctx.run_id,
+                stage.steps[0].name,
+                "0",
+            )))
+            .await?
+    {
+        unit = start.input;
+    }
     let mut prev = Produced {
         outputs: vec![unit],
         branches: false,
@@ -590,7 +770,7 @@ async fn walk(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, E
         for (decl, w, _) in &tasks {
             run.ctx.progress.planned(decl.name, w.ids().len() as u64);
         }
-        let outputs = run_all(run, &slots, options.resume_from.as_deref(), tasks).await?;
+        let outputs = run_all(run, &slots, &options.prior, tasks).await?;
         prev = Produced {
             outputs,
             branches: stage.kind == StageKind::Branch,

@@ -44,6 +44,8 @@ struct Scripted {
     script: Mutex<HashMap<(String, String), VecDeque<Act>>>,
     calls: Mutex<Vec<TaskSpec>>,
     dropped: Arc<Mutex<Vec<(String, String, u32)>>>,
+    /// Whether its attempts outlive their orchestrator (as Kubernetes Jobs do).
+    adopts: bool,
 }
 
 /// Records an attempt dropped before it ended (how the orchestrator stops one).
@@ -67,6 +69,15 @@ impl Scripted {
             script: Mutex::default(),
             calls: Mutex::default(),
             dropped: Arc::default(),
+            adopts: false,
+        }
+    }
+
+    /// Its attempts outlive their orchestrator, to be adopted by a recovered run.
+    fn adopting(self) -> Scripted {
+        Scripted {
+            adopts: true,
+            ..self
         }
     }
 
@@ -162,6 +173,10 @@ impl Executor for Scripted {
     fn run_gang<'a>(&'a self, gang: &'a GangSpec) -> BoxFuture<'a, GangEnded> {
         self.gang(gang)
     }
+
+    fn adopts(&self, _step: &str) -> bool {
+        self.adopts
+    }
 }
 
 impl Scripted {
@@ -252,7 +267,7 @@ fn context(ds: &Datastore, run_id: &str) -> RunContext {
 fn options() -> Options {
     Options {
         max_workers: 4,
-        resume_from: None,
+        prior: Prior::Nothing,
         start_input: None,
     }
 }
@@ -542,7 +557,7 @@ async fn resume_reuses_every_task_that_succeeded_on_the_same_input() {
     go(&flow, &ex, "r1", &options()).await.unwrap_err();
 
     let resume = |from: &str| Options {
-        resume_from: Some(from.into()),
+        prior: Prior::Resume(from.into()),
         ..options()
     };
     // Only `c` is scripted: an attempt of `s` or `a` would panic.
@@ -627,7 +642,7 @@ async fn resume_reruns_only_the_failed_items_of_a_foreach() {
         .script("w", "1", vec![Act::Ok(20)])
         .script("j", "0", vec![Act::Ok(60)]);
     let resume = Options {
-        resume_from: Some("r1".into()),
+        prior: Prior::Resume("r1".into()),
         ..options()
     };
     let (r, ex) = run_with(ex, "r2", resume).await;
@@ -835,7 +850,7 @@ async fn resume_reuses_a_gang_only_whole() {
         .script("j", "0", vec![Act::Fail("later")]);
     go(&flow, &ex, "r1", &options()).await.unwrap_err();
     let resume = Options {
-        resume_from: Some("r1".into()),
+        prior: Prior::Resume("r1".into()),
         ..options()
     };
     let again = Scripted::new(&ds).script("j", "0", vec![Act::Ok(5)]);
@@ -853,4 +868,110 @@ async fn resume_reuses_a_gang_only_whole() {
         .script("j", "0", vec![Act::Ok(6)]);
     assert_eq!(go(&flow, &partial, "r3", &resume).await.unwrap(), 6);
     assert_eq!(partial.calls("g").len(), 3);
+}
+
+/// `s -> a -> c`, run until `a`'s first attempt has started, then dropped: what a killed
+/// orchestrator leaves (the run and `a` recorded as running, `s` succeeded).
+async fn killed_mid_run(ds: &Datastore) -> Flow {
+    let flow = Flow::from_stages(
+        "t",
+        vec![
+            stage(StageKind::Start, &[step("s", vec![])]),
+            stage(StageKind::Then, &[step("a", vec![])]),
+            stage(StageKind::Then, &[step("c", vec![])]),
+        ],
+    );
+    let started = Arc::new(Notify::new());
+    let ex = Scripted::new(ds).script("s", "0", vec![Act::Ok(1)]).script(
+        "a",
+        "0",
+        vec![Act::Then(started.clone(), Box::new(Act::Hang))],
+    );
+    let options = options();
+    tokio::select! {
+        r = go(&flow, &ex, "r", &options) => panic!("the run ended: {r:?}"),
+        () = started.notified() => {}
+    }
+    assert_eq!(run_record(ds, "r").await.status, Status::Running);
+    flow
+}
+
+fn recover() -> Options {
+    Options {
+        prior: Prior::Recover,
+        ..options()
+    }
+}
+
+#[tokio::test]
+async fn recover_adopts_the_attempt_in_flight_and_keeps_what_finished() {
+    let ds = store("recover-adopt");
+    let flow = killed_mid_run(&ds).await;
+    let started_ms = run_record(&ds, "r").await.started_ms;
+    // Only `a` and `c` are scripted: an attempt of `s` would panic.
+    let ex = Scripted::new(&ds)
+        .adopting()
+        .script("a", "0", vec![Act::Ok(2)])
+        .script("c", "0", vec![Act::Ok(3)]);
+    assert_eq!(go(&flow, &ex, "r", &recover()).await.unwrap(), 3);
+    // The same attempt, run again to adopt its Job: not a second one.
+    assert_eq!(ex.calls("a"), vec![("0".to_string(), 0)]);
+    let a = task(&ds, "r", "a", "0").await;
+    assert_eq!(a.status, Status::Succeeded);
+    assert_eq!(a.attempts.len(), 1);
+    assert_eq!(a.attempts[0].adopted_by, Some(instance()));
+    assert!(a.attempts[0].orchestrator.is_some());
+    let c = task(&ds, "r", "c", "0").await;
+    assert_eq!(c.attempts[0].orchestrator, Some(instance()));
+    assert_eq!(c.attempts[0].adopted_by, None);
+    let r = run_record(&ds, "r").await;
+    assert_eq!((r.status, r.started_ms), (Status::Succeeded, started_ms));
+}
+
+#[tokio::test]
+async fn recover_does_not_launch_an_attempt_that_wrote_its_output() {
+    let ds = store("recover-written");
+    let flow = killed_mid_run(&ds).await;
+    // `a` finished its work; its orchestrator died before it noticed.
+    let output = ds
+        .put_artifact(codec::encode(&2u64).unwrap())
+        .await
+        .unwrap();
+    let result = crate::datastore::AttemptResult {
+        output,
+        finished_ms: None,
+    };
+    ds.put_record(
+        &Key::AttemptResult(TaskPath::new("r", "a", "0"), 0),
+        &result,
+    )
+    .await
+    .unwrap();
+    let ex = Scripted::new(&ds)
+        .adopting()
+        .script("c", "0", vec![Act::Ok(3)]);
+    assert_eq!(go(&flow, &ex, "r", &recover()).await.unwrap(), 3);
+    assert!(ex.calls("a").is_empty(), "{:?}", ex.calls("a"));
+    assert_eq!(task(&ds, "r", "a", "0").await.status, Status::Succeeded);
+}
+
+#[tokio::test]
+async fn recover_relaunches_a_local_attempt_without_spending_a_retry() {
+    let ds = store("recover-local");
+    let flow = killed_mid_run(&ds).await;
+    // `a` has no #[retry]: the orphaned attempt is the platform's loss, not a failure.
+    let ex = Scripted::new(&ds)
+        .script("a", "0", vec![Act::Ok(2)])
+        .script("c", "0", vec![Act::Ok(3)]);
+    assert_eq!(go(&flow, &ex, "r", &recover()).await.unwrap(), 3);
+    assert_eq!(ex.calls("a"), vec![("0".to_string(), 1)]);
+    let a = task(&ds, "r", "a", "0").await;
+    assert_eq!(a.attempts.len(), 2);
+    assert!(
+        causes(&a)[0]
+            .as_deref()
+            .is_some_and(|c| c.starts_with(ORPHANED)),
+        "{:?}",
+        causes(&a)
+    );
 }

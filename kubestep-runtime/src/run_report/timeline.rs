@@ -161,6 +161,8 @@ mod tests {
                     })
                     .collect(),
             }),
+            orchestrator: None,
+            adopted_by: None,
         }
     }
 

@@ -823,6 +823,12 @@ impl Executor for KubernetesExecutor {
     fn run_gang<'a>(&'a self, gang: &'a GangSpec) -> BoxFuture<'a, GangEnded> {
         Box::pin(self.gang_attempt(gang))
     }
+
+    /// A Job runs on without its orchestrator; its name is the attempt's, so creating it again
+    /// adopts it.
+    fn adopts(&self, _step: &str) -> bool {
+        true
+    }
 }
 
 /// What an attempt creates and how its pods are read: the rendered Job, where it goes, the step
