@@ -534,6 +534,17 @@ async fn orchestrator_killed(shell: &[(String, String)]) -> Tally {
             "`status` shows {placed} running tasks with their pod and node: {status}"
         ));
     }
+    // `logs --follow` streams the running items from their pods, whichever orchestrator runs
+    // them: it goes on across the kill and the recovery, to the items' ends.
+    let follow = std::process::Command::new(common::example("reliability"))
+        .args(["logs", "--follow", &format!("{run_id}/work")])
+        .args(["--datastore", "s3", "--datastore-root", &root()])
+        .envs(shell.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = wait(child).await;
@@ -546,7 +557,18 @@ async fn orchestrator_killed(shell: &[(String, String)]) -> Tally {
         .spawn()
         .unwrap();
     let out = wait(recover).await;
+    let followed = wait(follow).await;
     check(&mut tally, shell, &run_id, &out, audit_from, false).await;
+    let streamed = String::from_utf8_lossy(&followed.stdout);
+    let items = (0..ITEMS)
+        .filter(|i| streamed.contains(&format!("[work/{i}] item {i} attempt 0: 15 s")))
+        .count();
+    if !followed.status.success() || items < 3 {
+        tally.missed(format!(
+            "`logs --follow` streamed {items} items: {}",
+            text(&followed)
+        ));
+    }
     let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
     let tasks = client.tasks(&run_id).await.unwrap();
     let twice: Vec<String> = tasks
@@ -581,7 +603,7 @@ async fn orchestrator_killed(shell: &[(String, String)]) -> Tally {
         ));
     }
     tally.notes.push(format!(
-        "{adopted} tasks in flight were taken over by `run --recover`"
+        "{adopted} tasks in flight were taken over by `run --recover`; `logs --follow` streamed {items} items across the kill"
     ));
     tally
 }

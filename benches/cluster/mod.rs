@@ -149,7 +149,8 @@ pub fn run_measured(cmd: &mut Command) -> Measured {
         clippy::zombie_processes,
         reason = "reaped by wait4, which also reports the CPU time and peak RSS"
     )]
-    let child = cmd
+    // Its own process group, so whatever of its tree outlives it is stopped with it.
+    let child = std::os::unix::process::CommandExt::process_group(cmd, 0)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).expect("bench log"))
         .spawn()
@@ -173,6 +174,8 @@ pub fn run_measured(cmd: &mut Command) -> Measured {
     // SAFETY: pid is our child; status and usage are valid for writes.
     unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
+    // SAFETY: kill has no memory-safety preconditions; the group is the child's own.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let peak_tree_rss = sampler.join().unwrap_or(0);
     let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);

@@ -4,6 +4,7 @@
 use super::{Error, WithArgs};
 use crate::datastore::{Key, KillMark, Status};
 use crate::executor::kubernetes::cluster::Cluster;
+use crate::executor::kubernetes::logs;
 use crate::executor::kubernetes::rbac::{self, Who};
 use crate::flow::Flow;
 use crate::report::report;
@@ -194,6 +195,102 @@ pub(super) async fn command(
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
+    }
+}
+
+/// Streams the output of `tasks` of `step` in run `run_id` from their pods (the latest attempt's
+/// of each), side by side, each line prefixed `[step/task]`, until they end.
+pub(super) async fn follow(
+    flow: &Flow,
+    defaults: &Defaults,
+    with: &WithArgs,
+    run_id: &str,
+    step: &str,
+    tasks: &[String],
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let settings = defaults.settings()?;
+    let cluster = Cluster::connect(settings.api_qps).await.map_err(|e| {
+        Error::Unsupported(format!(
+            "--follow reads the running tasks' pods, but {}",
+            report(&e)
+        ))
+    })?;
+    let selector = format!("{},{}={step}", selector(flow, Some(run_id)), labels::STEP);
+    // (namespace, pod, container, task) of each task's newest pod.
+    let mut pods: std::collections::BTreeMap<String, (String, String, String, u64)> =
+        Default::default();
+    for ns in namespaces(flow, defaults, with)? {
+        for p in cluster
+            .list_pods(&ns, &selector)
+            .await
+            .map_err(|e| Error::Unsupported(report(&e)))?
+        {
+            let label = |k: &str| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(k).cloned())
+                    .unwrap_or_default()
+            };
+            let task = Some(label(labels::TASK_ID))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| label(labels::COMPLETION_INDEX));
+            let attempt: u64 = label(labels::ATTEMPT).parse().unwrap_or(0);
+            let container = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.first())
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            let name = p.metadata.name.clone().unwrap_or_default();
+            if tasks.contains(&task) && pods.get(&task).is_none_or(|(.., a)| *a < attempt) {
+                pods.insert(task, (ns.clone(), name, container, attempt));
+            }
+        }
+    }
+    if pods.is_empty() {
+        writeln!(
+            out,
+            "no pod of {run_id}/{step} runs now (its tasks may wait for a worker, or run locally)"
+        )?;
+        return Ok(());
+    }
+    let lines = std::sync::Mutex::new(Vec::<u8>::new());
+    let followed = pods.iter().map(|(task, (ns, pod, container, _))| {
+        let cluster = &cluster;
+        let lines = &lines;
+        async move {
+            let prefix = format!("[{step}/{task}] ");
+            logs::follow_pod(cluster, ns, pod, container, |line| {
+                let mut text = prefix.clone().into_bytes();
+                text.extend_from_slice(line);
+                text.push(b'\n');
+                lines.lock().expect("not poisoned").extend_from_slice(&text);
+            })
+            .await
+            .map_err(|e| format!("[{step}/{task}] {e}"))
+        }
+    });
+    let all = futures::future::join_all(followed);
+    let mut all = std::pin::pin!(all);
+    // Lines go out as they come, not when every task has ended.
+    let results = loop {
+        tokio::select! {
+            results = &mut all => break results,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        let ready = std::mem::take(&mut *lines.lock().expect("not poisoned"));
+        out.write_all(&ready)?;
+        out.flush()?;
+    };
+    let rest = std::mem::take(&mut *lines.lock().expect("not poisoned"));
+    out.write_all(&rest)?;
+    let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(failed.join("; ")))
     }
 }
 

@@ -260,7 +260,10 @@ pub fn run(
                     out,
                 ))
             }
-            Command::Logs(a) => runtime()?.block_on(run::logs(flow, &a, out)),
+            Command::Logs(a) => {
+                check_overrides(flow, &a.with.with)?;
+                runtime()?.block_on(run::logs(flow, &defaults, &a, out))
+            }
             Command::Status(a) => runtime()?.block_on(status::status(flow, &defaults, &a, out)),
             Command::Report(a) => runtime()?.block_on(report::report_page(flow, &a, out)),
             Command::Step { args } => {

@@ -356,12 +356,25 @@ async fn interrupted() {
 pub(super) struct LogsArgs {
     /// RUN/STEP or RUN/STEP/TASK.
     path: String,
+    /// Stream the output of the tasks that run now on Kubernetes, live from their pods, until
+    /// they end (from any machine, whichever orchestrator runs them); the saved logs of the
+    /// others first.
+    #[arg(long, short)]
+    follow: bool,
     #[command(flatten)]
     store: DatastoreArgs,
+    #[command(flatten)]
+    pub(super) with: super::WithArgs,
 }
 
-/// Prints the saved logs of a step's tasks (every attempt), or of one task.
-pub(super) async fn logs(flow: &Flow, args: &LogsArgs, out: &mut dyn Write) -> Result<(), Error> {
+/// Prints the saved logs of a step's tasks (every attempt), or of one task; with `--follow`,
+/// then streams the running ones from their pods.
+pub(super) async fn logs(
+    flow: &Flow,
+    defaults: &Defaults,
+    args: &LogsArgs,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let parts: Vec<&str> = args.path.split('/').collect();
     let (run_id, step, task) = match parts.as_slice() {
         [r, s] => (*r, *s, None),
@@ -399,7 +412,15 @@ pub(super) async fn logs(flow: &Flow, args: &LogsArgs, out: &mut dyn Write) -> R
         )));
     }
     tasks.sort_by_key(|t| t.task_id.parse::<u64>().unwrap_or(u64::MAX));
-    for t in tasks {
+    let running: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.status == crate::datastore::Status::Running)
+        .map(|t| t.task_id.clone())
+        .collect();
+    for t in tasks
+        .into_iter()
+        .filter(|t| !args.follow || !running.contains(&t.task_id))
+    {
         let origin = t.reused_from.clone().unwrap_or_else(|| run_id.to_string());
         for a in &t.attempts {
             writeln!(
@@ -429,6 +450,9 @@ pub(super) async fn logs(flow: &Flow, args: &LogsArgs, out: &mut dyn Write) -> R
                 .unwrap_or_default();
             out.write_all(&log)?;
         }
+    }
+    if args.follow && !running.is_empty() {
+        super::kubernetes::follow(flow, defaults, &args.with, run_id, step, &running, out).await?;
     }
     Ok(())
 }

@@ -272,7 +272,9 @@ impl Cluster {
                 .collect();
             let code = response.status();
             let bytes = response.into_body().collect_bytes().await?;
-            if code.is_success() {
+            // A Job of this name exists only when the run's own first attempt made it: a run
+            // continued by `run --recover`, whose Job admission accepted then.
+            if code.is_success() || code == http::StatusCode::CONFLICT {
                 return Ok(warnings);
             }
             let status =

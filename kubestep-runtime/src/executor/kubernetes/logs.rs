@@ -130,6 +130,39 @@ pub async fn follow(
     }
 }
 
+/// Follows `container` of `pod` to its end, told by a watch of that one pod: how `logs --follow`
+/// reads a task that an orchestrator elsewhere runs.
+pub async fn follow_pod(
+    cluster: &Cluster,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    line: impl FnMut(&[u8]),
+) -> Result<(), String> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let (tx, rx) = watch::channel(Seen::None);
+    let config = watcher::Config::default().fields(&format!("metadata.name={pod}"));
+    let watching = async {
+        let events = watcher(cluster.pods(ns), config).default_backoff();
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            let seen = match event {
+                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                    Seen::Pod(std::sync::Arc::new(p))
+                }
+                Ok(watcher::Event::Delete(p)) => Seen::Gone(std::sync::Arc::new(p)),
+                _ => continue,
+            };
+            let _ = tx.send(seen);
+        }
+    };
+    tokio::select! {
+        followed = follow(cluster, ns, pod, container, rx, line) => followed,
+        () = watching => Err(format!("the watch of pod {ns}/{pod} ended")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
