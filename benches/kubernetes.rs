@@ -47,17 +47,7 @@ const FLOW: &str = "bench-k8s";
 
 fn main() {
     let first = std::env::args().nth(1).unwrap_or_default();
-    if [
-        "run",
-        "resume",
-        "step",
-        "show",
-        "render",
-        "logs",
-        "kubernetes",
-    ]
-    .contains(&first.as_str())
-    {
+    if cluster::FLOW_COMMANDS.contains(&first.as_str()) {
         Flow::new(FLOW)
             .start_with_params(start)
             .foreach(work)

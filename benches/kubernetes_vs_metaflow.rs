@@ -78,15 +78,7 @@ const ARRAY_LEN: usize = 256 * 1024 * 1024 / 8;
 /// 256 MiB of random doubles (incompressible, like real measurements).
 #[kubernetes(cpu = 0.05, memory = 2048)]
 fn produce() -> Vec<f64> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..ARRAY_LEN)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 11) as f64 / (1u64 << 53) as f64
-        })
-        .collect()
+    metaflow::random_values(ARRAY_LEN)
 }
 #[kubernetes(cpu = 0.05, memory = 2048)]
 fn consume(data: Vec<f64>) {
@@ -141,17 +133,7 @@ const METAFLOW_IMAGE: &str = "ghcr.io/kubestep/metaflow:2.19.39";
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let command = args.get(1).map_or("", String::as_str);
-    if [
-        "run",
-        "resume",
-        "step",
-        "show",
-        "render",
-        "logs",
-        "kubernetes",
-    ]
-    .contains(&command)
-    {
+    if cluster::FLOW_COMMANDS.contains(&command) {
         let flow = match (command, args.get(2).map(String::as_str)) {
             ("step", Some("start" | "one" | "two" | "three" | "end")) => "linear".into(),
             ("step", Some("numbers" | "work" | "join" | "check")) => "foreach".into(),

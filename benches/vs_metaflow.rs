@@ -88,15 +88,7 @@ fn values() -> Vec<f64> {
     if std::env::var("HANDOFF_DATA").as_deref() == Ok("sequence") {
         return (0..handoff_len()).map(|i| i as f64).collect();
     }
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..handoff_len())
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 11) as f64 / (1u64 << 53) as f64
-        })
-        .collect()
+    metaflow::random_values(handoff_len())
 }
 #[step]
 fn produce() -> Vec<f64> {

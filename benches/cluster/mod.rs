@@ -8,6 +8,19 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The commands that make a bench binary the flow it measures (the orchestrator's, and `step`,
+/// which its pods run); started otherwise, it is the benchmark.
+pub const FLOW_COMMANDS: [&str; 8] = [
+    "run",
+    "resume",
+    "step",
+    "show",
+    "render",
+    "logs",
+    "status",
+    "kubernetes",
+];
+
 /// One line of the audit log, as far as the benchmarks need.
 #[derive(serde::Deserialize)]
 pub struct AuditEvent {

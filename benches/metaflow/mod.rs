@@ -46,3 +46,17 @@ pub fn venv() -> PathBuf {
     }
     venv
 }
+
+/// `len` random doubles in [0, 1) (incompressible, like real measurements), cheap to make: what
+/// kubestep's hand-off flows return (Metaflow's draw theirs with numpy).
+pub fn random_values(len: usize) -> Vec<f64> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        })
+        .collect()
+}

@@ -135,24 +135,11 @@ pub(super) async fn command(
                     .await
                     .map_err(|e| Error::Unsupported(report(&e)))?;
                 for p in pods {
-                    let label = |k: &str| {
-                        p.metadata
-                            .labels
-                            .as_ref()
-                            .and_then(|l| l.get(k).cloned())
-                            .unwrap_or_default()
-                    };
+                    let [run, step, task, attempt] = pod_task(&p);
                     writeln!(
                         out,
-                        "{ns}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        "{ns}\t{}\t{run}\t{step}\t{task}\t{attempt}\t{}",
                         p.metadata.name.as_deref().unwrap_or_default(),
-                        label(labels::RUN_ID),
-                        label(labels::STEP),
-                        // A gang member's task id is its rank, its pod's completion index.
-                        Some(label(labels::TASK_ID))
-                            .filter(|t| !t.is_empty())
-                            .unwrap_or_else(|| label(labels::COMPLETION_INDEX)),
-                        label(labels::ATTEMPT),
                         p.status
                             .as_ref()
                             .and_then(|s| s.phase.as_deref())
@@ -226,17 +213,8 @@ pub(super) async fn follow(
             .await
             .map_err(|e| Error::Unsupported(report(&e)))?
         {
-            let label = |k: &str| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(k).cloned())
-                    .unwrap_or_default()
-            };
-            let task = Some(label(labels::TASK_ID))
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| label(labels::COMPLETION_INDEX));
-            let attempt: u64 = label(labels::ATTEMPT).parse().unwrap_or(0);
+            let [_, _, task, attempt] = pod_task(&p);
+            let attempt: u64 = attempt.parse().unwrap_or(0);
             let container = p
                 .spec
                 .as_ref()
@@ -360,8 +338,29 @@ async fn mark_killed(
     Ok(Some(run_id))
 }
 
+/// What a pod's labels say of it: (run id, step, task id, attempt). A gang member's task id is
+/// its rank, its pod's completion index.
+pub(super) fn pod_task(p: &k8s_openapi::api::core::v1::Pod) -> [String; 4] {
+    let label = |k: &str| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(k).cloned())
+            .unwrap_or_default()
+    };
+    let task = Some(label(labels::TASK_ID))
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| label(labels::COMPLETION_INDEX));
+    [
+        label(labels::RUN_ID),
+        label(labels::STEP),
+        task,
+        label(labels::ATTEMPT),
+    ]
+}
+
 /// The flow's objects, or one run's.
-fn selector(flow: &Flow, run_id: Option<&str>) -> String {
+pub(super) fn selector(flow: &Flow, run_id: Option<&str>) -> String {
     let s = labels::Selector::flow(flow.name());
     match run_id {
         Some(r) => s.run(r),

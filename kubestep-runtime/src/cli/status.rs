@@ -10,7 +10,6 @@ use crate::datastore::{Status, TaskRecord};
 use crate::executor::kubernetes::cluster::{Cluster, ConnectError};
 use crate::flow::Flow;
 use crate::report::report;
-use kubestep_core::labels;
 use kubestep_core::resolve::Defaults;
 use std::collections::HashMap;
 use std::io::Write;
@@ -87,7 +86,7 @@ async fn live_pods(
         Err(e) => return Err(report(&e)),
     };
     let namespaces = super::kubernetes::namespaces(flow, defaults, with).map_err(|e| report(&e))?;
-    let selector = labels::Selector::flow(flow.name()).run(run_id).to_string();
+    let selector = super::kubernetes::selector(flow, Some(run_id));
     let mut pods = HashMap::new();
     for ns in namespaces {
         for p in cluster
@@ -95,20 +94,10 @@ async fn live_pods(
             .await
             .map_err(|e| report(&e))?
         {
-            let label = |k: &str| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(k).cloned())
-                    .unwrap_or_default()
-            };
-            // A gang member's task id is its rank, its pod's completion index.
-            let task = Some(label(labels::TASK_ID))
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| label(labels::COMPLETION_INDEX));
+            let [_, step, task, attempt] = super::kubernetes::pod_task(&p);
             let status = p.status.as_ref();
             pods.insert(
-                (label(labels::STEP), task, label(labels::ATTEMPT)),
+                (step, task, attempt),
                 (
                     p.metadata.name.clone().unwrap_or_default(),
                     p.spec.as_ref().and_then(|s| s.node_name.clone()),

@@ -157,8 +157,22 @@ pub async fn follow_pod(
             let _ = tx.send(seen);
         }
     };
+    // A pod still pending (its image pulling, its binary fetched) has no log to open yet.
+    let followed = async {
+        let started = |seen: &Seen| match seen {
+            Seen::None => false,
+            Seen::Gone(_) => true,
+            Seen::Pod(p) => p
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(|phase| phase != "Pending"),
+        };
+        let _ = rx.clone().wait_for(started).await;
+        follow(cluster, ns, pod, container, rx, line).await
+    };
     tokio::select! {
-        followed = follow(cluster, ns, pod, container, rx, line) => followed,
+        followed = followed => followed,
         () = watching => Err(format!("the watch of pod {ns}/{pod} ended")),
     }
 }
