@@ -94,6 +94,7 @@ fn main() {
                 .arg(&id_file)
                 .args(["--tasks", &n.to_string()])
                 .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            None,
         );
         let wall = run.wall.as_secs_f64();
         assert!(run.ok, "the {n}-task run failed: {}", run.stderr);

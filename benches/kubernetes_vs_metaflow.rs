@@ -125,6 +125,10 @@ const CASES: [Case; 4] = [
     },
 ];
 
+/// How long Metaflow gets for one flow: its foreach over 200 takes over an hour on this
+/// machine; past this it is stopped and its progress reported.
+const METAFLOW_LIMIT: std::time::Duration = std::time::Duration::from_secs(480);
+
 /// Concurrency of both orchestrators.
 const WORKERS: &str = "16";
 /// Metaflow's image, built with the test cluster's other images.
@@ -320,7 +324,7 @@ fn drive() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let mut table = Vec::new();
+    print_header();
     for case in CASES
         .iter()
         .filter(|c| only.is_empty() || only.iter().any(|o| c.label.contains(o.as_str())))
@@ -345,7 +349,7 @@ fn drive() {
             cmd.args(["--items", &n.to_string()]);
         }
         eprintln!("{}: kubestep", case.label);
-        let run = run_measured(&mut cmd);
+        let run = run_measured(&mut cmd, None);
         let ours: Outcome = if run.ok {
             Ok(figures(
                 run,
@@ -395,15 +399,34 @@ fn drive() {
             cmd.args(["--items", &n.to_string()]);
         }
         eprintln!("{}: Metaflow", case.label);
-        let run = run_measured(&mut cmd);
-        let theirs: Outcome = if run.ok {
+        let run = run_measured(&mut cmd, Some(METAFLOW_LIMIT));
+        let theirs: Outcome = if run.stopped {
+            let launched = audit_events(&log, mark, kubestep_testenv::PEER_USER)
+                .iter()
+                .filter(|e| e.creates_job())
+                .count();
+            let ratio = ours
+                .as_ref()
+                .map(|k| {
+                    format!(
+                        ", over {:.1}x kubestep's wall time",
+                        METAFLOW_LIMIT.as_secs_f64() / k.run.wall.as_secs_f64()
+                    )
+                })
+                .unwrap_or_default();
+            Err(format!(
+                "not finished after {} s (stopped there): {launched} of its {} tasks' Jobs created{ratio}",
+                METAFLOW_LIMIT.as_secs(),
+                case.tasks
+            ))
+        } else if run.ok {
             Ok(figures(run, &log, mark, kubestep_testenv::PEER_USER, &ends))
         } else {
             Err(format!("{cmd:?} failed:\n{}", tail(&run.stderr)))
         };
-        table.push((case, ours, theirs));
+        // Each flow's figures as soon as they are in.
+        print_case(case, &ours, &theirs);
     }
-    print(&table);
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
@@ -413,7 +436,7 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-fn print(table: &[(&Case, Outcome, Outcome)]) {
+fn print_header() {
     println!(
         "kubestep and Metaflow 2.19.39 on the test cluster (Kubernetes v1.34; real kubelet, containerd and runc nodes), --max-workers {WORKERS}"
     );
@@ -429,8 +452,11 @@ fn print(table: &[(&Case, Outcome, Outcome)]) {
         "CPU s",
         "end->action ms"
     );
+}
+
+fn print_case(case: &Case, ours: &Outcome, theirs: &Outcome) {
     let mb = |b: u64| format!("{:.0} MB", b as f64 / 1e6);
-    for (case, ours, theirs) in table {
+    {
         for (system, outcome) in [("kubestep", ours), ("Metaflow", theirs)] {
             match outcome {
                 Ok(f) => println!(

@@ -101,6 +101,8 @@ pub fn audit_events(log: &Path, skip: usize, user: &str) -> Vec<AuditEvent> {
 pub struct Measured {
     /// Whether it exited 0.
     pub ok: bool,
+    /// Whether it was stopped at its time limit.
+    pub stopped: bool,
     /// From start to exit.
     pub wall: Duration,
     /// User and system CPU time of the process and every descendant it waited for.
@@ -149,8 +151,9 @@ fn tree_rss(pid: i32) -> u64 {
     total
 }
 
-/// Runs `cmd` to its end (standard output discarded, standard error kept), measured.
-pub fn run_measured(cmd: &mut Command) -> Measured {
+/// Runs `cmd` to its end (standard output discarded, standard error kept), measured; after
+/// `limit`, if given, its whole process group is stopped (`Measured::stopped`).
+pub fn run_measured(cmd: &mut Command, limit: Option<Duration>) -> Measured {
     // Into a file, not a pipe: nothing would read a pipe while wait4 waits.
     let log = std::env::temp_dir().join(format!(
         "kubestep-bench-{}-{}.log",
@@ -170,12 +173,19 @@ pub fn run_measured(cmd: &mut Command) -> Measured {
         .expect("start the orchestrator");
     let pid = child.id() as i32;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
-        let done = done.clone();
+        let (done, stopped) = (done.clone(), stopped.clone());
         std::thread::spawn(move || {
             let mut peak = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 peak = peak.max(tree_rss(pid));
+                if limit.is_some_and(|l| started.elapsed() > l) {
+                    stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+                    // SAFETY: kill has no memory-safety preconditions; the group is the child's.
+                    unsafe { libc::kill(-pid, libc::SIGKILL) };
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(50));
             }
             peak
@@ -195,6 +205,7 @@ pub fn run_measured(cmd: &mut Command) -> Measured {
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     Measured {
+        stopped: stopped.load(std::sync::atomic::Ordering::Relaxed),
         ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         wall,
         cpu: time(usage.ru_utime) + time(usage.ru_stime),

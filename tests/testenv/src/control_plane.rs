@@ -217,6 +217,8 @@ impl ControlPlane {
             format!("--audit-policy-file={}", self.audit_policy()?.display()),
             format!("--audit-log-path={}", self.dir.join(AUDIT_LOG).display()),
             "--audit-log-format=json".into(),
+            // Never rotated (the default rotates at 100 MB): readers count lines from a mark.
+            "--audit-log-maxsize=1000000".into(),
         ];
         self.apiserver = Some(start(&self.dir, "kube-apiserver", &self.kube, &args)?);
         self.wait_ready().await
