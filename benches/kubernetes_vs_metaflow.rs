@@ -471,7 +471,7 @@ fn print_case(case: &Case, ours: &Outcome, theirs: &Outcome) {
                     percentile(&f.delays, 0.5),
                     percentile(&f.delays, 0.95),
                 ),
-                Err(e) => println!("{:<24} {system:<9} FAILED: {e}", case.label),
+                Err(e) => println!("{:<24} {system:<9} {e}", case.label),
             }
         }
         for (system, outcome) in [("kubestep", ours), ("Metaflow", theirs)] {
