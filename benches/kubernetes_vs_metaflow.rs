@@ -16,6 +16,10 @@
 //! terminated status (its `finishedAt`) reached a watch of this benchmark to the orchestrator's
 //! next request about that task (its Job or pod) or its next Job create, whichever comes first.
 //!
+//! Metaflow gets 8 minutes a flow (its foreach over 200 takes about 50 minutes here): past that
+//! it is stopped and how many of its Jobs it had created is printed. Each flow's rows are
+//! printed as soon as they are measured.
+//!
 //! This binary is also kubestep's flow binary: a task's pod runs `step NAME`, and the step's
 //! name says which flow it belongs to; the orchestrator gets the flow from `KUBESTEP_BENCH_FLOW`.
 
