@@ -303,12 +303,21 @@ async fn run_task(
                     };
                     // An adopted attempt that wrote its output before its orchestrator
                     // stopped is done: launching it again would run it twice.
-                    let ended = match (adopting, run.ctx.attempt_output(&spec).await) {
-                        (true, Outcome::Succeeded(output)) => crate::executor::Ended {
+                    // Only an adopted attempt is looked up: a fresh one has written nothing.
+                    let written = if adopting {
+                        match run.ctx.attempt_output(&spec).await {
+                            Outcome::Succeeded(output) => Some(output),
+                            _ => None,
+                        }
+                    } else {
+                        None
+                    };
+                    let ended = match written {
+                        Some(output) => crate::executor::Ended {
                             outcome: Outcome::Succeeded(output),
                             pod: records[0].attempts.last().and_then(|a| a.pod.clone()),
                         },
-                        _ => run.executor.run(&spec).await,
+                        None => run.executor.run(&spec).await,
                     };
                     GangEnded {
                         outcome: ended.outcome.clone(),
@@ -455,10 +464,15 @@ pub async fn run_one(
 /// This orchestrator instance, as the records name it: the host (a pod's name, in a pod) and
 /// the process id.
 pub fn instance() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host} pid {}", std::process::id())
+    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INSTANCE
+        .get_or_init(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into());
+            format!("{host} pid {}", std::process::id())
+        })
+        .clone()
 }
 
 /// What a recovered run finds of one piece of work.
