@@ -368,6 +368,7 @@ fn kill_without_a_run_id_refuses_when_several_runs_are_running() {
             started_ms: 1,
             finished_ms: None,
             cause: None,
+            orchestrator_namespace: None,
         };
         rt.block_on(ds.put_record(&Key::Run(run_id.into()), &record))
             .unwrap();

@@ -24,6 +24,9 @@ pub const ATTEMPT: &str = "kubestep.io/attempt";
 /// The label (and annotation) the Job controller gives each pod of an Indexed Job: its rank,
 /// which is its task id when the Job is a multi-node step's gang.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+/// On a detached run's orchestrator Job and pod (`true`), and its schedule's CronJob: what runs
+/// the run rather than one of its tasks.
+pub const ORCHESTRATOR: &str = "kubestep.io/orchestrator";
 /// The node label `compute_pool` selects on unless `KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL`
 /// names another.
 pub const COMPUTE_POOL: &str = "kubestep.io/compute-pool";
@@ -75,6 +78,18 @@ impl Selector {
     pub fn run(mut self, run_id: &str) -> Selector {
         self.run_id = Some(run_id.to_string());
         self
+    }
+
+    /// The labels an object needs to match it.
+    pub fn labels(&self) -> std::collections::BTreeMap<String, String> {
+        let mut l = std::collections::BTreeMap::from([
+            (MANAGED_BY.to_string(), MANAGER.to_string()),
+            (FLOW.to_string(), to_label_value(&self.flow)),
+        ]);
+        if let Some(run) = &self.run_id {
+            l.insert(RUN_ID.to_string(), to_label_value(run));
+        }
+        l
     }
 }
 

@@ -182,6 +182,19 @@ pub fn gang_name(flow: &str, run_id: &str, step: &str, attempt: u32, size: u32) 
     }
 }
 
+/// The name of a run's own objects: its Lease and, for a detached run, its orchestrator Job.
+/// Deterministic per (flow, run), so a second orchestrator of the run finds the first's.
+pub fn run_name(flow: &str, run_id: &str) -> String {
+    let hash = short_hash(&[flow, run_id, "run"], 10);
+    // Room for the five characters the Job controller appends to name the Job's pods.
+    let readable = dns_fold(&format!("{flow}-{run_id}"), MAX_LABEL - 6 - hash.len() - 1);
+    if readable.is_empty() {
+        format!("ks-{hash}")
+    } else {
+        format!("{readable}-{hash}")
+    }
+}
+
 /// `<readable flow-step>-<hash of ids>-<attempt>`, at most [`MAX_LABEL`] less `spare`
 /// characters; `ks-<hash>-<attempt>` when nothing readable is left.
 fn attempt_name(ids: &[&str], flow: &str, step: &str, attempt: u32, spare: usize) -> String {

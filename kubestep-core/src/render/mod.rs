@@ -4,6 +4,7 @@
 //! `render --explain` prints.
 
 mod metadata;
+pub mod orchestrator;
 mod pod;
 mod resources;
 mod yaml;

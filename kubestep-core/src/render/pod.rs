@@ -198,20 +198,39 @@ fn mount(name: &str, path: &str) -> VolumeMount {
     }
 }
 
+/// The emptyDir a fetched binary lands in, and the main container's read-only mount of it.
+pub(super) fn bin_volume(binary: &Binary) -> Option<(Volume, VolumeMount)> {
+    let Binary::Fetched { .. } = binary else {
+        return None;
+    };
+    Some((
+        Volume {
+            name: labels::BIN_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        },
+        VolumeMount {
+            read_only: Some(true),
+            ..mount(labels::BIN_VOLUME, BIN_DIR)
+        },
+    ))
+}
+
+/// The main container's command: where the binary is in the pod.
+pub(super) fn binary_path(binary: &Binary) -> String {
+    match binary {
+        Binary::InImage { path } => path.clone(),
+        Binary::Fetched { .. } => FETCHED_PATH.into(),
+    }
+}
+
 /// Volumes and the main container's mounts: binary dir, /dev/shm, tmpfs, claims.
 fn volumes(step: &Resolved, task: &Task, notes: &mut Notes) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
-    if let Binary::Fetched { .. } = task.binary {
-        volumes.push(Volume {
-            name: labels::BIN_VOLUME.into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        });
-        mounts.push(VolumeMount {
-            read_only: Some(true),
-            ..mount(labels::BIN_VOLUME, BIN_DIR)
-        });
+    if let Some((volume, m)) = bin_volume(&task.binary) {
+        volumes.push(volume);
+        mounts.push(m);
     }
     if let Some(shm) = &step.shared_memory {
         notes.note(
@@ -256,13 +275,15 @@ fn volumes(step: &Resolved, task: &Task, notes: &mut Notes) -> (Vec<Volume>, Vec
     (volumes, mounts)
 }
 
-fn fetch_container(step: &Resolved, task: &Task, main: &Container) -> Option<Container> {
-    let Binary::Fetched { url, sha256 } = &task.binary else {
+/// The init container that fetches a binary (none when the image has it), with `main`'s
+/// requests and hardening.
+pub(super) fn fetch_container(binary: &Binary, image: &str, main: &Container) -> Option<Container> {
+    let Binary::Fetched { url, sha256 } = binary else {
         return None;
     };
     Some(Container {
         name: labels::FETCH_CONTAINER.into(),
-        image: Some(step.settings.fetch_image.clone()),
+        image: Some(image.into()),
         command: Some(vec!["sh".into(), "-c".into(), FETCH_SCRIPT.into()]),
         env: Some(vec![
             env("KUBESTEP_BINARY_URL", url.clone()),
@@ -358,10 +379,7 @@ fn tolerations(step: &Resolved, notes: &mut Notes) -> Vec<Toleration> {
 
 pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSpec {
     let (volumes, mounts) = volumes(step, task, notes);
-    let command = match &task.binary {
-        Binary::InImage { path } => path.clone(),
-        Binary::Fetched { .. } => FETCHED_PATH.into(),
-    };
+    let command = binary_path(&task.binary);
     notes.note(
         format!("{MAIN}.image"),
         &step.image.value,
@@ -452,7 +470,7 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
                 .collect()
         }),
         volumes: (!volumes.is_empty()).then_some(volumes),
-        init_containers: fetch_container(step, task, &main).map(|c| vec![c]),
+        init_containers: fetch_container(&task.binary, &step.settings.fetch_image, &main).map(|c| vec![c]),
         // The Job controller names each member's host `<job>-<rank>`; under the gang's Service
         // that name resolves.
         subdomain: task.gang.map(|_| task.job_name()),

@@ -1,5 +1,6 @@
 //! The command line every flow binary has, through `.main()`.
 
+mod detach;
 mod kubernetes;
 mod render;
 mod report;
@@ -57,6 +58,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Drive a detached run (what its orchestrator pod runs): the launcher's plan, as JSON.
+    #[command(name = detach::ORCHESTRATE, hide = true)]
+    Orchestrate(detach::OrchestrateArgs),
 }
 
 /// `--with` options, shared by the commands that resolve settings.
@@ -153,6 +157,10 @@ pub enum Error {
     /// Something this build does not do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// A detached run's orchestrator pod ends because the run did (it failed, or ended
+    /// before): its exit code tells the Job not to start another pod.
+    #[error(transparent)]
+    Orchestrated(Box<Error>),
 }
 
 impl Error {
@@ -272,6 +280,9 @@ pub fn run(
                 let inv = TaskInvocation::parse(&all).map_err(task::Error::from)?;
                 Ok(runtime()?.block_on(task::run(flow, &inv))?)
             }
+            Command::Orchestrate(a) => {
+                runtime()?.block_on(detach::orchestrate(flow, &defaults, &a, out))
+            }
             Command::Kubernetes(c) => {
                 runtime()?.block_on(kubernetes::command(flow, &defaults, &c, out))
             }
@@ -311,6 +322,10 @@ fn main(flow: Flow) -> ! {
         Err(CliOutcome::Usage(e)) => {
             let _ = e.print();
             e.exit_code()
+        }
+        Err(CliOutcome::Failed(Error::Orchestrated(e))) => {
+            eprintln!("error: {}", crate::report::report(&e));
+            detach::RUN_FAILED_EXIT
         }
         Err(CliOutcome::Failed(e @ Error::Interrupted { .. })) => {
             eprintln!("error: {}", crate::report::report(&e));

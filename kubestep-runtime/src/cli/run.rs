@@ -4,7 +4,7 @@
 use super::Error;
 use crate::datastore::layout::check_segment;
 use crate::datastore::{Datastore, Kind};
-use crate::executor::kubernetes::KubernetesExecutor;
+use crate::executor::kubernetes::{KubernetesExecutor, lease};
 use crate::executor::local::LocalExecutor;
 use crate::executor::{Executor, Routed, RunContext};
 use crate::flow::Flow;
@@ -37,6 +37,14 @@ fn store_kind() -> impl clap::builder::TypedValueParser<Value = Kind> {
 }
 
 impl DatastoreArgs {
+    /// The datastore of `kind` at `root`.
+    pub(super) fn new(kind: Kind, root: String) -> DatastoreArgs {
+        DatastoreArgs {
+            datastore: kind,
+            datastore_root: Some(root),
+        }
+    }
+
     pub(super) fn open(&self, flow: &Flow) -> Result<Datastore, Error> {
         let (kind, root) = self.location()?;
         Ok(Datastore::open(kind, &root, flow.name())?)
@@ -67,10 +75,10 @@ impl DatastoreArgs {
 #[derive(Debug, clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
-    store: DatastoreArgs,
+    pub(super) store: DatastoreArgs,
     /// Most tasks at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    max_workers: u32,
+    pub(super) max_workers: u32,
     /// Write the run id to this file as soon as the run starts.
     #[arg(long, value_name = "FILE")]
     run_id_file: Option<PathBuf>,
@@ -86,8 +94,60 @@ pub(super) struct Args {
     /// new run instead.)
     #[arg(long, value_name = "RUN_ID", value_parser = |s: &str| check_segment("run id", s).map(|()| s.to_string()))]
     recover: Option<String>,
+    /// Run the orchestrator in the cluster instead of here: check and ship everything as `run`
+    /// does, create a Job whose pod drives the run, print the run id and how to follow it, and
+    /// exit. The run goes on without this machine; a replaced orchestrator pod continues it.
+    #[arg(long, conflicts_with_all = ["local", "recover"])]
+    detach: bool,
+    #[command(flatten)]
+    pub(super) orchestrator: super::detach::OrchestratorArgs,
+    /// Image of a detached run's orchestrator pod [default: debian:bookworm-slim; with
+    /// KUBESTEP_KUBERNETES_BINARY_IN_IMAGE, the image of the first Kubernetes step]
+    #[arg(long, env = "KUBESTEP_ORCHESTRATOR_IMAGE", value_name = "IMAGE")]
+    pub(super) orchestrator_image: Option<String>,
+    /// Secrets whose keys become a detached run's orchestrator pod's environment: the
+    /// datastore's credentials [default: the `secrets` of the steps that run on Kubernetes]
+    #[arg(
+        long = "orchestrator-secret",
+        env = "KUBESTEP_ORCHESTRATOR_SECRETS",
+        value_name = "SECRET",
+        value_delimiter = ','
+    )]
+    pub(super) orchestrator_secrets: Vec<String>,
     #[command(flatten)]
     pub(super) with: super::WithArgs,
+    /// Set when this process is a detached run's orchestrator pod: the run id is given, and
+    /// SIGTERM (the pod deleted or evicted) leaves the run's Jobs to the pod that replaces it.
+    #[arg(skip)]
+    in_pod: Option<String>,
+}
+
+impl Args {
+    /// The options of an orchestrator pod's run: `plan`'s, continuing it when `recover`.
+    pub(super) fn orchestrated(
+        store: DatastoreArgs,
+        plan: &super::detach::Plan,
+        with: Vec<kubestep_core::resolve::WithArg>,
+        recover: bool,
+    ) -> Args {
+        Args {
+            store,
+            max_workers: plan.max_workers,
+            run_id_file: None,
+            quiet: false,
+            local: false,
+            recover: recover.then(|| plan.run_id.clone()),
+            detach: false,
+            orchestrator: super::detach::OrchestratorArgs {
+                orchestrator_namespace: Some(plan.orchestrator_namespace.clone()),
+                orchestrator_service_account: String::new(),
+            },
+            orchestrator_image: None,
+            orchestrator_secrets: Vec::new(),
+            with: super::WithArgs { with },
+            in_pod: Some(plan.run_id.clone()),
+        }
+    }
 }
 
 /// Options of `resume`.
@@ -140,6 +200,15 @@ pub(super) async fn run(
             if names.len() == 1 { "s" } else { "" }
         )
     };
+    if args.detach && on_kubernetes.is_empty() {
+        return Err(Error::Unsupported(
+            "--detach runs the orchestrator of a run with Kubernetes steps in the cluster, but no step of this run is on Kubernetes: mark steps #[kubernetes], or add --with kubernetes".into(),
+        ));
+    }
+    // The namespace of the run's Lease and of a detached run's orchestrator.
+    let mut home = args
+        .orchestrator
+        .namespace(on_kubernetes.iter().map(|(_, r)| r.namespace.value.as_str()));
     let datastore = args.store.open(flow)?;
     if !on_kubernetes.is_empty() && datastore.kind() == Kind::Local {
         return Err(Error::Unsupported(format!(
@@ -152,12 +221,17 @@ pub(super) async fn run(
     if on_kubernetes.is_empty() {
         datastore.check_writable().await?;
     }
-    let run_id = match &args.recover {
-        Some(id) => {
-            recoverable(&datastore, flow, id, resume.is_some()).await?;
+    let run_id = match (&args.recover, &args.in_pod) {
+        (Some(id), _) => {
+            let earlier = recoverable(&datastore, flow, id, resume.is_some()).await?;
+            // The Lease is where the run's first orchestrator took it.
+            if let Some(ns) = earlier.orchestrator_namespace {
+                home = ns;
+            }
             id.clone()
         }
-        None => orchestrator::new_run_id(),
+        (None, Some(id)) => id.clone(),
+        (None, None) => orchestrator::new_run_id(),
     };
     if let Some(file) = &args.run_id_file {
         std::fs::write(file, &run_id).map_err(|e| {
@@ -187,6 +261,7 @@ pub(super) async fn run(
         let settings = defaults.settings()?;
         let why = why();
         let names: Vec<&'static str> = on_kubernetes.iter().map(|(d, _)| d.name).collect();
+        let steps = on_kubernetes.clone();
         // Ctrl-C while it checks, uploads and dry-runs: nothing is launched yet, so nothing to
         // delete; the run ends as interrupted rather than killed by the signal.
         let started = tokio::select! {
@@ -199,14 +274,34 @@ pub(super) async fn run(
             )),
             e => e.into(),
         })?;
-        let k = Arc::new(k);
-        Some((k, names))
+        if args.detach {
+            return super::detach::launch(flow, defaults, args, &k, &steps, &run_id, start_input, out)
+                .await;
+        }
+        // One orchestrator at a time: a recovered run waits for the Lease of an orchestrator
+        // that was just killed to expire.
+        let spec = lease::Spec {
+            namespace: home.clone(),
+            name: kubestep_core::names::run_name(flow.name(), &run_id),
+            labels: kubestep_core::labels::Selector::flow(flow.name())
+                .run(&run_id)
+                .labels(),
+            owner: None,
+            run_id: run_id.clone(),
+            holder: orchestrator::instance(),
+        };
+        let held = tokio::select! {
+            held = lease::acquire(k.cluster(), spec, lease::DURATION + Duration::from_secs(10)) => held,
+            () = interrupted() => return Err(Error::Interrupted { run_id }),
+        };
+        let held = held.map_err(|e| Error::Unsupported(report(&e)))?;
+        Some((Arc::new(k), names, held))
     };
     let executor = Routed {
         default: local,
         steps: kubernetes
             .iter()
-            .flat_map(|(k, names)| names.iter().map(|n| (*n, k.clone() as Arc<dyn Executor>)))
+            .flat_map(|(k, names, _)| names.iter().map(|n| (*n, k.clone() as Arc<dyn Executor>)))
             .collect(),
     };
     let started = Instant::now();
@@ -261,22 +356,44 @@ pub(super) async fn run(
             (None, None) => orchestrator::Prior::Nothing,
         },
         start_input,
+        orchestrator_namespace: kubernetes.is_some().then(|| home.clone()),
     };
     let run = orchestrator::Run {
         ctx: &ctx,
         executor: &executor,
     };
+    let lost = async {
+        match &kubernetes {
+            Some((.., held)) => held.lost().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         result = orchestrator::run(flow, &run, &options) => {
             progress.finish();
-            if let Some((k, _)) = &kubernetes {
+            if let Some((k, ..)) = &kubernetes {
                 k.settle().await;
             }
+            release(kubernetes).await;
             result.map_err(|e| Error::Run { run_id: run_id.clone(), source: e })?;
+        }
+        why = lost => {
+            // Another orchestrator drives the run now: this one must not act beside it.
+            progress.finish();
+            return Err(Error::Unsupported(format!(
+                "run {run_id}: this orchestrator stopped, launching nothing more and leaving the run's Jobs: {why}"
+            )));
+        }
+        () = interrupted(), if args.in_pod.is_some() => {
+            // The pod is being deleted or evicted: the pod that replaces it continues the run,
+            // and takes over its Jobs.
+            progress.finish();
+            release(kubernetes).await;
+            return Err(Error::Interrupted { run_id });
         }
         () = interrupted() => {
             progress.finish();
-            if let Some((k, _)) = &kubernetes {
+            if let Some((k, ..)) = &kubernetes {
                 eprintln!("kubestep: deleting the Jobs of run {run_id} (Ctrl-C again to stop waiting)");
                 let left = tokio::select! {
                     left = k.shutdown(Duration::from_secs(60)) => left,
@@ -287,6 +404,7 @@ pub(super) async fn run(
                 }
             }
             let _ = orchestrator::mark_interrupted(&ctx).await;
+            release(kubernetes).await;
             return Err(Error::Interrupted { run_id });
         }
     }
@@ -308,7 +426,7 @@ async fn recoverable(
     flow: &Flow,
     id: &str,
     resuming: bool,
-) -> Result<(), Error> {
+) -> Result<crate::datastore::RunRecord, Error> {
     if resuming {
         return Err(Error::Unsupported(
             "`resume` starts a new run from an earlier one; `run --recover RUN_ID` continues that run itself: use one of them".into(),
@@ -331,7 +449,7 @@ async fn recoverable(
                 format!("{:?}", r.status).to_lowercase()
             )))
         }
-        Some(_) => Ok(()),
+        Some(r) => Ok(r),
     }
 }
 
@@ -455,4 +573,11 @@ pub(super) async fn logs(
         super::kubernetes::follow(flow, defaults, &args.with, run_id, step, &running, out).await?;
     }
     Ok(())
+}
+
+/// Gives up the run's Lease, if it has one: the run is over here.
+async fn release<K, N>(kubernetes: Option<(K, N, lease::Held)>) {
+    if let Some((.., held)) = kubernetes {
+        held.release().await;
+    }
 }

@@ -198,6 +198,10 @@ pub struct RunRecord {
     pub finished_ms: Option<u64>,
     /// Why it failed, when it did.
     pub cause: Option<String>,
+    /// For a run with Kubernetes steps, the namespace of its Lease (and, when detached, of its
+    /// orchestrator Job): where `run --recover` and `kubernetes kill` find them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator_namespace: Option<String>,
 }
 
 /// The mark `kubernetes kill` leaves on a run: its orchestrator launches nothing more.

@@ -111,6 +111,8 @@ pub struct Options {
     pub prior: Prior,
     /// The encoded input of the start step (the flow's parameters); `()` when none.
     pub start_input: Option<Vec<u8>>,
+    /// Where the run's Lease is, for the run record.
+    pub orchestrator_namespace: Option<String>,
 }
 
 /// What the previous stage left: one output per task, and how a join combines them.
@@ -691,6 +693,7 @@ pub async fn run(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String
         started_ms: earlier.map_or_else(now_ms, |r| r.started_ms),
         finished_ms: None,
         cause: None,
+        orchestrator_namespace: options.orchestrator_namespace.clone(),
     };
     ds.put_record(&run_key, &record).await?;
     let result = walk(flow, run, options).await;

@@ -269,6 +269,7 @@ fn options() -> Options {
         max_workers: 4,
         prior: Prior::Nothing,
         start_input: None,
+        orchestrator_namespace: None,
     }
 }
 

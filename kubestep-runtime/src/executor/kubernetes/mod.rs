@@ -10,6 +10,7 @@
 mod attempt;
 pub mod cluster;
 pub mod diagnose;
+pub mod lease;
 pub mod logs;
 pub mod rbac;
 mod record;
@@ -341,6 +342,17 @@ impl KubernetesExecutor {
             );
         }
         Ok(())
+    }
+
+    /// The client it uses.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// How a pod gets this run's binary now, and the binary's `kubernetes.io/arch`: what a
+    /// detached run's orchestrator pod fetches.
+    pub async fn pod_binary(&self) -> Result<(Binary, Option<String>), crate::datastore::Error> {
+        Ok((self.binary().await?, self.arch.clone()))
     }
 
     /// Waits until the Jobs of attempts that were stopped (a sibling failed) are deleted; call

@@ -50,7 +50,9 @@ type Grant = (&'static str, &'static str, &'static [(&'static str, Need)]);
 /// - events: `list`, to say why a Job has no pod (a quota, an admission webhook).
 /// - services: `create` a multi-node step's headless Service, `get` it to adopt it after a
 ///   retried create; it is deleted with its Job, which owns it.
-const GRANTS: [Grant; 5] = [
+/// - leases: `create`, `get`, `update` and `delete` the run's Lease (one orchestrator per run),
+///   `deletecollection` for `kubernetes kill`.
+const GRANTS: [Grant; 6] = [
     (
         "batch",
         "jobs",
@@ -79,6 +81,17 @@ const GRANTS: [Grant; 5] = [
         "",
         "services",
         &[("create", Need::Gang), ("get", Need::Gang)],
+    ),
+    (
+        "coordination.k8s.io",
+        "leases",
+        &[
+            ("create", Need::Run),
+            ("get", Need::Run),
+            ("update", Need::Run),
+            ("delete", Need::Run),
+            ("deletecollection", Need::Manage),
+        ],
     ),
 ];
 
