@@ -13,7 +13,7 @@
 mod common;
 
 use kubestep::client::Client;
-use kubestep::core::labels::{FLOW, RUN_ID, STEP};
+use kubestep::core::labels::{FLOW, ORCHESTRATOR, RUN_ID, STEP, TASK_ID};
 use kubestep::datastore::{Kind, Status};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -77,19 +77,18 @@ struct Done {
 /// the Role `kubernetes rbac` prints, so the audit log holds every request the run makes.
 async fn shell() -> Vec<(String, String)> {
     let env = kubestep_testenv::shared_with(two_nodes);
-    let printed = common::run(
-        "reliability",
-        &[
-            "kubernetes",
-            "rbac",
-            "--user",
-            kubestep_testenv::RESTRICTED_USER,
-        ],
-        &[],
-    );
-    env.apply(&String::from_utf8(printed.stdout).unwrap())
-        .await
-        .expect("the printed RBAC applies");
+    // The user's Role, and the ServiceAccount of detached runs' orchestrators with its own:
+    // exactly what `kubernetes rbac` prints, applied as an admin would.
+    for who in [
+        &["--user", kubestep_testenv::RESTRICTED_USER][..],
+        &["--orchestrator"][..],
+    ] {
+        let printed = common::run("reliability", &[&["kubernetes", "rbac"][..], who].concat(), &[]);
+        assert!(printed.status.success(), "{}", text(&printed));
+        env.apply(&String::from_utf8(printed.stdout).unwrap())
+            .await
+            .expect("the printed RBAC applies");
+    }
     env.restricted_exports()
 }
 
@@ -148,6 +147,15 @@ async fn wait(child: std::process::Child) -> std::process::Output {
         .await
         .unwrap()
         .unwrap()
+}
+
+/// How a run's orchestrator process ended: its last line if it failed.
+fn ended(out: &std::process::Output) -> Result<(), String> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(text(out).lines().last().unwrap_or_default().to_string())
+    }
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -310,17 +318,14 @@ async fn check(
     tally: &mut Tally,
     shell: &[(String, String)],
     run_id: &str,
-    out: &std::process::Output,
+    ended: Result<(), String>,
     audit_from: usize,
     node_lost: bool,
 ) {
     tally.trials += 1;
     let mut failed = Vec::new();
-    if !out.status.success() {
-        failed.push(format!(
-            "the run failed: {}",
-            text(out).lines().last().unwrap_or_default()
-        ));
+    if let Err(e) = ended {
+        failed.push(format!("the run failed: {e}"));
     }
     let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
     let expected: u64 = (0..u64::from(ITEMS)).map(|i| i * i).sum();
@@ -413,7 +418,7 @@ async fn api_faults(shell: &[(String, String)]) -> Tally {
     let counts = proxy.counts();
     drop(proxy);
     let run_id = std::fs::read_to_string(&id_file).unwrap_or_default();
-    check(&mut tally, shell, &run_id, &out, audit_from, false).await;
+    check(&mut tally, shell, &run_id, ended(&out), audit_from, false).await;
     tally.notes.push(format!("fault proxy: {counts}"));
     if counts.faults() * 10 < counts.requests || counts.cut_watches == 0 {
         tally.missed("fewer than 1 request in 10 met a fault, or no watch was cut".into());
@@ -433,7 +438,7 @@ async fn s3_paused(shell: &[(String, String)]) -> Tally {
     tokio::time::sleep(Duration::from_secs(20)).await;
     env.pause_s3(false).await;
     let out = wait(child).await;
-    check(&mut tally, shell, &run_id, &out, audit_from, false).await;
+    check(&mut tally, shell, &run_id, ended(&out), audit_from, false).await;
     tally
 }
 
@@ -448,7 +453,7 @@ async fn container_killed(shell: &[(String, String)]) -> Tally {
     let (victim, _) = &pods[0];
     assert!(env.kill_container("default", victim, "work").await);
     let out = wait(child).await;
-    check(&mut tally, shell, &run_id, &out, audit_from, false).await;
+    check(&mut tally, shell, &run_id, ended(&out), audit_from, false).await;
     let all = text(&out);
     if !all.contains("exit code 137") {
         tally.missed(format!(
@@ -482,7 +487,7 @@ async fn node_lost(shell: &[(String, String)]) -> Tally {
     let lost_at = Instant::now();
     let out = wait(child).await;
     env.restore_node(&victim).await.unwrap();
-    check(&mut tally, shell, &run_id, &out, audit_from, true).await;
+    check(&mut tally, shell, &run_id, ended(&out), audit_from, true).await;
     // The lost node's items moved on: they were retried as infrastructure losses.
     let all = text(&out);
     if !all.contains("(infrastructure); retrying without spending a #[retry] attempt") {
@@ -558,7 +563,7 @@ async fn orchestrator_killed(shell: &[(String, String)]) -> Tally {
         .unwrap();
     let out = wait(recover).await;
     let followed = wait(follow).await;
-    check(&mut tally, shell, &run_id, &out, audit_from, false).await;
+    check(&mut tally, shell, &run_id, ended(&out), audit_from, false).await;
     let streamed = String::from_utf8_lossy(&followed.stdout);
     let items = (0..ITEMS)
         .filter(|i| streamed.contains(&format!("[work/{i}] item {i} attempt 0: 15 s")))
@@ -605,6 +610,198 @@ async fn orchestrator_killed(shell: &[(String, String)]) -> Tally {
     tally.notes.push(format!(
         "{adopted} tasks in flight were taken over by `run --recover`; `logs --follow` streamed {items} items across the kill"
     ));
+    tally
+}
+
+/// Starts a detached run of `reliability` (as `start_run`), whose launcher must exit at once
+/// with the run id and how to follow it; the run id.
+fn start_detached(shell: &[(String, String)], trial: &str, seconds: u64) -> Result<String, String> {
+    let id_file = std::env::temp_dir().join(format!(
+        "kubestep-reliability-{}-{trial}",
+        std::process::id()
+    ));
+    let out = std::process::Command::new(common::example("reliability"))
+        .args(["run", "--detach", "--datastore", "s3", "--datastore-root", &root()])
+        .args(["--items", &ITEMS.to_string(), "--seconds", &seconds.to_string()])
+        .args(["--max-workers", "20", "--run-id-file"])
+        .arg(&id_file)
+        .envs(shell.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let run_id = std::fs::read_to_string(&id_file).unwrap_or_default();
+    let said = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || run_id.is_empty() || !said.contains(&format!("status {run_id}")) {
+        return Err(format!("`run --detach` did not detach: {}", text(&out)));
+    }
+    Ok(run_id)
+}
+
+/// The pods of run `run_id`'s orchestrator Job.
+async fn orchestrator_pods(run_id: &str) -> Vec<k8s_openapi::api::core::v1::Pod> {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(kubestep_testenv::shared().client().await, "default");
+    let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id},{ORCHESTRATOR}=true"));
+    pods.list(&lp).await.unwrap().items
+}
+
+/// Waits (up to 6 minutes) until the run record of a detached run says it ended: how.
+async fn detached_end(shell: &[(String, String)], run_id: &str) -> Result<(), String> {
+    let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
+    let waited = Instant::now();
+    while waited.elapsed() < Duration::from_secs(360) {
+        match client.run(run_id).await {
+            Ok(Some(r)) if r.status == Status::Succeeded => return Ok(()),
+            Ok(Some(r)) if r.status != Status::Running => {
+                return Err(format!("{:?}: {}", r.status, r.cause.unwrap_or_default()));
+            }
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+    Err("still running after 6 minutes".into())
+}
+
+/// A detached run whose orchestrator pod is deleted while items run: the Job starts another pod
+/// only once the first has stopped, which continues the run: each task runs exactly once (one
+/// attempt in the record, one pod in the cluster), and the records name both orchestrator pods.
+/// The launching process is gone long before the run ends; its outputs are read through the
+/// client API.
+async fn orchestrator_pod_deleted(shell: &[(String, String)]) -> Tally {
+    let mut tally = Tally::new("orchestrator pod deleted");
+    let audit_from = audit_mark();
+    let run_id = match start_detached(shell, "detached", 15) {
+        Ok(id) => id,
+        Err(e) => {
+            tally.trials += 1;
+            tally.notes.push(e);
+            return tally;
+        }
+    };
+    let waited = Instant::now();
+    while running_work(&run_id).await.len() < 3 && waited.elapsed() < Duration::from_secs(180) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first: Vec<String> = orchestrator_pods(&run_id)
+        .await
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(kubestep_testenv::shared().client().await, "default");
+    for name in &first {
+        pods.delete(name, &Default::default()).await.unwrap();
+    }
+    let ended = detached_end(shell, &run_id).await;
+    check(&mut tally, shell, &run_id, ended, audit_from, false).await;
+    let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
+    let tasks = client.tasks(&run_id).await.unwrap();
+    let twice: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.attempts.len() != 1)
+        .map(|t| format!("{}/{}: {} attempts", t.step, t.task_id, t.attempts.len()))
+        .collect();
+    // Each attempt is a Job of one pod: a task that ran twice left two pods.
+    let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id},{STEP}=work"));
+    let mut per_task: BTreeMap<String, u32> = BTreeMap::new();
+    for p in pods.list(&lp).await.unwrap().items {
+        let task = p.metadata.labels.unwrap_or_default().remove(TASK_ID).unwrap_or_default();
+        *per_task.entry(task).or_default() += 1;
+    }
+    let ran_twice: Vec<_> = per_task.iter().filter(|(_, n)| **n != 1).collect();
+    tally.duplicates += (twice.len() + ran_twice.len()) as u32;
+    if !twice.is_empty() || !ran_twice.is_empty() || per_task.len() != ITEMS as usize {
+        tally.missed(format!(
+            "tasks not run exactly once: records {twice:?}, pods per item {per_task:?}"
+        ));
+    }
+    let instances: std::collections::BTreeSet<String> = tasks
+        .iter()
+        .flat_map(|t| &t.attempts)
+        .flat_map(|a| [a.orchestrator.clone(), a.adopted_by.clone()])
+        .flatten()
+        .map(|i| i.split(" pid ").next().unwrap_or_default().to_string())
+        .collect();
+    let replaced = first.len() == 1
+        && instances.contains(&first[0])
+        && instances.len() == 2;
+    if !replaced {
+        tally.missed(format!(
+            "the records name the orchestrator pods {instances:?}: not the deleted one ({first:?}) and one successor"
+        ));
+    }
+    let adopted = tasks
+        .iter()
+        .filter(|t| t.attempts.iter().any(|a| a.adopted_by.is_some()))
+        .count();
+    tally.notes.push(format!(
+        "{adopted} tasks in flight were taken over by the orchestrator's second pod"
+    ));
+    tally
+}
+
+/// `kubernetes kill --run-id` of a detached run while items run: its orchestrator stops first,
+/// then every Job, pod and the Lease of the run go, and the run is recorded killed.
+async fn detached_killed(shell: &[(String, String)]) -> Tally {
+    let mut tally = Tally::new("detached run killed");
+    tally.trials += 1;
+    let run_id = match start_detached(shell, "detached-kill", 60) {
+        Ok(id) => id,
+        Err(e) => {
+            tally.notes.push(e);
+            return tally;
+        }
+    };
+    let waited = Instant::now();
+    while running_work(&run_id).await.len() < 3 && waited.elapsed() < Duration::from_secs(180) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let kill = common::run(
+        "reliability",
+        &[
+            "kubernetes",
+            "kill",
+            "--run-id",
+            &run_id,
+            "--datastore",
+            "s3",
+            "--datastore-root",
+            &root(),
+        ],
+        &shell
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let mut failed = Vec::new();
+    if !kill.status.success() {
+        failed.push(format!("kill failed: {}", text(&kill)));
+    }
+    let others: Vec<String> = runs_on_cluster()
+        .await
+        .into_iter()
+        .filter(|r| r != &run_id)
+        .collect();
+    let left = left_behind(&others, true).await;
+    tally.orphans += left.len() as u32;
+    if !left.is_empty() {
+        failed.push(format!("left after the kill: {left:?}"));
+    }
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(kubestep_testenv::shared().client().await, "default");
+    let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id}"));
+    let held = leases.list(&lp).await.unwrap().items.len();
+    if held != 0 {
+        failed.push(format!("{held} Lease of the run left"));
+    }
+    let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
+    match client.run(&run_id).await {
+        Ok(Some(r)) if r.status == Status::Killed => {}
+        other => failed.push(format!("the run is recorded as {other:?}, not killed")),
+    }
+    if failed.is_empty() {
+        tally.passes += 1;
+    } else {
+        tally.notes.push(format!("run {run_id}: {}", failed.join("; ")));
+    }
     tally
 }
 
@@ -687,6 +884,8 @@ async fn faults_lose_nothing_duplicate_nothing_and_leave_nothing_behind() {
         container_killed(&shell).await,
         node_lost(&shell).await,
         orchestrator_killed(&shell).await,
+        orchestrator_pod_deleted(&shell).await,
+        detached_killed(&shell).await,
         ctrl_c(&shell).await,
     ];
     println!(

@@ -1,6 +1,7 @@
 //! `kubernetes list|kill|rbac`: a flow's pods across the namespaces its steps use, and the
 //! least RBAC a run needs.
 
+use super::detach::OrchestratorArgs;
 use super::{Error, WithArgs};
 use crate::datastore::{Key, KillMark, Status};
 use crate::executor::kubernetes::cluster::Cluster;
@@ -20,10 +21,13 @@ pub(super) enum Command {
     /// List the flow's pods (every run, or one) in every namespace its steps use.
     List(Select),
     /// Stop a run: mark it killed in the datastore (its orchestrator launches nothing more),
-    /// delete its Jobs and pods, and wait until they are gone. Without --run-id, the running run
-    /// (refused when several run; with none running, every Job and pod of the flow).
+    /// stop a detached run's orchestrator pod, delete the run's Jobs, pods and Lease, wait until
+    /// they are gone, and record the run killed. Without --run-id, the running run (refused
+    /// when several run; with none running, every Job and pod of the flow).
     Kill(KillArgs),
-    /// Print the Role and RoleBinding (one per namespace the steps use) that a run needs.
+    /// Print the Role and RoleBinding (one per namespace the steps and the orchestrator use)
+    /// that a run needs: a user's who runs flows (attached or `--detach`), or with
+    /// --orchestrator the ServiceAccount of detached runs' orchestrator pods, the account too.
     Rbac(RbacArgs),
 }
 
@@ -33,6 +37,8 @@ pub(super) struct Select {
     /// Only this run.
     #[arg(long)]
     run_id: Option<String>,
+    #[command(flatten)]
+    orchestrator: OrchestratorArgs,
     #[command(flatten)]
     with: WithArgs,
 }
@@ -53,6 +59,8 @@ pub(super) struct RbacArgs {
     #[command(flatten)]
     subject: SubjectArgs,
     #[command(flatten)]
+    orchestrator: OrchestratorArgs,
+    #[command(flatten)]
     with: WithArgs,
 }
 
@@ -60,6 +68,10 @@ pub(super) struct RbacArgs {
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
 struct SubjectArgs {
+    /// The ServiceAccount detached runs' orchestrator pods run as
+    /// (--orchestrator-service-account, in --orchestrator-namespace): printed too.
+    #[arg(long)]
+    orchestrator: bool,
     /// A user, as your API server authenticates it.
     #[arg(long)]
     user: Option<String>,
@@ -71,16 +83,30 @@ struct SubjectArgs {
     service_account: Option<String>,
 }
 
-/// Every namespace a step of the flow would use on Kubernetes.
-pub(super) fn namespaces(
+/// Every namespace a step of the flow would use on Kubernetes, in flow order.
+pub(super) fn step_namespaces(
     flow: &Flow,
     defaults: &Defaults,
     with: &WithArgs,
-) -> Result<BTreeSet<String>, Error> {
+) -> Result<Vec<String>, Error> {
     // A misspelt step or parameter must not quietly widen or narrow what list, kill and rbac see.
     super::check_overrides(flow, &with.with)?;
     let steps = crate::executor::kubernetes::resolve_all(flow.steps(), defaults, &with.with)?;
     Ok(steps.into_iter().map(|(_, r)| r.namespace.value).collect())
+}
+
+/// [`step_namespaces`] and the orchestrator's (the second value, among the first).
+fn namespaces(
+    flow: &Flow,
+    defaults: &Defaults,
+    with: &WithArgs,
+    orchestrator: &OrchestratorArgs,
+) -> Result<(BTreeSet<String>, String), Error> {
+    let steps = step_namespaces(flow, defaults, with)?;
+    let home = orchestrator.namespace(steps.iter().map(String::as_str));
+    let mut all: BTreeSet<String> = steps.into_iter().collect();
+    all.insert(home.clone());
+    Ok((all, home))
 }
 
 pub(super) async fn command(
@@ -98,7 +124,21 @@ pub(super) async fn command(
     match command {
         Command::Rbac(a) => {
             let s = &a.subject;
+            let (namespaces, home) = namespaces(flow, defaults, &a.with, &a.orchestrator)?;
             let who = match (&s.user, &s.group, &s.service_account) {
+                _ if s.orchestrator => {
+                    let account = rbac::service_account(
+                        &home,
+                        &a.orchestrator.orchestrator_service_account,
+                    );
+                    let yaml = kubestep_core::render::to_yaml(&[account])
+                        .map_err(|e| Error::Yaml(e.to_string()))?;
+                    out.write_all(yaml.as_bytes())?;
+                    Who::ServiceAccount {
+                        namespace: home,
+                        name: a.orchestrator.orchestrator_service_account.clone(),
+                    }
+                }
                 (Some(u), _, _) => Who::User(u.clone()),
                 (_, Some(g), _) => Who::Group(g.clone()),
                 (_, _, Some(sa)) => {
@@ -114,7 +154,7 @@ pub(super) async fn command(
                 }
                 _ => unreachable!("clap requires one"),
             };
-            for ns in namespaces(flow, defaults, &a.with)? {
+            for ns in namespaces {
                 let yaml = kubestep_core::render::to_yaml(&[rbac::role(&ns)])
                     .and_then(|r| {
                         Ok(r + &kubestep_core::render::to_yaml(&[rbac::binding(&ns, &who)])?)
@@ -125,7 +165,7 @@ pub(super) async fn command(
             Ok(())
         }
         Command::List(s) => {
-            let namespaces = namespaces(flow, defaults, &s.with)?;
+            let (namespaces, _) = namespaces(flow, defaults, &s.with, &s.orchestrator)?;
             let cluster = cluster().await?;
             let sel = selector(flow, s.run_id.as_deref());
             writeln!(out, "NAMESPACE\tPOD\tRUN\tSTEP\tTASK\tATTEMPT\tPHASE")?;
@@ -135,7 +175,10 @@ pub(super) async fn command(
                     .await
                     .map_err(|e| Error::Unsupported(report(&e)))?;
                 for p in pods {
-                    let [run, step, task, attempt] = pod_task(&p);
+                    let [run, mut step, task, attempt] = pod_task(&p);
+                    if is_orchestrator(&p) {
+                        step = "(orchestrator)".into();
+                    }
                     writeln!(
                         out,
                         "{ns}\t{}\t{run}\t{step}\t{task}\t{attempt}\t{}",
@@ -150,38 +193,73 @@ pub(super) async fn command(
             Ok(())
         }
         Command::Kill(KillArgs { select: s, store }) => {
-            let namespaces = namespaces(flow, defaults, &s.with)?;
-            let run_id = mark_killed(flow, store, s.run_id.as_deref(), out).await?;
+            let (mut namespaces, home) = namespaces(flow, defaults, &s.with, &s.orchestrator)?;
+            let killed = mark_killed(flow, store, s.run_id.as_deref(), out).await?;
             let cluster = cluster().await?;
-            let sel = selector(flow, run_id.as_deref());
             let fail =
                 |e: crate::executor::kubernetes::cluster::Error| Error::Unsupported(report(&e));
+            // A detached run's orchestrator goes first, so nothing relaunches what is deleted
+            // next; the run record says where it is.
+            let run_id = killed.as_ref().map(|(id, _)| id.as_str());
+            let home = killed
+                .as_ref()
+                .and_then(|(_, ns)| ns.clone())
+                .unwrap_or(home);
+            namespaces.insert(home.clone());
+            let orchestrators = format!(
+                "{},{}=true",
+                selector(flow, run_id),
+                labels::ORCHESTRATOR
+            );
+            cluster
+                .delete_jobs(&home, &orchestrators)
+                .await
+                .map_err(fail)?;
+            gone(&cluster, &[home.clone()].into(), &orchestrators).await?;
+            let sel = selector(flow, run_id);
             for ns in &namespaces {
                 cluster.delete_jobs(ns, &sel).await.map_err(fail)?;
                 cluster.delete_pods(ns, &sel).await.map_err(fail)?;
             }
-            // The garbage collector removes the Jobs' pods; wait for it, bounded.
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            loop {
-                let mut left = Vec::new();
-                for ns in &namespaces {
-                    for p in cluster.list_pods(ns, &sel).await.map_err(fail)? {
-                        left.push(format!("{ns}/{}", p.metadata.name.unwrap_or_default()));
-                    }
-                }
-                if left.is_empty() {
-                    writeln!(out, "no pod of flow `{}` is left", flow.name())?;
-                    return Ok(());
-                }
-                if std::time::Instant::now() > deadline {
-                    return Err(Error::Unsupported(format!(
-                        "pods still there after 60 s: {}",
-                        left.join(", ")
-                    )));
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+            gone(&cluster, &namespaces, &sel).await?;
+            if let Some(id) = run_id {
+                crate::orchestrator::record_killed(&store.open(flow)?, id)
+                    .await
+                    .map_err(|e| Error::Unsupported(report(&e)))?;
+            }
+            // Last: an attached orchestrator, seeing its pods gone, ends the run as killed and
+            // releases the Lease itself; one that is gone left it.
+            for ns in &namespaces {
+                cluster.delete_leases(ns, &sel).await.map_err(fail)?;
+            }
+            writeln!(out, "no pod of flow `{}` is left", flow.name())?;
+            Ok(())
+        }
+    }
+}
+
+/// Waits until no pod matching `sel` is left in `namespaces` (the garbage collector removes a
+/// deleted Job's pods), at most 60 s.
+async fn gone(cluster: &Cluster, namespaces: &BTreeSet<String>, sel: &str) -> Result<(), Error> {
+    let fail = |e: crate::executor::kubernetes::cluster::Error| Error::Unsupported(report(&e));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut left = Vec::new();
+        for ns in namespaces {
+            for p in cluster.list_pods(ns, sel).await.map_err(fail)? {
+                left.push(format!("{ns}/{}", p.metadata.name.unwrap_or_default()));
             }
         }
+        if left.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Unsupported(format!(
+                "pods still there after 60 s: {}",
+                left.join(", ")
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -207,7 +285,7 @@ pub(super) async fn follow(
     // (namespace, pod, container, task) of each task's newest pod.
     let mut pods: std::collections::BTreeMap<String, (String, String, String, u64)> =
         Default::default();
-    for ns in namespaces(flow, defaults, with)? {
+    for ns in step_namespaces(flow, defaults, with)?.into_iter().collect::<BTreeSet<_>>() {
         for p in cluster
             .list_pods(&ns, &selector)
             .await
@@ -273,14 +351,14 @@ pub(super) async fn follow(
 }
 
 /// Marks the run killed (the one named, or the only running one) before its pods go, so its
-/// orchestrator does not launch them again; returns it. `None`: no run is running, and what
-/// is left of the flow's is to be deleted.
+/// orchestrator does not launch them again; returns it, with the orchestrator namespace its
+/// record names. `None`: no run is running, and what is left of the flow's is to be deleted.
 async fn mark_killed(
     flow: &Flow,
     store: &super::run::DatastoreArgs,
     run_id: Option<&str>,
     out: &mut dyn Write,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<(String, Option<String>)>, Error> {
     let ds = store.open(flow)?;
     let fail = |e: crate::datastore::Error| Error::Unsupported(report(&e));
     let run_id = match run_id {
@@ -335,7 +413,20 @@ async fn mark_killed(
         "run {run_id} of flow `{}` is marked killed",
         flow.name()
     )?;
-    Ok(Some(run_id))
+    let home = ds
+        .get_record::<crate::datastore::RunRecord>(&Key::Run(run_id.clone()))
+        .await
+        .map_err(fail)?
+        .and_then(|r| r.orchestrator_namespace);
+    Ok(Some((run_id, home)))
+}
+
+/// Whether the pod is a detached run's orchestrator.
+pub(super) fn is_orchestrator(p: &k8s_openapi::api::core::v1::Pod) -> bool {
+    p.metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(labels::ORCHESTRATOR))
 }
 
 /// What a pod's labels say of it: (run id, step, task id, attempt). A gang member's task id is

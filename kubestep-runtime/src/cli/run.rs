@@ -362,10 +362,26 @@ pub(super) async fn run(
         ctx: &ctx,
         executor: &executor,
     };
+    // When another orchestrator takes the run over, the attempts in flight keep their Jobs: said
+    // before `select!` drops them.
+    let hand_over = || {
+        if let Some((k, ..)) = &kubernetes {
+            k.hand_over();
+        }
+    };
     let lost = async {
-        match &kubernetes {
+        let why = match &kubernetes {
             Some((.., held)) => held.lost().await,
             None => std::future::pending().await,
+        };
+        hand_over();
+        why
+    };
+    let stop = async {
+        interrupted().await;
+        // A pod being deleted or evicted: the pod that replaces it continues the run.
+        if args.in_pod.is_some() {
+            hand_over();
         }
     };
     tokio::select! {
@@ -384,15 +400,12 @@ pub(super) async fn run(
                 "run {run_id}: this orchestrator stopped, launching nothing more and leaving the run's Jobs: {why}"
             )));
         }
-        () = interrupted(), if args.in_pod.is_some() => {
-            // The pod is being deleted or evicted: the pod that replaces it continues the run,
-            // and takes over its Jobs.
+        () = stop => {
             progress.finish();
-            release(kubernetes).await;
-            return Err(Error::Interrupted { run_id });
-        }
-        () = interrupted() => {
-            progress.finish();
+            if args.in_pod.is_some() {
+                release(kubernetes).await;
+                return Err(Error::Interrupted { run_id });
+            }
             if let Some((k, ..)) = &kubernetes {
                 eprintln!("kubestep: deleting the Jobs of run {run_id} (Ctrl-C again to stop waiting)");
                 let left = tokio::select! {

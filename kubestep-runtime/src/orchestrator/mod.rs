@@ -798,28 +798,44 @@ async fn walk(flow: &Flow, run: &Run<'_>, options: &Options) -> Result<String, E
 
 /// Records an interrupted run as failed (its tasks' processes are gone with their futures).
 pub async fn mark_interrupted(ctx: &RunContext) -> Result<(), Error> {
-    let ds = &ctx.datastore;
-    let run_key = Key::Run(ctx.run_id.clone());
+    close(&ctx.datastore, &ctx.run_id, Status::Failed, INTERRUPTED).await
+}
+
+/// Records a run that `kubernetes kill` stopped as killed, if its orchestrator (stopped first)
+/// left it running.
+pub async fn record_killed(ds: &Datastore, run_id: &str) -> Result<(), Error> {
+    match ds.get_record::<RunRecord>(&Key::Run(run_id.into())).await? {
+        Some(r) if r.status == Status::Running => {
+            close(ds, run_id, Status::Killed, KILLED).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Ends the records of a run whose orchestrator is gone: the run and its running tasks, with
+/// `status` and `cause`.
+async fn close(ds: &Datastore, run_id: &str, status: Status, cause: &str) -> Result<(), Error> {
+    let run_key = Key::Run(run_id.into());
     // Tasks that were running end with the run, and say so.
-    for key in ds.list(&Prefix::Run(ctx.run_id.clone())).await? {
+    for key in ds.list(&Prefix::Run(run_id.into())).await? {
         if !matches!(key, Key::Task(_)) {
             continue;
         }
         if let Some(mut task) = ds.get_record::<TaskRecord>(&key).await?
             && task.status == Status::Running
         {
-            task.status = Status::Failed;
+            task.status = status;
             if let Some(last) = task.attempts.last_mut() {
                 last.finished_ms.get_or_insert_with(now_ms);
-                last.cause.get_or_insert_with(|| INTERRUPTED.into());
+                last.cause.get_or_insert_with(|| cause.into());
             }
             ds.put_record(&key, &task).await?;
         }
     }
     if let Some(mut record) = ds.get_record::<RunRecord>(&run_key).await? {
-        record.status = Status::Failed;
+        record.status = status;
         record.finished_ms = Some(now_ms());
-        record.cause = Some(INTERRUPTED.into());
+        record.cause = Some(cause.into());
         ds.put_record(&run_key, &record).await?;
     }
     Ok(())

@@ -23,8 +23,12 @@ pub const PEER_TOKEN: &str = "kubestep-testenv-peer";
 /// The peer user's name, for RoleBindings.
 pub const PEER_USER: &str = "kubestep-peer";
 
+/// The user of the pods of detached runs' orchestrators, under kubestep's default ServiceAccount
+/// in the `default` namespace: its requests are audited too.
+pub const ORCHESTRATOR_USER: &str = "system:serviceaccount:default:kubestep-orchestrator";
+
 /// The API server's audit log, under the state directory: one JSON event per request of
-/// [`RESTRICTED_USER`] or [`PEER_USER`].
+/// [`RESTRICTED_USER`], [`PEER_USER`] or [`ORCHESTRATOR_USER`].
 pub const AUDIT_LOG: &str = "audit.log";
 
 /// The running control plane.
@@ -170,12 +174,12 @@ impl ControlPlane {
         Ok(cp)
     }
 
-    /// The audit policy: metadata of every request the restricted and the peer user make, once
-    /// each (when it completes), and nothing of anyone else's.
+    /// The audit policy: metadata of every request the restricted, the peer and the orchestrator
+    /// user make, once each (when it completes), and nothing of anyone else's.
     fn audit_policy(&self) -> Result<PathBuf, Error> {
         let path = self.dir.join("audit-policy.yaml");
         let policy = format!(
-            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived, ResponseStarted]\nrules:\n- level: Metadata\n  users: [{RESTRICTED_USER}, {PEER_USER}]\n- level: None\n"
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived, ResponseStarted]\nrules:\n- level: Metadata\n  users: [{RESTRICTED_USER}, {PEER_USER}, \"{ORCHESTRATOR_USER}\"]\n- level: None\n"
         );
         std::fs::write(&path, policy).map_err(|e| Error::io(&path, e))?;
         Ok(path)

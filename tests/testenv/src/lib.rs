@@ -23,7 +23,9 @@ mod pki;
 mod process;
 mod registry;
 
-pub use control_plane::{ADMIN_TOKEN, PEER_USER, RESTRICTED_TOKEN, RESTRICTED_USER};
+pub use control_plane::{
+    ADMIN_TOKEN, ORCHESTRATOR_USER, PEER_USER, RESTRICTED_TOKEN, RESTRICTED_USER,
+};
 pub use fault_proxy::{FaultCounts, FaultProxy};
 pub use network::{BRIDGE, BRIDGE_MAC, HOST_IP, node_ip};
 pub use node::NodeSpec;

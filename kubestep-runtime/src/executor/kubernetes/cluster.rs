@@ -391,6 +391,22 @@ impl Cluster {
         .map(|_| ())
     }
 
+    /// Deletes every Lease matching `selector` in `ns` (a run's, for `kubernetes kill`).
+    pub async fn delete_leases(&self, ns: &str, selector: &str) -> Result<(), Error> {
+        let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(self.client.clone(), ns);
+        let (delete, list) = (
+            DeleteParams::default(),
+            ListParams::default().labels(selector),
+        );
+        self.call(
+            || format!("delete Leases {selector} in {ns}"),
+            || api.delete_collection(&delete, &list),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Pods matching `selector` in `ns`.
     pub async fn list_pods(&self, ns: &str, selector: &str) -> Result<Vec<Pod>, Error> {
         let api = self.pods(ns);

@@ -30,6 +30,7 @@ use kubestep_core::render::{self, Binary};
 use kubestep_core::resolve::Resolved;
 use kubestep_core::resolve::env::Settings;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use watch::{PodWatch, Seen};
@@ -140,6 +141,8 @@ pub struct KubernetesExecutor {
     scheduling_timeout: Duration,
     /// Deletions of Jobs whose attempts were dropped, still in flight.
     cleanup: Cleanup,
+    /// Set when another orchestrator takes the run over: attempts dropped then keep their Jobs.
+    handed_over: Arc<AtomicBool>,
 }
 
 type Cleanup = Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>;
@@ -294,6 +297,7 @@ impl KubernetesExecutor {
             selector,
             scheduling_timeout: Duration::from_secs(settings.scheduling_timeout_seconds),
             cleanup: Cleanup::default(),
+            handed_over: Arc::default(),
         };
         for (decl, _) in &steps {
             executor
@@ -353,6 +357,12 @@ impl KubernetesExecutor {
     /// detached run's orchestrator pod fetches.
     pub async fn pod_binary(&self) -> Result<(Binary, Option<String>), crate::datastore::Error> {
         Ok((self.binary().await?, self.arch.clone()))
+    }
+
+    /// Leaves the run's Jobs running when this orchestrator stops: another one (a replacement
+    /// orchestrator pod, `run --recover`) takes them over. Call before dropping the run.
+    pub fn hand_over(&self) {
+        self.handed_over.store(true, Ordering::SeqCst);
     }
 
     /// Waits until the Jobs of attempts that were stopped (a sibling failed) are deleted; call
@@ -462,6 +472,7 @@ impl KubernetesExecutor {
     fn guard(&self, launch: &Launch) -> JobGuard {
         JobGuard {
             cleanup: self.cleanup.clone(),
+            handed_over: self.handed_over.clone(),
             cluster: self.cluster.clone(),
             ns: launch.ns.clone(),
             name: launch.name.clone(),
@@ -804,9 +815,11 @@ fn check_glibc<'a>(
 }
 
 /// Deletes the attempt's Job if the attempt is dropped before it ends (a failed sibling, or
-/// Ctrl-C), so no pod outlives the task that wanted it.
+/// Ctrl-C), so no pod outlives the task that wanted it; unless the run was handed over to
+/// another orchestrator, which takes the Job over.
 struct JobGuard {
     cleanup: Cleanup,
+    handed_over: Arc<AtomicBool>,
     cluster: Cluster,
     ns: String,
     name: String,
@@ -816,6 +829,7 @@ struct JobGuard {
 impl Drop for JobGuard {
     fn drop(&mut self) {
         if self.armed
+            && !self.handed_over.load(Ordering::SeqCst)
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             let (cluster, ns, name) = (self.cluster.clone(), self.ns.clone(), self.name.clone());

@@ -2,6 +2,7 @@
 //! RoleBinding per namespace: what `kubernetes rbac` prints and the e2e tests run under.
 
 use super::cluster::Cluster;
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubestep_core::labels;
@@ -152,8 +153,27 @@ pub fn role(namespace: &str) -> Role {
     }
 }
 
-/// The binding of [`role`] to `who` in `namespace`.
+/// The ServiceAccount `name` in `namespace`: what detached runs' orchestrator pods run as.
+pub fn service_account(namespace: &str, name: &str) -> ServiceAccount {
+    ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            labels: Some([(labels::MANAGED_BY.into(), labels::MANAGER.into())].into()),
+            ..ObjectMeta::default()
+        },
+        ..ServiceAccount::default()
+    }
+}
+
+/// The binding of [`role`] to `who` in `namespace`, named after `who`, so the bindings of a
+/// user and of the orchestrators' ServiceAccount live side by side.
 pub fn binding(namespace: &str, who: &Who) -> RoleBinding {
+    let name = match who {
+        Who::User(name) => format!("{ROLE}-user-{name}"),
+        Who::Group(name) => format!("{ROLE}-group-{name}"),
+        Who::ServiceAccount { namespace, name } => format!("{ROLE}-sa-{namespace}-{name}"),
+    };
     let subject = match who {
         Who::User(name) => Subject {
             kind: "User".into(),
@@ -176,7 +196,7 @@ pub fn binding(namespace: &str, who: &Who) -> RoleBinding {
     };
     RoleBinding {
         metadata: ObjectMeta {
-            name: Some(ROLE.into()),
+            name: Some(kubestep_core::names::to_dns_label(&name)),
             namespace: Some(namespace.into()),
             labels: Some([(labels::MANAGED_BY.into(), labels::MANAGER.into())].into()),
             ..ObjectMeta::default()
