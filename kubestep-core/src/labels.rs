@@ -27,6 +27,10 @@ pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 /// On a detached run's orchestrator Job and pod (`true`), and its schedule's CronJob: what runs
 /// the run rather than one of its tasks.
 pub const ORCHESTRATOR: &str = "kubestep.io/orchestrator";
+/// On a schedule's CronJob and its Jobs: the schedule's name.
+pub const SCHEDULE: &str = "kubestep.io/schedule";
+/// The label the Job controller puts on a Job's pods, naming the Job (Kubernetes 1.27+).
+pub const BATCH_JOB_NAME: &str = "batch.kubernetes.io/job-name";
 /// The node label `compute_pool` selects on unless `KUBESTEP_KUBERNETES_COMPUTE_POOL_LABEL`
 /// names another.
 pub const COMPUTE_POOL: &str = "kubestep.io/compute-pool";

@@ -34,6 +34,16 @@ pub enum Binary {
         /// Its expected sha256, lower-case hex.
         sha256: String,
     },
+    /// As `Fetched`, from an S3 object the init container signs its request for (AWS
+    /// Signature V4) with the pod's own credentials: no URL that expires, for a schedule.
+    FromS3 {
+        /// The object's URL, unsigned.
+        url: String,
+        /// The bucket's region, part of the signature.
+        region: String,
+        /// Its expected sha256, lower-case hex.
+        sha256: String,
+    },
 }
 
 /// One attempt of one task: what the Job runs, beyond the step's own settings.

@@ -10,17 +10,20 @@ use super::pod::{bin_volume, binary_path, fetch_container};
 use crate::labels;
 use crate::names;
 use k8s_openapi::api::batch::v1::{
-    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
     PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvFromSource, EnvVar,
+    Capabilities, Container, EnvFromSource, EnvVar, EnvVarSource, ObjectFieldSelector,
     PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
     SecretEnvSource, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
+
+/// The variable that names a scheduled run's orchestrator its run: its Job's name.
+pub const RUN_ID_ENV: &str = "KUBESTEP_RUN_ID";
 
 /// The orchestrator container's name.
 pub const CONTAINER: &str = "orchestrator";
@@ -47,8 +50,8 @@ const RUN_AS: i64 = 65532;
 pub struct Orchestrator {
     /// The flow.
     pub flow: String,
-    /// The run it drives.
-    pub run_id: String,
+    /// The run it drives; none for a schedule's, whose runs are named after their Jobs.
+    pub run_id: Option<String>,
     /// Its namespace.
     pub namespace: String,
     /// The ServiceAccount it runs as: what it may do in the cluster.
@@ -72,16 +75,20 @@ pub struct Orchestrator {
 }
 
 impl Orchestrator {
-    /// Its Job's name (and its Lease's).
-    pub fn job_name(&self) -> String {
-        names::run_name(&self.flow, &self.run_id)
+    /// Its Job's name (and its Lease's), for a run.
+    pub fn job_name(&self) -> Option<String> {
+        self.run_id
+            .as_ref()
+            .map(|r| names::run_name(&self.flow, r))
     }
 
     /// The labels of its Job and pods: the run's selector, and the orchestrator mark.
     pub fn labels(&self) -> BTreeMap<String, String> {
-        let mut l = labels::Selector::flow(&self.flow)
-            .run(&self.run_id)
-            .labels();
+        let mut s = labels::Selector::flow(&self.flow);
+        if let Some(r) = &self.run_id {
+            s = s.run(r);
+        }
+        let mut l = s.labels();
         l.insert(labels::ORCHESTRATOR.into(), "true".into());
         l
     }
@@ -93,18 +100,16 @@ fn quantity(q: &str) -> Quantity {
 
 /// The orchestrator's Job.
 pub fn job(o: &Orchestrator) -> Job {
+    let mut annotations = BTreeMap::from([(labels::FLOW.to_string(), o.flow.clone())]);
+    if let Some(r) = &o.run_id {
+        annotations.insert(labels::RUN_ID.to_string(), r.clone());
+    }
     let meta = ObjectMeta {
         labels: Some(o.labels()),
-        annotations: Some(
-            [
-                (labels::FLOW.to_string(), o.flow.clone()),
-                (labels::RUN_ID.to_string(), o.run_id.clone()),
-            ]
-            .into(),
-        ),
+        annotations: Some(annotations),
         ..ObjectMeta::default()
     };
-    let env: Vec<EnvVar> = o
+    let mut env: Vec<EnvVar> = o
         .env
         .iter()
         .map(|(k, v)| EnvVar {
@@ -113,6 +118,21 @@ pub fn job(o: &Orchestrator) -> Job {
             value_from: None,
         })
         .collect();
+    // A scheduled run is named after its Job, which the CronJob names by the time it fires: a
+    // replacement pod of the same Job continues the same run.
+    if o.run_id.is_none() {
+        env.push(EnvVar {
+            name: RUN_ID_ENV.into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: format!("metadata.labels['{}']", labels::BATCH_JOB_NAME),
+                    api_version: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+        });
+    }
     let (volumes, mounts) = bin_volume(&o.binary).unzip();
     let main = Container {
         name: CONTAINER.into(),
@@ -181,7 +201,7 @@ pub fn job(o: &Orchestrator) -> Job {
     };
     Job {
         metadata: ObjectMeta {
-            name: Some(o.job_name()),
+            name: o.job_name(),
             namespace: Some(o.namespace.clone()),
             ..meta.clone()
         },
@@ -224,6 +244,106 @@ pub fn job(o: &Orchestrator) -> Job {
     }
 }
 
+/// When a deployed flow runs: a CronJob of its orchestrator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// The CronJob's name.
+    pub name: String,
+    /// Standard cron syntax: five fields, or a macro such as `@daily`.
+    pub cron: String,
+    /// An IANA time zone such as `Europe/Paris`; the controller manager's (UTC, usually) when
+    /// none.
+    pub time_zone: Option<String>,
+    /// Whether a run may start while the previous one still runs (`Forbid` skips it).
+    pub concurrency: Concurrency,
+}
+
+/// The CronJob's `concurrencyPolicy`. `Replace` is not offered: it deletes a running run's
+/// orchestrator Job, which would leave that run's Jobs without one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Concurrency {
+    /// A run starts only when the previous one has ended; a time that comes while it runs is
+    /// skipped.
+    #[default]
+    Forbid,
+    /// Runs may overlap.
+    Allow,
+}
+
+impl Concurrency {
+    /// Every value, for a command line's choices.
+    pub const ALL: [Concurrency; 2] = [Concurrency::Forbid, Concurrency::Allow];
+
+    /// Its name, as `concurrencyPolicy` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Concurrency::Forbid => "Forbid",
+            Concurrency::Allow => "Allow",
+        }
+    }
+}
+
+/// Finished Jobs a CronJob keeps: enough to see the last few runs' orchestrators.
+pub const HISTORY: i32 = 3;
+
+/// How late a run may still start when its time was missed (the controller manager was down).
+pub const STARTING_DEADLINE_SECONDS: i64 = 600;
+
+/// Checks a cron expression's shape (the API server checks it fully): five fields, or one of
+/// the macros.
+pub fn check_cron(cron: &str) -> Result<(), String> {
+    const MACROS: [&str; 8] = [
+        "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly", "@every",
+    ];
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    let ok = match fields.as_slice() {
+        [m] => MACROS.contains(m),
+        [m, _] => *m == "@every",
+        f => f.len() == 5 && f.iter().all(|x| x.chars().all(|c| c.is_ascii_alphanumeric() || "*/,-?".contains(c))),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "schedule {cron:?}: expected five fields (minute hour day-of-month month day-of-week, such as \"0 3 * * *\") or a macro such as @daily"
+        ))
+    }
+}
+
+/// The CronJob whose Jobs each run the orchestrator of a new run (`o.run_id` is none).
+pub fn cron_job(o: &Orchestrator, s: &Schedule) -> CronJob {
+    let Job { metadata, spec, .. } = job(o);
+    let mut labels = o.labels();
+    labels.insert(labels::SCHEDULE.into(), names::to_label_value(&s.name));
+    CronJob {
+        metadata: ObjectMeta {
+            name: Some(s.name.clone()),
+            namespace: Some(o.namespace.clone()),
+            labels: Some(labels.clone()),
+            annotations: metadata.annotations.clone(),
+            ..ObjectMeta::default()
+        },
+        spec: Some(CronJobSpec {
+            schedule: s.cron.clone(),
+            time_zone: s.time_zone.clone(),
+            concurrency_policy: Some(s.concurrency.name().into()),
+            successful_jobs_history_limit: Some(HISTORY),
+            failed_jobs_history_limit: Some(HISTORY),
+            starting_deadline_seconds: Some(STARTING_DEADLINE_SECONDS),
+            job_template: JobTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: metadata.annotations,
+                    ..ObjectMeta::default()
+                }),
+                spec,
+            },
+            ..CronJobSpec::default()
+        }),
+        status: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,7 +351,7 @@ mod tests {
     fn orchestrator(binary: Binary) -> Orchestrator {
         Orchestrator {
             flow: "Train".into(),
-            run_id: "20261130-1".into(),
+            run_id: Some("20261130-1".into()),
             namespace: "ml".into(),
             service_account: "kubestep-orchestrator".into(),
             image: "debian:bookworm-slim".into(),
@@ -252,7 +372,7 @@ mod tests {
             sha256: "ab".into(),
         });
         let job = job(&o);
-        assert_eq!(job.metadata.name.as_deref(), Some(o.job_name().as_str()));
+        assert_eq!(job.metadata.name, o.job_name());
         let spec = job.spec.unwrap();
         assert_eq!(spec.pod_replacement_policy.as_deref(), Some("Failed"));
         let rules = spec.pod_failure_policy.unwrap().rules;
@@ -284,6 +404,55 @@ mod tests {
             pod.containers[0].command.as_ref().unwrap()[0],
             "/usr/local/bin/flow"
         );
+    }
+
+    #[test]
+    fn a_schedules_runs_are_named_after_their_jobs() {
+        let o = Orchestrator {
+            run_id: None,
+            ..orchestrator(Binary::FromS3 {
+                url: "http://s3/bucket/bin".into(),
+                region: "us-east-1".into(),
+                sha256: "ab".into(),
+            })
+        };
+        let s = Schedule {
+            name: "train-nightly".into(),
+            cron: "0 3 * * *".into(),
+            time_zone: Some("Europe/Paris".into()),
+            concurrency: Concurrency::Forbid,
+        };
+        let cj = cron_job(&o, &s);
+        let spec = cj.spec.unwrap();
+        assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+        assert_eq!(spec.time_zone.as_deref(), Some("Europe/Paris"));
+        let template = spec.job_template;
+        assert!(!template.metadata.unwrap().labels.unwrap().contains_key(labels::RUN_ID));
+        let pod = template.spec.unwrap().template.spec.unwrap();
+        let run_id = pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == RUN_ID_ENV)
+            .unwrap();
+        assert_eq!(
+            run_id.value_from.as_ref().unwrap().field_ref.as_ref().unwrap().field_path,
+            "metadata.labels['batch.kubernetes.io/job-name']"
+        );
+        // The init container signs its own request with the pod's credentials: no URL expires.
+        let fetch = &pod.init_containers.unwrap()[0];
+        assert!(fetch.command.as_ref().unwrap()[2].contains("--aws-sigv4"));
+        assert_eq!(fetch.env_from, pod.containers[0].env_from);
+    }
+
+    #[test]
+    fn cron_expressions_are_checked_for_shape() {
+        for good in ["0 3 * * *", "*/5 * * * 1-5", "@daily", "@every 1h"] {
+            assert_eq!(check_cron(good), Ok(()), "{good}");
+        }
+        for bad in ["", "0 3 * *", "@sometimes", "0 3 * * * *", "0 3 * * ;rm"] {
+            assert!(check_cron(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

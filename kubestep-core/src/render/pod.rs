@@ -22,7 +22,21 @@ const FETCHED_PATH: &str = "/kubestep/bin/step";
 /// so the main container never starts a partial or foreign file.
 const FETCH_SCRIPT: &str = r#"set -eu
 curl -fsSL --retry 5 --retry-all-errors --connect-timeout 10 -o /kubestep/bin/step.part "$KUBESTEP_BINARY_URL"
-actual=$(sha256sum /kubestep/bin/step.part | cut -d' ' -f1)
+"#;
+
+/// [`FETCH_SCRIPT`] for [`Binary::FromS3`]: the request signed by curl (AWS Signature V4) with
+/// the credentials the pod's Secrets give.
+const FETCH_S3_SCRIPT: &str = r#"set -eu
+if [ -n "${AWS_SESSION_TOKEN:-}" ]; then
+  set -- -H "x-amz-security-token: $AWS_SESSION_TOKEN"
+fi
+curl -fsSL --retry 5 --retry-all-errors --connect-timeout 10 \
+  --aws-sigv4 "aws:amz:$KUBESTEP_BINARY_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" "$@" \
+  -o /kubestep/bin/step.part "$KUBESTEP_BINARY_URL"
+"#;
+
+/// After either download: the hash check and the rename.
+const CHECK_SCRIPT: &str = r#"actual=$(sha256sum /kubestep/bin/step.part | cut -d' ' -f1)
 if [ "$actual" != "$KUBESTEP_BINARY_SHA256" ]; then
   echo "kubestep: the step binary fetched from the datastore has sha256 $actual, expected $KUBESTEP_BINARY_SHA256; the upload is corrupt or was replaced" >&2
   exit 65
@@ -200,9 +214,9 @@ fn mount(name: &str, path: &str) -> VolumeMount {
 
 /// The emptyDir a fetched binary lands in, and the main container's read-only mount of it.
 pub(super) fn bin_volume(binary: &Binary) -> Option<(Volume, VolumeMount)> {
-    let Binary::Fetched { .. } = binary else {
+    if let Binary::InImage { .. } = binary {
         return None;
-    };
+    }
     Some((
         Volume {
             name: labels::BIN_VOLUME.into(),
@@ -220,7 +234,7 @@ pub(super) fn bin_volume(binary: &Binary) -> Option<(Volume, VolumeMount)> {
 pub(super) fn binary_path(binary: &Binary) -> String {
     match binary {
         Binary::InImage { path } => path.clone(),
-        Binary::Fetched { .. } => FETCHED_PATH.into(),
+        Binary::Fetched { .. } | Binary::FromS3 { .. } => FETCHED_PATH.into(),
     }
 }
 
@@ -278,17 +292,42 @@ fn volumes(step: &Resolved, task: &Task, notes: &mut Notes) -> (Vec<Volume>, Vec
 /// The init container that fetches a binary (none when the image has it), with `main`'s
 /// requests and hardening.
 pub(super) fn fetch_container(binary: &Binary, image: &str, main: &Container) -> Option<Container> {
-    let Binary::Fetched { url, sha256 } = binary else {
-        return None;
+    let (script, mut vars, env_from) = match binary {
+        Binary::InImage { .. } => return None,
+        Binary::Fetched { url, sha256 } => (
+            FETCH_SCRIPT,
+            vec![env("KUBESTEP_BINARY_URL", url), env("KUBESTEP_BINARY_SHA256", sha256)],
+            None,
+        ),
+        // The request is signed with the credentials and endpoint settings the main container
+        // gets.
+        Binary::FromS3 {
+            url,
+            region,
+            sha256,
+        } => (
+            FETCH_S3_SCRIPT,
+            vec![
+                env("KUBESTEP_BINARY_URL", url),
+                env("KUBESTEP_BINARY_REGION", region),
+                env("KUBESTEP_BINARY_SHA256", sha256),
+            ],
+            main.env_from.clone(),
+        ),
     };
+    if env_from.is_some() {
+        vars.extend(main.env.iter().flatten().cloned());
+    }
     Some(Container {
         name: labels::FETCH_CONTAINER.into(),
         image: Some(image.into()),
-        command: Some(vec!["sh".into(), "-c".into(), FETCH_SCRIPT.into()]),
-        env: Some(vec![
-            env("KUBESTEP_BINARY_URL", url.clone()),
-            env("KUBESTEP_BINARY_SHA256", sha256.clone()),
+        command: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            format!("{script}{CHECK_SCRIPT}"),
         ]),
+        env: Some(vars),
+        env_from,
         volume_mounts: Some(vec![mount(labels::BIN_VOLUME, BIN_DIR)]),
         // The same requests as the main container cost nothing (a pod reserves the larger of the
         // two) and keep a Guaranteed pod Guaranteed.

@@ -6,12 +6,13 @@
 //! replaces it (deleted, evicted, its node lost) continues the same run as `run --recover`.
 
 use super::Error;
-use super::run::{Args, DatastoreArgs};
+use super::run::{Args, DatastoreArgs, RunOptions};
 use crate::datastore::Status;
 use crate::executor::kubernetes::KubernetesExecutor;
 use crate::flow::Flow;
 use crate::report::report;
 use kubestep_core::StepDecl;
+use kubestep_core::render::Binary;
 use kubestep_core::render::orchestrator::{self, Orchestrator};
 use kubestep_core::resolve::{Defaults, Resolved};
 use serde::{Deserialize, Serialize};
@@ -57,12 +58,32 @@ impl OrchestratorArgs {
     }
 }
 
+/// How a detached or scheduled run's orchestrator pod is made: options of `run` and `deploy`.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct OrchestratorPodArgs {
+    /// Image of a detached or scheduled run's orchestrator pod [default: debian:bookworm-slim;
+    /// with KUBESTEP_KUBERNETES_BINARY_IN_IMAGE, the image of the first Kubernetes step]
+    #[arg(long, env = "KUBESTEP_ORCHESTRATOR_IMAGE", value_name = "IMAGE")]
+    orchestrator_image: Option<String>,
+    /// Secrets whose keys become the environment of a detached or scheduled run's orchestrator
+    /// pod: the datastore's credentials [default: the `secrets` of the steps that run on
+    /// Kubernetes]
+    #[arg(
+        long = "orchestrator-secret",
+        env = "KUBESTEP_ORCHESTRATOR_SECRETS",
+        value_name = "SECRET",
+        value_delimiter = ','
+    )]
+    orchestrator_secrets: Vec<String>,
+}
+
 /// What the launcher hands the orchestrator pod: the run, fully resolved where the launching
 /// machine's settings matter.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Plan {
-    /// The run id.
-    pub(super) run_id: String,
+    /// The run id; none for a schedule's runs, named after their Jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) run_id: Option<String>,
     /// The datastore's kind.
     pub(super) datastore: String,
     /// Its root.
@@ -84,9 +105,71 @@ pub(super) struct OrchestrateArgs {
     plan: String,
 }
 
+/// The orchestrator of run `run_id` (none: a schedule's) of `options`, whose steps `steps` are
+/// checked and whose binary reaches the pod as `binary`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn orchestrator(
+    flow: &Flow,
+    defaults: &Defaults,
+    options: &RunOptions,
+    steps: &[(&'static StepDecl, Resolved)],
+    run_id: Option<&str>,
+    start_input: Option<Vec<u8>>,
+    binary: Binary,
+    arch: Option<String>,
+) -> Result<Orchestrator, Error> {
+    let settings = defaults.settings()?;
+    let (kind, root) = options.store.location()?;
+    let home = options
+        .orchestrator
+        .namespace(steps.iter().map(|(_, r)| r.namespace.value.as_str()));
+    let plan = Plan {
+        run_id: run_id.map(str::to_string),
+        datastore: kind.name().to_string(),
+        root,
+        max_workers: options.max_workers,
+        with: options.with.with.iter().map(|w| w.text.clone()).collect(),
+        input: start_input,
+        orchestrator_namespace: home.clone(),
+    };
+    let plan = serde_json::to_string(&plan).map_err(|e| Error::Unsupported(e.to_string()))?;
+    let pod = &options.pod;
+    // A baked-in binary is in the steps' image; a fetched one runs in the default image.
+    let image = pod.orchestrator_image.clone().unwrap_or_else(|| {
+        match (&settings.binary_in_image, steps.first()) {
+            (Some(_), Some((_, r))) => r.image.value.clone(),
+            _ => kubestep_core::resolve::DEFAULT_IMAGE.to_string(),
+        }
+    });
+    let secrets = if pod.orchestrator_secrets.is_empty() {
+        let mut all: Vec<String> = steps
+            .iter()
+            .flat_map(|(_, r)| r.secrets.iter().map(|s| s.value.clone()))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    } else {
+        pod.orchestrator_secrets.clone()
+    };
+    Ok(Orchestrator {
+        flow: flow.name().to_string(),
+        run_id: run_id.map(str::to_string),
+        namespace: home,
+        service_account: options.orchestrator.orchestrator_service_account.clone(),
+        image,
+        fetch_image: settings.fetch_image.clone(),
+        binary,
+        arch,
+        args: vec![ORCHESTRATE.into(), plan],
+        env: pod_env(defaults, kind),
+        secrets,
+        ttl_seconds: settings.job_ttl_seconds.value,
+    })
+}
+
 /// Creates the orchestrator Job of run `run_id`, whose steps `k` has checked and whose binary it
 /// shipped; prints how to follow the run.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn launch(
     flow: &Flow,
     defaults: &Defaults,
@@ -97,59 +180,23 @@ pub(super) async fn launch(
     start_input: Option<Vec<u8>>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    let settings = defaults.settings()?;
-    let (kind, root) = args.store.location()?;
-    let home = args
-        .orchestrator
-        .namespace(steps.iter().map(|(_, r)| r.namespace.value.as_str()));
-    let plan = Plan {
-        run_id: run_id.to_string(),
-        datastore: kind.name().to_string(),
-        root,
-        max_workers: args.max_workers,
-        with: args.with.with.iter().map(|w| w.text.clone()).collect(),
-        input: start_input,
-        orchestrator_namespace: home.clone(),
-    };
-    let plan = serde_json::to_string(&plan).map_err(|e| Error::Unsupported(e.to_string()))?;
     let (binary, arch) = k.pod_binary().await?;
-    // A baked-in binary is in the steps' image; a fetched one runs in the default image.
-    let image = args.orchestrator_image.clone().unwrap_or_else(|| {
-        match (&settings.binary_in_image, steps.first()) {
-            (Some(_), Some((_, r))) => r.image.value.clone(),
-            _ => kubestep_core::resolve::DEFAULT_IMAGE.to_string(),
-        }
-    });
-    let secrets = if args.orchestrator_secrets.is_empty() {
-        let mut all: Vec<String> = steps
-            .iter()
-            .flat_map(|(_, r)| r.secrets.iter().map(|s| s.value.clone()))
-            .collect();
-        all.sort();
-        all.dedup();
-        all
-    } else {
-        args.orchestrator_secrets.clone()
-    };
-    let o = Orchestrator {
-        flow: flow.name().to_string(),
-        run_id: run_id.to_string(),
-        namespace: home.clone(),
-        service_account: args.orchestrator.orchestrator_service_account.clone(),
-        image,
-        fetch_image: settings.fetch_image.clone(),
+    let o = orchestrator(
+        flow,
+        defaults,
+        &args.options,
+        steps,
+        Some(run_id),
+        start_input,
         binary,
         arch,
-        args: vec![ORCHESTRATE.into(), plan],
-        env: pod_env(defaults, kind),
-        secrets,
-        ttl_seconds: settings.job_ttl_seconds.value,
-    };
+    )?;
     let job = orchestrator::job(&o);
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let home = &o.namespace;
     k.cluster().create_or_adopt(&job).await.map_err(|message| {
         Error::Unsupported(format!(
-            "cannot create the orchestrator Job {home}/{}: {message}",
-            o.job_name()
+            "cannot create the orchestrator Job {home}/{name}: {message}"
         ))
     })?;
     let exe = std::env::args()
@@ -157,9 +204,8 @@ pub(super) async fn launch(
         .unwrap_or_else(|| flow.name().to_string());
     writeln!(
         out,
-        "run {run_id} of flow `{}` is detached: its orchestrator runs in Job {home}/{} as service account {}\n  follow it:  {exe} status {run_id}\n  its logs:   {exe} logs --follow {run_id}/STEP\n  stop it:    {exe} kubernetes kill --run-id {run_id}",
+        "run {run_id} of flow `{}` is detached: its orchestrator runs in Job {home}/{name} as service account {}\n  follow it:  {exe} status {run_id}\n  its logs:   {exe} logs --follow {run_id}/STEP\n  stop it:    {exe} kubernetes kill --run-id {run_id}",
         flow.name(),
-        o.job_name(),
         o.service_account,
     )?;
     Ok(())
@@ -208,27 +254,50 @@ pub(super) async fn orchestrate(
             .map_err(|e: kubestep_core::invocation::UnknownStoreKind| Error::Unsupported(e.0))?,
         plan.root.clone(),
     );
+    // A schedule's run is named after the Job its CronJob made.
+    let run_id = match &plan.run_id {
+        Some(id) => id.clone(),
+        None => std::env::var(orchestrator::RUN_ID_ENV).map_err(|_| {
+            Error::Unsupported(format!(
+                "a scheduled run's orchestrator needs its run id in {}",
+                orchestrator::RUN_ID_ENV
+            ))
+        })?,
+    };
+    crate::datastore::layout::check_segment("run id", &run_id).map_err(Error::Unsupported)?;
     let client = crate::client::Client::new(store.open(flow)?);
     let earlier = client
-        .run(&plan.run_id)
+        .run(&run_id)
         .await
         .map_err(|e| Error::Unsupported(report(&e)))?;
     let recover = match earlier {
         None => false,
         Some(r) if r.status == Status::Running => true,
         Some(r) if r.status == Status::Succeeded => {
-            writeln!(out, "run {} already succeeded", plan.run_id)?;
+            writeln!(out, "run {run_id} already succeeded")?;
             return Ok(());
         }
         Some(r) => {
             return Err(Error::Orchestrated(Box::new(Error::Unsupported(format!(
-                "run {} already ended: {}",
-                plan.run_id,
+                "run {run_id} already ended: {}",
                 format!("{:?}", r.status).to_lowercase()
             )))));
         }
     };
-    let args = Args::orchestrated(store, &plan, with, recover);
+    let options = RunOptions {
+        store,
+        max_workers: plan.max_workers,
+        orchestrator: OrchestratorArgs {
+            orchestrator_namespace: Some(plan.orchestrator_namespace.clone()),
+            orchestrator_service_account: String::new(),
+        },
+        pod: OrchestratorPodArgs {
+            orchestrator_image: None,
+            orchestrator_secrets: Vec::new(),
+        },
+        with: super::WithArgs { with },
+    };
+    let args = Args::orchestrated(options, run_id, recover);
     super::run::run(flow, defaults, &args, None, plan.input, out)
         .await
         .map_err(|e| match e {

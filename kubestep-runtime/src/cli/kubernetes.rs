@@ -155,9 +155,13 @@ pub(super) async fn command(
                 _ => unreachable!("clap requires one"),
             };
             for ns in namespaces {
-                let yaml = kubestep_core::render::to_yaml(&[rbac::role(&ns)])
+                let yaml = kubestep_core::render::to_yaml(&[rbac::role(&ns, s.orchestrator)])
                     .and_then(|r| {
-                        Ok(r + &kubestep_core::render::to_yaml(&[rbac::binding(&ns, &who)])?)
+                        Ok(r + &kubestep_core::render::to_yaml(&[rbac::binding(
+                            &ns,
+                            &who,
+                            s.orchestrator,
+                        )])?)
                     })
                     .map_err(|e| Error::Yaml(e.to_string()))?;
                 out.write_all(yaml.as_bytes())?;
@@ -206,16 +210,30 @@ pub(super) async fn command(
                 .and_then(|(_, ns)| ns.clone())
                 .unwrap_or(home);
             namespaces.insert(home.clone());
-            let orchestrators = format!(
-                "{},{}=true",
-                selector(flow, run_id),
-                labels::ORCHESTRATOR
-            );
-            cluster
-                .delete_jobs(&home, &orchestrators)
+            // A detached run's orchestrator Job carries its run id; a scheduled run's is named
+            // by its CronJob, and names the run.
+            let orchestrators = format!("{},{}=true", selector(flow, None), labels::ORCHESTRATOR);
+            let jobs = cluster.jobs(&home);
+            let lp = kube::api::ListParams::default().labels(&orchestrators);
+            let listed = cluster
+                .call(
+                    || format!("list Jobs {orchestrators} in {home}"),
+                    || jobs.list(&lp),
+                )
                 .await
                 .map_err(fail)?;
-            gone(&cluster, &[home.clone()].into(), &orchestrators).await?;
+            for job in listed.items {
+                let name = job.metadata.name.clone().unwrap_or_default();
+                let run = job.metadata.labels.as_ref().and_then(|l| l.get(labels::RUN_ID));
+                let this_run = run_id.is_none_or(|id| {
+                    name == id || run == Some(&kubestep_core::names::to_label_value(id))
+                });
+                if this_run {
+                    cluster.delete_job(&home, &name).await.map_err(fail)?;
+                    let pods = format!("{}={name}", labels::BATCH_JOB_NAME);
+                    gone(&cluster, &[home.clone()].into(), &pods).await?;
+                }
+            }
             let sel = selector(flow, run_id);
             for ns in &namespaces {
                 cluster.delete_jobs(ns, &sel).await.map_err(fail)?;

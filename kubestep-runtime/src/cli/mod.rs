@@ -1,5 +1,6 @@
 //! The command line every flow binary has, through `.main()`.
 
+mod deploy;
 mod detach;
 mod kubernetes;
 mod render;
@@ -33,6 +34,10 @@ enum Command {
     /// Kubernetes Jobs whose pods run this binary, the others as processes of this binary
     /// (--local: every step here); outputs in the datastore.
     Run(run::Args),
+    /// Run the flow on a schedule: a CronJob whose Jobs each run the orchestrator of a new run
+    /// in the cluster (as `run --detach`), with the flow parameters and options given here.
+    /// --list and --delete manage the flow's schedules.
+    Deploy(deploy::Args),
     /// Run the flow again from a failed run, reusing every task that finished there.
     Resume(run::ResumeArgs),
     /// Print the saved output of a step's tasks: `logs RUN/STEP[/TASK]`.
@@ -222,14 +227,20 @@ pub fn run(
         }
         command = command
             .mut_subcommand("run", p.augment)
-            .mut_subcommand("resume", p.augment);
+            .mut_subcommand("resume", p.augment)
+            .mut_subcommand("deploy", p.augment)
+            // `render` needs the parameters only to show a schedule (--deploy).
+            .mut_subcommand("render", |c| (p.augment)(c).mut_args(|a| a.required(false)));
     }
     let matches = command
         .try_get_matches_from(args)
         .map_err(CliOutcome::Usage)?;
     let cli = Cli::from_arg_matches(&matches).map_err(CliOutcome::Usage)?;
     let start_input = match (params, matches.subcommand()) {
-        (Some(p), Some(("run" | "resume", sub))) => {
+        (Some(p), Some(("run" | "resume" | "deploy", sub))) => {
+            Some((p.encode)(sub).map_err(CliOutcome::Usage)?)
+        }
+        (Some(p), Some(("render", sub))) if sub.get_flag("deploy") => {
             Some((p.encode)(sub).map_err(CliOutcome::Usage)?)
         }
         _ => None,
@@ -250,15 +261,19 @@ pub fn run(
                 }
             }
             Command::Render(a) => {
-                check_overrides(flow, &a.with.with)?;
-                render::render(flow, &defaults, &a, out)
+                check_overrides(flow, &a.options.with.with)?;
+                render::render(flow, &defaults, &a, start_input, out)
             }
             Command::Run(a) => {
-                check_overrides(flow, &a.with.with)?;
+                check_overrides(flow, &a.options.with.with)?;
                 runtime()?.block_on(run::run(flow, &defaults, &a, None, start_input, out))
             }
+            Command::Deploy(a) => {
+                check_overrides(flow, &a.options.with.with)?;
+                runtime()?.block_on(deploy::deploy(flow, &defaults, &a, start_input, out))
+            }
             Command::Resume(a) => {
-                check_overrides(flow, &a.run.with.with)?;
+                check_overrides(flow, &a.run.options.with.with)?;
                 runtime()?.block_on(run::run(
                     flow,
                     &defaults,

@@ -1,6 +1,6 @@
 //! `render [STEP] [--with ...] [--explain]`: the Jobs a Kubernetes run would create, offline.
 
-use super::{Error, WithArgs};
+use super::Error;
 use crate::binary;
 use crate::flow::{Flow, StageKind};
 use kubestep_core::StepDecl;
@@ -14,8 +14,6 @@ use std::io::Write;
 pub(super) struct Args {
     /// Render only this step.
     step: Option<String>,
-    #[command(flatten)]
-    pub(super) with: WithArgs,
     /// Print every field taken from a setting, with the source of its value, instead of YAML.
     #[arg(long)]
     explain: bool,
@@ -26,13 +24,23 @@ pub(super) struct Args {
     /// KUBESTEP_KUBERNETES_BINARY_IN_IMAGE, as `run` reads it).
     #[arg(long, value_name = "PATH")]
     binary_in_image: Option<String>,
-    /// The datastore the pods' tasks would use.
+    /// The datastore, and with --deploy the run's other options, as `run` and `deploy` take
+    /// them.
     #[command(flatten)]
-    store: super::run::DatastoreArgs,
+    pub(super) options: super::run::RunOptions,
+    /// Print the CronJob `deploy` would create for the schedule (--schedule, with the flow's
+    /// parameters and deploy's options), instead of the steps' Jobs.
+    #[arg(long, requires = "schedule")]
+    deploy: bool,
+    #[command(flatten)]
+    schedule: super::deploy::ScheduleArgs,
 }
 
 /// The URL is presigned when a run uploads the binary; a preview has none to show.
 const URL_AT_LAUNCH: &str = "(presigned URL of the uploaded binary, made when the run starts)";
+/// The object `deploy` uploads the binary to, and its bucket's region.
+const OBJECT_AT_DEPLOY: &str = "(URL of the binary's object in the datastore, uploaded by deploy)";
+const REGION_AT_DEPLOY: &str = "(the bucket's region)";
 /// The input artifact is known when the task starts.
 const INPUT_AT_LAUNCH: &str = "(id of the input artifact, known when the task starts)";
 
@@ -75,9 +83,10 @@ pub(super) fn render(
     flow: &Flow,
     defaults: &Defaults,
     args: &Args,
+    start_input: Option<Vec<u8>>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    let with = &args.with.with;
+    let with = &args.options.with.with;
     let steps: Vec<&'static StepDecl> = match &args.step {
         Some(name) => vec![
             flow.step(name)
@@ -106,7 +115,31 @@ pub(super) fn render(
             )
         }
     };
-    let store = args.store.location()?;
+    if args.deploy {
+        // What `deploy` makes of the binary: fetched by a request the pod signs, from the
+        // object `deploy` uploads.
+        let binary = match binary {
+            Binary::Fetched { sha256, .. } => Binary::FromS3 {
+                url: OBJECT_AT_DEPLOY.into(),
+                region: REGION_AT_DEPLOY.into(),
+                sha256,
+            },
+            in_image => in_image,
+        };
+        let cron_job = super::deploy::rendered(
+            flow,
+            defaults,
+            &args.schedule,
+            &args.options,
+            start_input,
+            binary,
+            arch.map(str::to_string),
+        )?;
+        let yaml = render::to_yaml(&[cron_job]).map_err(|e| Error::Yaml(e.to_string()))?;
+        out.write_all(yaml.as_bytes())?;
+        return Ok(());
+    }
+    let store = args.options.store.location()?;
     for decl in steps {
         let resolved = resolve::resolve(decl, defaults, with)?;
         let task = task(flow, decl, &args.run_id, &binary, arch, &store);

@@ -71,14 +71,27 @@ impl DatastoreArgs {
     }
 }
 
-/// Options of `run`.
+/// What a run does and where, wherever its orchestrator runs: options of `run` and `deploy`.
 #[derive(Debug, clap::Args)]
-pub(super) struct Args {
+pub(super) struct RunOptions {
     #[command(flatten)]
     pub(super) store: DatastoreArgs,
     /// Most tasks at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub(super) max_workers: u32,
+    #[command(flatten)]
+    pub(super) orchestrator: super::detach::OrchestratorArgs,
+    #[command(flatten)]
+    pub(super) pod: super::detach::OrchestratorPodArgs,
+    #[command(flatten)]
+    pub(super) with: super::WithArgs,
+}
+
+/// Options of `run`.
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    #[command(flatten)]
+    pub(super) options: RunOptions,
     /// Write the run id to this file as soon as the run starts.
     #[arg(long, value_name = "FILE")]
     run_id_file: Option<PathBuf>,
@@ -99,23 +112,6 @@ pub(super) struct Args {
     /// exit. The run goes on without this machine; a replaced orchestrator pod continues it.
     #[arg(long, conflicts_with_all = ["local", "recover"])]
     detach: bool,
-    #[command(flatten)]
-    pub(super) orchestrator: super::detach::OrchestratorArgs,
-    /// Image of a detached run's orchestrator pod [default: debian:bookworm-slim; with
-    /// KUBESTEP_KUBERNETES_BINARY_IN_IMAGE, the image of the first Kubernetes step]
-    #[arg(long, env = "KUBESTEP_ORCHESTRATOR_IMAGE", value_name = "IMAGE")]
-    pub(super) orchestrator_image: Option<String>,
-    /// Secrets whose keys become a detached run's orchestrator pod's environment: the
-    /// datastore's credentials [default: the `secrets` of the steps that run on Kubernetes]
-    #[arg(
-        long = "orchestrator-secret",
-        env = "KUBESTEP_ORCHESTRATOR_SECRETS",
-        value_name = "SECRET",
-        value_delimiter = ','
-    )]
-    pub(super) orchestrator_secrets: Vec<String>,
-    #[command(flatten)]
-    pub(super) with: super::WithArgs,
     /// Set when this process is a detached run's orchestrator pod: the run id is given, and
     /// SIGTERM (the pod deleted or evicted) leaves the run's Jobs to the pod that replaces it.
     #[arg(skip)]
@@ -123,29 +119,16 @@ pub(super) struct Args {
 }
 
 impl Args {
-    /// The options of an orchestrator pod's run: `plan`'s, continuing it when `recover`.
-    pub(super) fn orchestrated(
-        store: DatastoreArgs,
-        plan: &super::detach::Plan,
-        with: Vec<kubestep_core::resolve::WithArg>,
-        recover: bool,
-    ) -> Args {
+    /// The options of an orchestrator pod's run `run_id`, continuing it when `recover`.
+    pub(super) fn orchestrated(options: RunOptions, run_id: String, recover: bool) -> Args {
         Args {
-            store,
-            max_workers: plan.max_workers,
+            options,
             run_id_file: None,
             quiet: false,
             local: false,
-            recover: recover.then(|| plan.run_id.clone()),
+            recover: recover.then(|| run_id.clone()),
             detach: false,
-            orchestrator: super::detach::OrchestratorArgs {
-                orchestrator_namespace: Some(plan.orchestrator_namespace.clone()),
-                orchestrator_service_account: String::new(),
-            },
-            orchestrator_image: None,
-            orchestrator_secrets: Vec::new(),
-            with: super::WithArgs { with },
-            in_pod: Some(plan.run_id.clone()),
+            in_pod: Some(run_id),
         }
     }
 }
@@ -170,17 +153,11 @@ pub(super) async fn run(
     start_input: Option<Vec<u8>>,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    let with = &args.with.with;
-    // Settings are checked before anything starts: a bad one is named, nothing is left behind.
-    // A `#[kubernetes]` step executes on Kubernetes, as the decorator says; `--local` keeps
-    // every step here.
+    let with = &args.options.with.with;
     let on_kubernetes = if args.local {
         Vec::new()
     } else {
-        flow.steps()
-            .filter(|d| resolve::on_kubernetes(d, with))
-            .map(|d| Ok((d, resolve::resolve(d, defaults, with)?)))
-            .collect::<Result<Vec<_>, Error>>()?
+        on_kubernetes(flow, defaults, with)?
     };
     // Why the steps go to Kubernetes, for the messages that say what they need.
     let why = || {
@@ -207,9 +184,10 @@ pub(super) async fn run(
     }
     // The namespace of the run's Lease and of a detached run's orchestrator.
     let mut home = args
+        .options
         .orchestrator
         .namespace(on_kubernetes.iter().map(|(_, r)| r.namespace.value.as_str()));
-    let datastore = args.store.open(flow)?;
+    let datastore = args.options.store.open(flow)?;
     if !on_kubernetes.is_empty() && datastore.kind() == Kind::Local {
         return Err(Error::Unsupported(format!(
             "{}, which needs a datastore pods can reach: --datastore s3, azure or gs (or KUBESTEP_DATASTORE), since a local directory is not visible in pods; `run --local` runs every step on this machine",
@@ -349,7 +327,7 @@ pub(super) async fn run(
         writeln!(out, "recovering run {run_id}")?;
     }
     let options = orchestrator::Options {
-        max_workers: args.max_workers as usize,
+        max_workers: args.options.max_workers as usize,
         prior: match (resume_from, &args.recover) {
             (Some(origin), _) => orchestrator::Prior::Resume(origin),
             (None, Some(_)) => orchestrator::Prior::Recover,
@@ -430,6 +408,20 @@ pub(super) async fn run(
         )?;
     }
     Ok(())
+}
+
+/// The steps a run sends to Kubernetes, with their settings: a `#[kubernetes]` step executes
+/// there, as the decorator says, and any step `--with` names. Settings are checked before
+/// anything starts: a bad one is named, nothing is left behind.
+pub(super) fn on_kubernetes(
+    flow: &Flow,
+    defaults: &Defaults,
+    with: &[kubestep_core::resolve::WithArg],
+) -> Result<Vec<(&'static kubestep_core::StepDecl, kubestep_core::resolve::Resolved)>, Error> {
+    flow.steps()
+        .filter(|d| resolve::on_kubernetes(d, with))
+        .map(|d| Ok((d, resolve::resolve(d, defaults, with)?)))
+        .collect()
 }
 
 /// Checks that run `id` can be recovered: it exists and is still recorded as running (its

@@ -237,6 +237,11 @@ impl Cluster {
         Api::namespaced(self.client.clone(), ns)
     }
 
+    /// CronJobs of a namespace (schedules).
+    pub fn cron_jobs(&self, ns: &str) -> Api<k8s_openapi::api::batch::v1::CronJob> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
     /// Pods of a namespace.
     pub fn pods(&self, ns: &str) -> Api<Pod> {
         Api::namespaced(self.client.clone(), ns)

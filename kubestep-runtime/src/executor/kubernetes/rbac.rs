@@ -35,6 +35,8 @@ enum Need {
     Gang,
     /// `kubernetes list|kill` only.
     Manage,
+    /// `deploy` only: a user's, never an orchestrator's.
+    Deploy,
 }
 
 /// An API group, a resource, and its verbs with what needs each.
@@ -53,7 +55,9 @@ type Grant = (&'static str, &'static str, &'static [(&'static str, Need)]);
 ///   retried create; it is deleted with its Job, which owns it.
 /// - leases: `create`, `get`, `update` and `delete` the run's Lease (one orchestrator per run),
 ///   `deletecollection` for `kubernetes kill`.
-const GRANTS: [Grant; 6] = [
+/// - cronjobs: `create` a schedule, `get` and `update` it when deployed again, `list` and
+///   `delete` for `deploy --list|--delete`.
+const GRANTS: [Grant; 7] = [
     (
         "batch",
         "jobs",
@@ -94,6 +98,17 @@ const GRANTS: [Grant; 6] = [
             ("deletecollection", Need::Manage),
         ],
     ),
+    (
+        "batch",
+        "cronjobs",
+        &[
+            ("create", Need::Deploy),
+            ("get", Need::Deploy),
+            ("update", Need::Deploy),
+            ("list", Need::Deploy),
+            ("delete", Need::Deploy),
+        ],
+    ),
 ];
 
 /// One permission a run needs in a namespace.
@@ -130,11 +145,15 @@ pub fn needed_by_run(gang: bool) -> Vec<Permission> {
         .collect()
 }
 
-/// The Role that grants every permission in [`GRANTS`] in `namespace`.
-pub fn role(namespace: &str) -> Role {
+/// The Role of detached and scheduled runs' orchestrators: all but what `deploy` needs.
+pub const ORCHESTRATOR_ROLE: &str = "kubestep-orchestrator";
+
+/// The Role that grants every permission in [`GRANTS`] in `namespace`: a user's, or
+/// (`orchestrator`) an orchestrator's, which may not schedule runs.
+pub fn role(namespace: &str, orchestrator: bool) -> Role {
     Role {
         metadata: ObjectMeta {
-            name: Some(ROLE.into()),
+            name: Some(role_name(orchestrator).into()),
             namespace: Some(namespace.into()),
             labels: Some([(labels::MANAGED_BY.into(), labels::MANAGER.into())].into()),
             ..ObjectMeta::default()
@@ -142,15 +161,26 @@ pub fn role(namespace: &str) -> Role {
         rules: Some(
             GRANTS
                 .iter()
-                .map(|(group, resource, verbs)| PolicyRule {
-                    api_groups: Some(vec![group.to_string()]),
-                    resources: Some(vec![resource.to_string()]),
-                    verbs: verbs.iter().map(|(v, _)| v.to_string()).collect(),
-                    ..PolicyRule::default()
+                .filter_map(|(group, resource, verbs)| {
+                    let verbs: Vec<String> = verbs
+                        .iter()
+                        .filter(|(_, need)| !(orchestrator && *need == Need::Deploy))
+                        .map(|(v, _)| v.to_string())
+                        .collect();
+                    (!verbs.is_empty()).then(|| PolicyRule {
+                        api_groups: Some(vec![group.to_string()]),
+                        resources: Some(vec![resource.to_string()]),
+                        verbs,
+                        ..PolicyRule::default()
+                    })
                 })
                 .collect(),
         ),
     }
+}
+
+fn role_name(orchestrator: bool) -> &'static str {
+    if orchestrator { ORCHESTRATOR_ROLE } else { ROLE }
 }
 
 /// The ServiceAccount `name` in `namespace`: what detached runs' orchestrator pods run as.
@@ -166,9 +196,10 @@ pub fn service_account(namespace: &str, name: &str) -> ServiceAccount {
     }
 }
 
-/// The binding of [`role`] to `who` in `namespace`, named after `who`, so the bindings of a
-/// user and of the orchestrators' ServiceAccount live side by side.
-pub fn binding(namespace: &str, who: &Who) -> RoleBinding {
+/// The binding of [`role`] (an orchestrator's with `orchestrator`) to `who` in `namespace`,
+/// named after `who`, so the bindings of a user and of the orchestrators' ServiceAccount live
+/// side by side.
+pub fn binding(namespace: &str, who: &Who, orchestrator: bool) -> RoleBinding {
     let name = match who {
         Who::User(name) => format!("{ROLE}-user-{name}"),
         Who::Group(name) => format!("{ROLE}-group-{name}"),
@@ -204,7 +235,7 @@ pub fn binding(namespace: &str, who: &Who) -> RoleBinding {
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
-            name: ROLE.into(),
+            name: role_name(orchestrator).into(),
         },
         subjects: Some(vec![subject]),
     }
@@ -250,7 +281,7 @@ mod tests {
         let gang = names(true);
         assert!(gang.contains(&"create services".into()) && gang.contains(&"get services".into()));
         // Everything a run checks, the Role grants.
-        let role = role("ml");
+        let role = role("ml", true);
         for p in needed_by_run(true) {
             assert!(
                 role.rules.as_ref().unwrap().iter().any(|r| {
@@ -261,5 +292,13 @@ mod tests {
                 "{p} is checked but not granted"
             );
         }
+        // Schedules are a user's to make, not an orchestrator's.
+        let grants = |r: Role| -> bool {
+            r.rules
+                .unwrap()
+                .iter()
+                .any(|r| r.resources.as_deref() == Some(&["cronjobs".to_string()][..]))
+        };
+        assert!(grants(super::role("ml", false)) && !grants(super::role("ml", true)));
     }
 }
