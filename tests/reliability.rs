@@ -77,13 +77,18 @@ struct Done {
 /// the Role `kubernetes rbac` prints, so the audit log holds every request the run makes.
 async fn shell() -> Vec<(String, String)> {
     let env = kubestep_testenv::shared_with(two_nodes);
-    // The user's Role, and the ServiceAccount of detached runs' orchestrators with its own:
-    // exactly what `kubernetes rbac` prints, applied as an admin would.
+    // The user's Role (who also deploys schedules), and the ServiceAccount of detached runs'
+    // orchestrators with its own: exactly what `kubernetes rbac` prints, applied as an admin
+    // would.
     for who in [
-        &["--user", kubestep_testenv::RESTRICTED_USER][..],
+        &["--deployer", "--user", kubestep_testenv::RESTRICTED_USER][..],
         &["--orchestrator"][..],
     ] {
-        let printed = common::run("reliability", &[&["kubernetes", "rbac"][..], who].concat(), &[]);
+        let printed = common::run(
+            "reliability",
+            &[&["kubernetes", "rbac"][..], who].concat(),
+            &[],
+        );
         assert!(printed.status.success(), "{}", text(&printed));
         env.apply(&String::from_utf8(printed.stdout).unwrap())
             .await
@@ -621,8 +626,20 @@ fn start_detached(shell: &[(String, String)], trial: &str, seconds: u64) -> Resu
         std::process::id()
     ));
     let out = std::process::Command::new(common::example("reliability"))
-        .args(["run", "--detach", "--datastore", "s3", "--datastore-root", &root()])
-        .args(["--items", &ITEMS.to_string(), "--seconds", &seconds.to_string()])
+        .args([
+            "run",
+            "--detach",
+            "--datastore",
+            "s3",
+            "--datastore-root",
+            &root(),
+        ])
+        .args([
+            "--items",
+            &ITEMS.to_string(),
+            "--seconds",
+            &seconds.to_string(),
+        ])
         .args(["--max-workers", "20", "--run-id-file"])
         .arg(&id_file)
         .envs(shell.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -640,7 +657,8 @@ fn start_detached(shell: &[(String, String)], trial: &str, seconds: u64) -> Resu
 async fn orchestrator_pods(run_id: &str) -> Vec<k8s_openapi::api::core::v1::Pod> {
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
         kube::Api::namespaced(kubestep_testenv::shared().client().await, "default");
-    let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id},{ORCHESTRATOR}=true"));
+    let lp =
+        kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id},{ORCHESTRATOR}=true"));
     pods.list(&lp).await.unwrap().items
 }
 
@@ -685,6 +703,33 @@ async fn orchestrator_pod_deleted(shell: &[(String, String)]) -> Tally {
         .into_iter()
         .filter_map(|p| p.metadata.name)
         .collect();
+    // One orchestrator at a time: `run --recover` waits for the Lease the pod holds, and gives up.
+    let recover = common::run(
+        "reliability",
+        &[
+            "run",
+            "--recover",
+            &run_id,
+            "--datastore",
+            "s3",
+            "--datastore-root",
+            &root(),
+        ],
+        &shell
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let refused = format!(
+        "run {run_id} is driven by another orchestrator, {}",
+        first.first().map_or("", String::as_str)
+    );
+    if recover.status.success() || !text(&recover).contains(&refused) {
+        tally.missed(format!(
+            "`run --recover` beside the orchestrator pod was not refused: {}",
+            text(&recover)
+        ));
+    }
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
         kube::Api::namespaced(kubestep_testenv::shared().client().await, "default");
     for name in &first {
@@ -703,7 +748,12 @@ async fn orchestrator_pod_deleted(shell: &[(String, String)]) -> Tally {
     let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id},{STEP}=work"));
     let mut per_task: BTreeMap<String, u32> = BTreeMap::new();
     for p in pods.list(&lp).await.unwrap().items {
-        let task = p.metadata.labels.unwrap_or_default().remove(TASK_ID).unwrap_or_default();
+        let task = p
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .remove(TASK_ID)
+            .unwrap_or_default();
         *per_task.entry(task).or_default() += 1;
     }
     let ran_twice: Vec<_> = per_task.iter().filter(|(_, n)| **n != 1).collect();
@@ -720,9 +770,7 @@ async fn orchestrator_pod_deleted(shell: &[(String, String)]) -> Tally {
         .flatten()
         .map(|i| i.split(" pid ").next().unwrap_or_default().to_string())
         .collect();
-    let replaced = first.len() == 1
-        && instances.contains(&first[0])
-        && instances.len() == 2;
+    let replaced = first.len() == 1 && instances.contains(&first[0]) && instances.len() == 2;
     if !replaced {
         tally.missed(format!(
             "the records name the orchestrator pods {instances:?}: not the deleted one ({first:?}) and one successor"
@@ -800,7 +848,102 @@ async fn detached_killed(shell: &[(String, String)]) -> Tally {
     if failed.is_empty() {
         tally.passes += 1;
     } else {
-        tally.notes.push(format!("run {run_id}: {}", failed.join("; ")));
+        tally
+            .notes
+            .push(format!("run {run_id}: {}", failed.join("; ")));
+    }
+    tally
+}
+
+/// A schedule (`deploy`) whose CronJob fires (a Job created from it, as `kubectl create job
+/// --from` does): its pod fetches the binary by an S3 request it signs itself (the CronJob holds
+/// no presigned URL, which would expire), and the run it starts is complete and ordinary. Then
+/// `deploy --list` shows the schedule and `deploy --delete` removes it.
+async fn scheduled(shell: &[(String, String)]) -> Tally {
+    let mut tally = Tally::new("scheduled run (CronJob)");
+    let audit_from = audit_mark();
+    let vars: Vec<(&str, &str)> = shell
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let store = ["--datastore", "s3", "--datastore-root", &root()];
+    let deployed = common::run(
+        "reliability",
+        &[
+            &[
+                "deploy",
+                "--schedule",
+                "0 3 * * *",
+                "--timezone",
+                "Europe/Paris",
+            ][..],
+            &[
+                "--items",
+                &ITEMS.to_string(),
+                "--seconds",
+                "5",
+                "--max-workers",
+                "20",
+            ],
+            &store,
+        ]
+        .concat(),
+        &vars,
+    );
+    if !deployed.status.success() {
+        tally.trials += 1;
+        tally
+            .notes
+            .push(format!("deploy failed: {}", text(&deployed)));
+        return tally;
+    }
+    let client = kubestep_testenv::shared().client().await;
+    let cron_jobs: kube::Api<k8s_openapi::api::batch::v1::CronJob> =
+        kube::Api::namespaced(client, "default");
+    let cron_job = cron_jobs.get("reliability").await.unwrap();
+    let spec = cron_job.spec.clone().unwrap();
+    let text_of = serde_json::to_string(&spec).unwrap();
+    if text_of.contains("X-Amz-Signature") || spec.time_zone.as_deref() != Some("Europe/Paris") {
+        tally.missed(format!(
+            "the CronJob is not the schedule asked for, or holds a presigned URL: {text_of}"
+        ));
+    }
+    // The Job the CronJob controller would make at 3 a.m., made now, by the user.
+    let mut job: k8s_openapi::api::batch::v1::Job = Default::default();
+    let template = spec.job_template;
+    job.metadata = template.metadata.unwrap_or_default();
+    job.metadata.name = Some("reliability-manual-1".into());
+    job.spec = template.spec;
+    let restricted =
+        kubestep_testenv::client_for(&kubestep_testenv::shared().restricted_kubeconfig)
+            .await
+            .unwrap();
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> =
+        kube::Api::namespaced(restricted, "default");
+    jobs.create(&Default::default(), &job).await.unwrap();
+    let run_id = "reliability-manual-1";
+    let ended = detached_end(shell, run_id).await;
+    check(&mut tally, shell, run_id, ended, audit_from, false).await;
+    let listed = common::run(
+        "reliability",
+        &[&["deploy", "--list"][..], &store].concat(),
+        &vars,
+    );
+    let deleted = common::run(
+        "reliability",
+        &[&["deploy", "--delete"][..], &store].concat(),
+        &vars,
+    );
+    let gone = cron_jobs.get_opt("reliability").await.unwrap().is_none();
+    if !text(&listed).contains("reliability\t0 3 * * *\tEurope/Paris\tForbid")
+        || !deleted.status.success()
+        || !gone
+    {
+        tally.missed(format!(
+            "deploy --list said {}; deploy --delete said {} (CronJob gone: {gone})",
+            text(&listed),
+            text(&deleted)
+        ));
     }
     tally
 }
@@ -886,6 +1029,7 @@ async fn faults_lose_nothing_duplicate_nothing_and_leave_nothing_behind() {
         orchestrator_killed(&shell).await,
         orchestrator_pod_deleted(&shell).await,
         detached_killed(&shell).await,
+        scheduled(&shell).await,
         ctrl_c(&shell).await,
     ];
     println!(

@@ -10,8 +10,9 @@ use super::pod::{bin_volume, binary_path, fetch_container};
 use crate::labels;
 use crate::names;
 use k8s_openapi::api::batch::v1::{
-    CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
-    PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+    CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec, PodFailurePolicy,
+    PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
+    PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvFromSource, EnvVar, EnvVarSource, ObjectFieldSelector,
@@ -77,9 +78,7 @@ pub struct Orchestrator {
 impl Orchestrator {
     /// Its Job's name (and its Lease's), for a run.
     pub fn job_name(&self) -> Option<String> {
-        self.run_id
-            .as_ref()
-            .map(|r| names::run_name(&self.flow, r))
+        self.run_id.as_ref().map(|r| names::run_name(&self.flow, r))
     }
 
     /// The labels of its Job and pods: the run's selector, and the orchestrator mark.
@@ -293,13 +292,26 @@ pub const STARTING_DEADLINE_SECONDS: i64 = 600;
 /// the macros.
 pub fn check_cron(cron: &str) -> Result<(), String> {
     const MACROS: [&str; 8] = [
-        "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly", "@every",
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@midnight",
+        "@hourly",
+        "@every",
     ];
     let fields: Vec<&str> = cron.split_whitespace().collect();
     let ok = match fields.as_slice() {
         [m] => MACROS.contains(m),
         [m, _] => *m == "@every",
-        f => f.len() == 5 && f.iter().all(|x| x.chars().all(|c| c.is_ascii_alphanumeric() || "*/,-?".contains(c))),
+        f => {
+            f.len() == 5
+                && f.iter().all(|x| {
+                    x.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "*/,-?".contains(c))
+                })
+        }
     };
     if ok {
         Ok(())
@@ -427,7 +439,14 @@ mod tests {
         assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
         assert_eq!(spec.time_zone.as_deref(), Some("Europe/Paris"));
         let template = spec.job_template;
-        assert!(!template.metadata.unwrap().labels.unwrap().contains_key(labels::RUN_ID));
+        assert!(
+            !template
+                .metadata
+                .unwrap()
+                .labels
+                .unwrap()
+                .contains_key(labels::RUN_ID)
+        );
         let pod = template.spec.unwrap().template.spec.unwrap();
         let run_id = pod.containers[0]
             .env
@@ -436,7 +455,14 @@ mod tests {
             .find(|e| e.name == RUN_ID_ENV)
             .unwrap();
         assert_eq!(
-            run_id.value_from.as_ref().unwrap().field_ref.as_ref().unwrap().field_path,
+            run_id
+                .value_from
+                .as_ref()
+                .unwrap()
+                .field_ref
+                .as_ref()
+                .unwrap()
+                .field_path,
             "metadata.labels['batch.kubernetes.io/job-name']"
         );
         // The init container signs its own request with the pod's credentials: no URL expires.

@@ -296,7 +296,10 @@ pub(super) fn fetch_container(binary: &Binary, image: &str, main: &Container) ->
         Binary::InImage { .. } => return None,
         Binary::Fetched { url, sha256 } => (
             FETCH_SCRIPT,
-            vec![env("KUBESTEP_BINARY_URL", url), env("KUBESTEP_BINARY_SHA256", sha256)],
+            vec![
+                env("KUBESTEP_BINARY_URL", url),
+                env("KUBESTEP_BINARY_SHA256", sha256),
+            ],
             None,
         ),
         // The request is signed with the credentials and endpoint settings the main container
@@ -509,7 +512,8 @@ pub(super) fn pod_spec(step: &Resolved, task: &Task, notes: &mut Notes) -> PodSp
                 .collect()
         }),
         volumes: (!volumes.is_empty()).then_some(volumes),
-        init_containers: fetch_container(&task.binary, &step.settings.fetch_image, &main).map(|c| vec![c]),
+        init_containers: fetch_container(&task.binary, &step.settings.fetch_image, &main)
+            .map(|c| vec![c]),
         // The Job controller names each member's host `<job>-<rank>`; under the gang's Service
         // that name resolves.
         subdomain: task.gang.map(|_| task.job_name()),

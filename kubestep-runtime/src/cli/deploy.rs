@@ -10,9 +10,9 @@
 use super::Error;
 use super::run::RunOptions;
 use crate::datastore::Kind;
+use crate::executor::RunContext;
 use crate::executor::kubernetes::KubernetesExecutor;
 use crate::executor::kubernetes::cluster::{Cluster, code};
-use crate::executor::RunContext;
 use crate::flow::Flow;
 use crate::report::report;
 use k8s_openapi::api::batch::v1::CronJob;
@@ -67,9 +67,7 @@ impl ScheduleArgs {
     /// The schedule `--schedule` gives.
     pub(super) fn schedule(&self, flow: &Flow) -> Result<Schedule, Error> {
         let cron = self.schedule.clone().ok_or_else(|| {
-            Error::Unsupported(
-                "deploy needs --schedule CRON (or --list, or --delete)".into(),
-            )
+            Error::Unsupported("deploy needs --schedule CRON (or --list, or --delete)".into())
         })?;
         Ok(Schedule {
             name: self.name(flow),
@@ -177,7 +175,13 @@ pub(super) async fn deploy(
         in_image => in_image,
     };
     let o = super::detach::orchestrator(
-        flow, defaults, options, &steps, None, start_input, binary, arch,
+        flow,
+        defaults,
+        options,
+        &steps,
+        None,
+        start_input,
+        (binary, arch),
     )?;
     let cron_job = orchestrator::cron_job(&o, &schedule);
     let api = k.cluster().cron_jobs(&home);
@@ -229,7 +233,12 @@ pub(super) async fn deploy(
 }
 
 /// The flow's schedules in `home`, one line each.
-async fn list(cluster: &Cluster, flow: &Flow, home: &str, out: &mut dyn Write) -> Result<(), Error> {
+async fn list(
+    cluster: &Cluster,
+    flow: &Flow,
+    home: &str,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let selector = format!(
         "{},{}=true",
         super::kubernetes::selector(flow, None),
@@ -238,10 +247,16 @@ async fn list(cluster: &Cluster, flow: &Flow, home: &str, out: &mut dyn Write) -
     let api = cluster.cron_jobs(home);
     let lp = ListParams::default().labels(&selector);
     let all = cluster
-        .call(|| format!("list CronJobs {selector} in {home}"), || api.list(&lp))
+        .call(
+            || format!("list CronJobs {selector} in {home}"),
+            || api.list(&lp),
+        )
         .await
         .map_err(|e| Error::Unsupported(report(&e)))?;
-    writeln!(out, "NAMESPACE\tSCHEDULE\tCRON\tTIMEZONE\tCONCURRENCY\tLAST RUN\tACTIVE")?;
+    writeln!(
+        out,
+        "NAMESPACE\tSCHEDULE\tCRON\tTIMEZONE\tCONCURRENCY\tLAST RUN\tACTIVE"
+    )?;
     for c in all.items {
         let spec = c.spec.unwrap_or_default();
         let status = c.status.unwrap_or_default();
@@ -263,7 +278,12 @@ async fn list(cluster: &Cluster, flow: &Flow, home: &str, out: &mut dyn Write) -
 
 /// Deletes schedule `name`; the Jobs it made are orphaned, not deleted, so a run in progress
 /// finishes.
-async fn delete(cluster: &Cluster, home: &str, name: &str, out: &mut dyn Write) -> Result<(), Error> {
+async fn delete(
+    cluster: &Cluster,
+    home: &str,
+    name: &str,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let api = cluster.cron_jobs(home);
     let params = DeleteParams {
         propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
@@ -277,7 +297,10 @@ async fn delete(cluster: &Cluster, home: &str, name: &str, out: &mut dyn Write) 
         .await
     {
         Ok(_) => {
-            writeln!(out, "deleted schedule {name} (CronJob {home}/{name}); runs it started go on")?;
+            writeln!(
+                out,
+                "deleted schedule {name} (CronJob {home}/{name}); runs it started go on"
+            )?;
             Ok(())
         }
         Err(e) if code(&e.source) == Some(404) => Err(Error::Unsupported(format!(
@@ -300,7 +323,13 @@ pub(super) fn rendered(
 ) -> Result<CronJob, Error> {
     let steps = super::run::on_kubernetes(flow, defaults, &options.with.with)?;
     let o = super::detach::orchestrator(
-        flow, defaults, options, &steps, None, start_input, binary, arch,
+        flow,
+        defaults,
+        options,
+        &steps,
+        None,
+        start_input,
+        (binary, arch),
     )?;
     Ok(orchestrator::cron_job(&o, &schedule.schedule(flow)?))
 }

@@ -106,8 +106,7 @@ pub(super) struct OrchestrateArgs {
 }
 
 /// The orchestrator of run `run_id` (none: a schedule's) of `options`, whose steps `steps` are
-/// checked and whose binary reaches the pod as `binary`.
-#[allow(clippy::too_many_arguments)]
+/// checked and whose binary reaches the pod as `binary` (with its `kubernetes.io/arch`).
 pub(super) fn orchestrator(
     flow: &Flow,
     defaults: &Defaults,
@@ -115,8 +114,7 @@ pub(super) fn orchestrator(
     steps: &[(&'static StepDecl, Resolved)],
     run_id: Option<&str>,
     start_input: Option<Vec<u8>>,
-    binary: Binary,
-    arch: Option<String>,
+    (binary, arch): (Binary, Option<String>),
 ) -> Result<Orchestrator, Error> {
     let settings = defaults.settings()?;
     let (kind, root) = options.store.location()?;
@@ -168,30 +166,16 @@ pub(super) fn orchestrator(
     })
 }
 
-/// Creates the orchestrator Job of run `run_id`, whose steps `k` has checked and whose binary it
-/// shipped; prints how to follow the run.
+/// Creates the orchestrator Job `o` of a detached run, with `k`'s client; prints how to follow
+/// the run.
 pub(super) async fn launch(
     flow: &Flow,
-    defaults: &Defaults,
-    args: &Args,
     k: &KubernetesExecutor,
-    steps: &[(&'static StepDecl, Resolved)],
-    run_id: &str,
-    start_input: Option<Vec<u8>>,
+    o: &Orchestrator,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
-    let (binary, arch) = k.pod_binary().await?;
-    let o = orchestrator(
-        flow,
-        defaults,
-        &args.options,
-        steps,
-        Some(run_id),
-        start_input,
-        binary,
-        arch,
-    )?;
-    let job = orchestrator::job(&o);
+    let run_id = o.run_id.as_deref().unwrap_or_default();
+    let job = orchestrator::job(o);
     let name = job.metadata.name.clone().unwrap_or_default();
     let home = &o.namespace;
     k.cluster().create_or_adopt(&job).await.map_err(|message| {

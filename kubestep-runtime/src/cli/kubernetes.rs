@@ -26,8 +26,9 @@ pub(super) enum Command {
     /// when several run; with none running, every Job and pod of the flow).
     Kill(KillArgs),
     /// Print the Role and RoleBinding (one per namespace the steps and the orchestrator use)
-    /// that a run needs: a user's who runs flows (attached or `--detach`), or with
-    /// --orchestrator the ServiceAccount of detached runs' orchestrator pods, the account too.
+    /// that a run needs: a user's who runs flows (attached or `--detach`; with --deployer, who
+    /// schedules them too), or with --orchestrator the ServiceAccount of detached and scheduled
+    /// runs' orchestrator pods, the account too.
     Rbac(RbacArgs),
 }
 
@@ -58,6 +59,10 @@ pub(super) struct KillArgs {
 pub(super) struct RbacArgs {
     #[command(flatten)]
     subject: SubjectArgs,
+    /// The user (or group, or service account) also schedules flows: `deploy` creates, lists
+    /// and deletes CronJobs.
+    #[arg(long, conflicts_with = "orchestrator")]
+    deployer: bool,
     #[command(flatten)]
     orchestrator: OrchestratorArgs,
     #[command(flatten)]
@@ -127,10 +132,8 @@ pub(super) async fn command(
             let (namespaces, home) = namespaces(flow, defaults, &a.with, &a.orchestrator)?;
             let who = match (&s.user, &s.group, &s.service_account) {
                 _ if s.orchestrator => {
-                    let account = rbac::service_account(
-                        &home,
-                        &a.orchestrator.orchestrator_service_account,
-                    );
+                    let account =
+                        rbac::service_account(&home, &a.orchestrator.orchestrator_service_account);
                     let yaml = kubestep_core::render::to_yaml(&[account])
                         .map_err(|e| Error::Yaml(e.to_string()))?;
                     out.write_all(yaml.as_bytes())?;
@@ -155,12 +158,10 @@ pub(super) async fn command(
                 _ => unreachable!("clap requires one"),
             };
             for ns in namespaces {
-                let yaml = kubestep_core::render::to_yaml(&[rbac::role(&ns, s.orchestrator)])
+                let yaml = kubestep_core::render::to_yaml(&[rbac::role(&ns, a.deployer)])
                     .and_then(|r| {
                         Ok(r + &kubestep_core::render::to_yaml(&[rbac::binding(
-                            &ns,
-                            &who,
-                            s.orchestrator,
+                            &ns, &who, a.deployer,
                         )])?)
                     })
                     .map_err(|e| Error::Yaml(e.to_string()))?;
@@ -224,7 +225,11 @@ pub(super) async fn command(
                 .map_err(fail)?;
             for job in listed.items {
                 let name = job.metadata.name.clone().unwrap_or_default();
-                let run = job.metadata.labels.as_ref().and_then(|l| l.get(labels::RUN_ID));
+                let run = job
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::RUN_ID));
                 let this_run = run_id.is_none_or(|id| {
                     name == id || run == Some(&kubestep_core::names::to_label_value(id))
                 });
@@ -303,7 +308,10 @@ pub(super) async fn follow(
     // (namespace, pod, container, task) of each task's newest pod.
     let mut pods: std::collections::BTreeMap<String, (String, String, String, u64)> =
         Default::default();
-    for ns in step_namespaces(flow, defaults, with)?.into_iter().collect::<BTreeSet<_>>() {
+    for ns in step_namespaces(flow, defaults, with)?
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+    {
         for p in cluster
             .list_pods(&ns, &selector)
             .await

@@ -183,10 +183,11 @@ pub(super) async fn run(
         ));
     }
     // The namespace of the run's Lease and of a detached run's orchestrator.
-    let mut home = args
-        .options
-        .orchestrator
-        .namespace(on_kubernetes.iter().map(|(_, r)| r.namespace.value.as_str()));
+    let mut home = args.options.orchestrator.namespace(
+        on_kubernetes
+            .iter()
+            .map(|(_, r)| r.namespace.value.as_str()),
+    );
     let datastore = args.options.store.open(flow)?;
     if !on_kubernetes.is_empty() && datastore.kind() == Kind::Local {
         return Err(Error::Unsupported(format!(
@@ -253,8 +254,16 @@ pub(super) async fn run(
             e => e.into(),
         })?;
         if args.detach {
-            return super::detach::launch(flow, defaults, args, &k, &steps, &run_id, start_input, out)
-                .await;
+            let o = super::detach::orchestrator(
+                flow,
+                defaults,
+                &args.options,
+                &steps,
+                Some(&run_id),
+                start_input,
+                k.pod_binary().await?,
+            )?;
+            return super::detach::launch(flow, &k, &o, out).await;
         }
         // One orchestrator at a time: a recovered run waits for the Lease of an orchestrator
         // that was just killed to expire.
@@ -417,7 +426,13 @@ pub(super) fn on_kubernetes(
     flow: &Flow,
     defaults: &Defaults,
     with: &[kubestep_core::resolve::WithArg],
-) -> Result<Vec<(&'static kubestep_core::StepDecl, kubestep_core::resolve::Resolved)>, Error> {
+) -> Result<
+    Vec<(
+        &'static kubestep_core::StepDecl,
+        kubestep_core::resolve::Resolved,
+    )>,
+    Error,
+> {
     flow.steps()
         .filter(|d| resolve::on_kubernetes(d, with))
         .map(|d| Ok((d, resolve::resolve(d, defaults, with)?)))

@@ -85,10 +85,11 @@ async fn live_pods(
         Err(ConnectError::NotConfigured) => return Err("no cluster is configured".into()),
         Err(e) => return Err(report(&e)),
     };
-    let namespaces: std::collections::BTreeSet<String> = super::kubernetes::step_namespaces(flow, defaults, with)
-        .map_err(|e| report(&e))?
-        .into_iter()
-        .collect();
+    let namespaces: std::collections::BTreeSet<String> =
+        super::kubernetes::step_namespaces(flow, defaults, with)
+            .map_err(|e| report(&e))?
+            .into_iter()
+            .collect();
     let selector = super::kubernetes::selector(flow, Some(run_id));
     let mut pods = HashMap::new();
     for ns in namespaces {

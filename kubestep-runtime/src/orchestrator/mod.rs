@@ -805,9 +805,7 @@ pub async fn mark_interrupted(ctx: &RunContext) -> Result<(), Error> {
 /// left it running.
 pub async fn record_killed(ds: &Datastore, run_id: &str) -> Result<(), Error> {
     match ds.get_record::<RunRecord>(&Key::Run(run_id.into())).await? {
-        Some(r) if r.status == Status::Running => {
-            close(ds, run_id, Status::Killed, KILLED).await
-        }
+        Some(r) if r.status == Status::Running => close(ds, run_id, Status::Killed, KILLED).await,
         _ => Ok(()),
     }
 }

@@ -396,8 +396,8 @@ impl TestEnv {
             .expect("testenv kubeconfig is valid")
     }
 
-    /// The API server's audit log: one JSON line per request of [`RESTRICTED_USER`] or
-    /// [`PEER_USER`].
+    /// The API server's audit log: one JSON line per request of [`RESTRICTED_USER`],
+    /// [`PEER_USER`] or [`ORCHESTRATOR_USER`].
     pub fn audit_log(&self) -> PathBuf {
         self.dir.join(control_plane::AUDIT_LOG)
     }

@@ -131,9 +131,7 @@ pub async fn acquire(cluster: &Cluster, spec: Spec, wait: Duration) -> Result<He
                     },
                     spec: Some(held_by(&spec, 0)),
                 };
-                cluster
-                    .call(what, || api.create(&post, &lease))
-                    .await
+                cluster.call(what, || api.create(&post, &lease)).await
             }
             Some(lease) => match holder(&lease) {
                 Some((other, ago)) if other != spec.holder => {
@@ -211,7 +209,10 @@ async fn renew(cluster: Cluster, api: Api<Lease>, spec: Spec, tell: watch::Sende
                 .map(|_| None)
         };
         match cluster
-            .call(|| format!("renew Lease {}/{}", spec.namespace, spec.name), attempt)
+            .call(
+                || format!("renew Lease {}/{}", spec.namespace, spec.name),
+                attempt,
+            )
             .await
         {
             Ok(None) => renewed = tokio::time::Instant::now(),

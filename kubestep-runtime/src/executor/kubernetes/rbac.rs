@@ -35,7 +35,7 @@ enum Need {
     Gang,
     /// `kubernetes list|kill` only.
     Manage,
-    /// `deploy` only: a user's, never an orchestrator's.
+    /// `deploy` only: a deployer's (`kubernetes rbac --deployer`).
     Deploy,
 }
 
@@ -145,15 +145,15 @@ pub fn needed_by_run(gang: bool) -> Vec<Permission> {
         .collect()
 }
 
-/// The Role of detached and scheduled runs' orchestrators: all but what `deploy` needs.
-pub const ORCHESTRATOR_ROLE: &str = "kubestep-orchestrator";
+/// The Role of a user who also schedules flows (`deploy`).
+pub const DEPLOYER_ROLE: &str = "kubestep-deployer";
 
-/// The Role that grants every permission in [`GRANTS`] in `namespace`: a user's, or
-/// (`orchestrator`) an orchestrator's, which may not schedule runs.
-pub fn role(namespace: &str, orchestrator: bool) -> Role {
+/// The Role that grants the permissions in [`GRANTS`] in `namespace`: what runs need (a user's,
+/// or a detached run's orchestrator's), and with `deployer` what `deploy` needs too.
+pub fn role(namespace: &str, deployer: bool) -> Role {
     Role {
         metadata: ObjectMeta {
-            name: Some(role_name(orchestrator).into()),
+            name: Some(role_name(deployer).into()),
             namespace: Some(namespace.into()),
             labels: Some([(labels::MANAGED_BY.into(), labels::MANAGER.into())].into()),
             ..ObjectMeta::default()
@@ -164,7 +164,7 @@ pub fn role(namespace: &str, orchestrator: bool) -> Role {
                 .filter_map(|(group, resource, verbs)| {
                     let verbs: Vec<String> = verbs
                         .iter()
-                        .filter(|(_, need)| !(orchestrator && *need == Need::Deploy))
+                        .filter(|(_, need)| deployer || *need != Need::Deploy)
                         .map(|(v, _)| v.to_string())
                         .collect();
                     (!verbs.is_empty()).then(|| PolicyRule {
@@ -179,8 +179,8 @@ pub fn role(namespace: &str, orchestrator: bool) -> Role {
     }
 }
 
-fn role_name(orchestrator: bool) -> &'static str {
-    if orchestrator { ORCHESTRATOR_ROLE } else { ROLE }
+fn role_name(deployer: bool) -> &'static str {
+    if deployer { DEPLOYER_ROLE } else { ROLE }
 }
 
 /// The ServiceAccount `name` in `namespace`: what detached runs' orchestrator pods run as.
@@ -196,10 +196,10 @@ pub fn service_account(namespace: &str, name: &str) -> ServiceAccount {
     }
 }
 
-/// The binding of [`role`] (an orchestrator's with `orchestrator`) to `who` in `namespace`,
-/// named after `who`, so the bindings of a user and of the orchestrators' ServiceAccount live
-/// side by side.
-pub fn binding(namespace: &str, who: &Who, orchestrator: bool) -> RoleBinding {
+/// The binding of [`role`] (the deployer's with `deployer`) to `who` in `namespace`, named
+/// after `who`, so the bindings of a user and of the orchestrators' ServiceAccount live side by
+/// side.
+pub fn binding(namespace: &str, who: &Who, deployer: bool) -> RoleBinding {
     let name = match who {
         Who::User(name) => format!("{ROLE}-user-{name}"),
         Who::Group(name) => format!("{ROLE}-group-{name}"),
@@ -235,7 +235,7 @@ pub fn binding(namespace: &str, who: &Who, orchestrator: bool) -> RoleBinding {
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
-            name: role_name(orchestrator).into(),
+            name: role_name(deployer).into(),
         },
         subjects: Some(vec![subject]),
     }
@@ -281,7 +281,7 @@ mod tests {
         let gang = names(true);
         assert!(gang.contains(&"create services".into()) && gang.contains(&"get services".into()));
         // Everything a run checks, the Role grants.
-        let role = role("ml", true);
+        let role = role("ml", false);
         for p in needed_by_run(true) {
             assert!(
                 role.rules.as_ref().unwrap().iter().any(|r| {
@@ -292,13 +292,13 @@ mod tests {
                 "{p} is checked but not granted"
             );
         }
-        // Schedules are a user's to make, not an orchestrator's.
+        // Schedules are a deployer's to make, not a run's.
         let grants = |r: Role| -> bool {
             r.rules
                 .unwrap()
                 .iter()
                 .any(|r| r.resources.as_deref() == Some(&["cronjobs".to_string()][..]))
         };
-        assert!(grants(super::role("ml", false)) && !grants(super::role("ml", true)));
+        assert!(grants(super::role("ml", true)) && !grants(super::role("ml", false)));
     }
 }
