@@ -481,3 +481,95 @@ fn a_bad_kubeconfig_is_named_on_one_line_with_the_fix() {
         "{err}"
     );
 }
+
+/// A schedule renders offline as the CronJob `deploy` makes: the schedule and its time zone,
+/// the flow's parameters in the orchestrator's plan, and no URL that expires (the pod signs its
+/// own request for the binary). Bad input is named before anything is made.
+#[test]
+fn render_deploy_shows_the_schedule_offline() {
+    let out = stdout(&run(
+        "reliability",
+        &[
+            "render",
+            "--deploy",
+            "--schedule",
+            "0 3 * * *",
+            "--timezone",
+            "Europe/Paris",
+            "--items",
+            "7",
+            "--datastore",
+            "s3",
+            "--datastore-root",
+            "s3://bucket/flows",
+        ],
+        &[],
+    ));
+    for part in [
+        "kind: CronJob",
+        "0 3 * * *",
+        "timeZone: Europe/Paris",
+        "concurrencyPolicy: Forbid",
+        "podReplacementPolicy: Failed",
+        "--aws-sigv4",
+        "metadata.labels['batch.kubernetes.io/job-name']",
+        "[7,10]",
+        "serviceAccountName: kubestep-orchestrator",
+    ] {
+        assert!(out.contains(part), "no {part:?} in {out}");
+    }
+    assert!(!out.contains("X-Amz-Signature"), "{out}");
+    let err = failure(
+        &run(
+            "reliability",
+            &["render", "--deploy", "--schedule", "every night"],
+            &[],
+        ),
+        2,
+    );
+    assert!(
+        err.contains("schedule \"every night\": expected five fields"),
+        "{err}"
+    );
+    let err = failure(&run("reliability", &["deploy"], &[]), 1);
+    assert!(err.contains("deploy needs --schedule CRON"), "{err}");
+    let err = failure(&run("basic", &["run", "--detach", "--local"], &[]), 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+/// The orchestrators' ServiceAccount gets a run's Role, never the deployer's CronJobs; a
+/// deployer's Role has them.
+#[test]
+fn rbac_prints_the_orchestrator_account_and_the_deployer_role() {
+    let out = stdout(&run(
+        "reliability",
+        &["kubernetes", "rbac", "--orchestrator"],
+        &[],
+    ));
+    assert!(
+        out.contains("kind: ServiceAccount") && out.contains("name: kubestep-orchestrator"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- leases") && !out.contains("cronjobs"),
+        "{out}"
+    );
+    let out = stdout(&run(
+        "reliability",
+        &["kubernetes", "rbac", "--deployer", "--user", "ana"],
+        &[],
+    ));
+    assert!(
+        out.contains("- cronjobs") && out.contains("name: kubestep-deployer"),
+        "{out}"
+    );
+    let err = failure(
+        &run(
+            "reliability",
+            &["kubernetes", "rbac", "--deployer", "--orchestrator"],
+            &[],
+        ),
+        2,
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+}

@@ -13,7 +13,7 @@
 mod common;
 
 use kubestep::client::Client;
-use kubestep::core::labels::{FLOW, ORCHESTRATOR, RUN_ID, STEP, TASK_ID};
+use kubestep::core::labels::{BATCH_JOB_NAME, FLOW, ORCHESTRATOR, RUN_ID, STEP, TASK_ID};
 use kubestep::datastore::{Kind, Status};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -242,10 +242,7 @@ async fn left_behind(earlier: &[String], all: bool) -> Vec<String> {
         kube::Api::namespaced(admin.clone(), "default");
     let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(admin, "default");
     let lp = kube::api::ListParams::default().labels(&format!("{FLOW}=reliability"));
-    let ours = |m: &kube::api::ObjectMeta| {
-        let run = m.labels.as_ref().and_then(|l| l.get(RUN_ID));
-        !run.is_some_and(|r| earlier.contains(r))
-    };
+    let ours = |m: &kube::api::ObjectMeta| !run_of(m).is_some_and(|r| earlier.contains(&r));
     let mut left: Vec<String> = pods
         .list(&lp)
         .await
@@ -287,6 +284,21 @@ async fn left_behind(earlier: &[String], all: bool) -> Vec<String> {
     left
 }
 
+/// The run an object of the flow belongs to: its run-id label, or for a scheduled run's
+/// orchestrator Job and pod (made from the CronJob's template, without the label) the Job's
+/// name, which is the run id.
+fn run_of(m: &kube::api::ObjectMeta) -> Option<String> {
+    let labels = m.labels.as_ref()?;
+    labels.get(RUN_ID).cloned().or_else(|| {
+        labels.contains_key(ORCHESTRATOR).then(|| {
+            labels
+                .get(BATCH_JOB_NAME)
+                .cloned()
+                .or_else(|| m.name.clone())
+        })?
+    })
+}
+
 /// The run ids of the flow's runs whose Jobs or pods the cluster holds now.
 async fn runs_on_cluster() -> Vec<String> {
     let admin = kubestep_testenv::shared().client().await;
@@ -309,7 +321,7 @@ async fn runs_on_cluster() -> Vec<String> {
                 .into_iter()
                 .map(|j| j.metadata),
         )
-        .filter_map(|m| m.labels.and_then(|mut l| l.remove(RUN_ID)))
+        .filter_map(|m| run_of(&m))
         .collect();
     runs.sort();
     runs.dedup();
@@ -686,7 +698,8 @@ async fn detached_end(shell: &[(String, String)], run_id: &str) -> Result<(), St
 async fn orchestrator_pod_deleted(shell: &[(String, String)]) -> Tally {
     let mut tally = Tally::new("orchestrator pod deleted");
     let audit_from = audit_mark();
-    let run_id = match start_detached(shell, "detached", 15) {
+    // Items long enough that the run is still going when `run --recover` gives up waiting.
+    let run_id = match start_detached(shell, "detached", 45) {
         Ok(id) => id,
         Err(e) => {
             tally.trials += 1;

@@ -104,6 +104,14 @@ pub async fn run(flow: &Flow, inv: &TaskInvocation) -> Result<(), Error> {
         &AttemptResult {
             output: id,
             finished_ms: Some(datastore::now_ms()),
+            pod: crate::current::pod().map(|p| datastore::AttemptPod {
+                name: p.name,
+                namespace: p.namespace,
+                uid: p.uid,
+                node: None,
+                resources: None,
+                marks: Vec::new(),
+            }),
         },
     )
     .await?;
@@ -287,6 +295,7 @@ mod tests {
         let done = AttemptResult {
             output: "x".into(),
             finished_ms: None,
+            pod: None,
         };
         ds.put_record(&control, &done).await.unwrap();
         wait_for_control(&member, &ds, &control).await.unwrap();

@@ -297,6 +297,13 @@ async fn delete(
         .await
     {
         Ok(_) => {
+            // The garbage collector orphans its Jobs first: gone once that is done.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while matches!(api.get_opt(name).await, Ok(Some(_)))
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
             writeln!(
                 out,
                 "deleted schedule {name} (CronJob {home}/{name}); runs it started go on"

@@ -204,9 +204,12 @@ pub(super) const ORCHESTRATE: &str = "orchestrate";
 /// datastore's settings, without credentials (those come from the pod's Secrets).
 fn pod_env(defaults: &Defaults, kind: crate::datastore::Kind) -> Vec<(String, String)> {
     // Config-file entries come first, the environment's after: the later one wins.
+    // A launcher that runs in a step's pod does not hand its pod's own description on.
+    let in_pod = kubestep_core::resolve::env::IN_POD;
     let mut env: BTreeMap<String, String> = defaults
         .entries
         .iter()
+        .filter(|e| !in_pod.contains(&e.var.as_str()))
         .map(|e| (e.var.clone(), e.value.clone()))
         .collect();
     env.extend(crate::executor::kubernetes::datastore_env(

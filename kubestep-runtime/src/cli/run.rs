@@ -282,6 +282,13 @@ pub(super) async fn run(
             () = interrupted() => return Err(Error::Interrupted { run_id }),
         };
         let held = held.map_err(|e| Error::Unsupported(report(&e)))?;
+        // The orchestrator it waited for may have ended the run meanwhile.
+        if args.recover.is_some()
+            && let Err(e) = recoverable(&ctx.datastore, flow, &run_id, false).await
+        {
+            held.release().await;
+            return Err(e);
+        }
         Some((Arc::new(k), names, held))
     };
     let executor = Routed {

@@ -220,6 +220,10 @@ pub struct AttemptResult {
     /// end in the task record, how long the orchestrator took to notice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_ms: Option<u64>,
+    /// The pod that wrote it, as the pod knows itself (no node, no marks): what an orchestrator
+    /// that finds the output after its predecessor stopped records of the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<AttemptPod>,
 }
 
 /// Where a datastore lives.

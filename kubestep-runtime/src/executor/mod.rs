@@ -250,12 +250,20 @@ impl RunContext {
 
     /// The outcome of an attempt whose process exited 0: the output it recorded.
     pub async fn attempt_output(&self, task: &TaskSpec) -> Outcome {
-        let key = Key::AttemptResult(self.task_path(task), task.attempt);
-        match self.datastore.get_record::<AttemptResult>(&key).await {
+        match self.attempt_result(task).await {
             Ok(Some(r)) => Outcome::Succeeded(r.output),
             Ok(None) => Outcome::Failed("the task exited 0 without writing its output".into()),
             Err(e) => Outcome::Failed(report(&e)),
         }
+    }
+
+    /// What the attempt recorded when it succeeded, if it did.
+    pub async fn attempt_result(
+        &self,
+        task: &TaskSpec,
+    ) -> Result<Option<AttemptResult>, crate::datastore::Error> {
+        let key = Key::AttemptResult(self.task_path(task), task.attempt);
+        self.datastore.get_record::<AttemptResult>(&key).await
     }
 }
 

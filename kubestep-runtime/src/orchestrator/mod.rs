@@ -307,17 +307,20 @@ async fn run_task(
                     // stopped is done: launching it again would run it twice.
                     // Only an adopted attempt is looked up: a fresh one has written nothing.
                     let written = if adopting {
-                        match run.ctx.attempt_output(&spec).await {
-                            Outcome::Succeeded(output) => Some(output),
-                            _ => None,
-                        }
+                        run.ctx.attempt_result(&spec).await.ok().flatten()
                     } else {
                         None
                     };
                     let ended = match written {
-                        Some(output) => crate::executor::Ended {
-                            outcome: Outcome::Succeeded(output),
-                            pod: records[0].attempts.last().and_then(|a| a.pod.clone()),
+                        // The pod it ran in: as the stopped orchestrator saw it, or as the pod
+                        // wrote it.
+                        Some(result) => crate::executor::Ended {
+                            outcome: Outcome::Succeeded(result.output),
+                            pod: records[0]
+                                .attempts
+                                .last()
+                                .and_then(|a| a.pod.clone())
+                                .or(result.pod),
                         },
                         None => run.executor.run(&spec).await,
                     };

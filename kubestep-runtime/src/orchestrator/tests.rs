@@ -938,9 +938,19 @@ async fn recover_does_not_launch_an_attempt_that_wrote_its_output() {
         .put_artifact(codec::encode(&2u64).unwrap())
         .await
         .unwrap();
+    // The pod wrote where it ran; its orchestrator had not seen the pod yet.
+    let pod = crate::datastore::AttemptPod {
+        name: "flow-a-0".into(),
+        namespace: "ml".into(),
+        uid: "u1".into(),
+        node: None,
+        resources: None,
+        marks: Vec::new(),
+    };
     let result = crate::datastore::AttemptResult {
         output,
         finished_ms: None,
+        pod: Some(pod.clone()),
     };
     ds.put_record(
         &Key::AttemptResult(TaskPath::new("r", "a", "0"), 0),
@@ -953,7 +963,13 @@ async fn recover_does_not_launch_an_attempt_that_wrote_its_output() {
         .script("c", "0", vec![Act::Ok(3)]);
     assert_eq!(go(&flow, &ex, "r", &recover()).await.unwrap(), 3);
     assert!(ex.calls("a").is_empty(), "{:?}", ex.calls("a"));
-    assert_eq!(task(&ds, "r", "a", "0").await.status, Status::Succeeded);
+    let a = task(&ds, "r", "a", "0").await;
+    assert_eq!(a.status, Status::Succeeded);
+    assert_eq!(
+        a.attempts[0].pod,
+        Some(pod),
+        "the record names the pod that wrote the output"
+    );
 }
 
 #[tokio::test]

@@ -113,7 +113,7 @@ pub async fn acquire(cluster: &Cluster, spec: Spec, wait: Duration) -> Result<He
     let deadline = tokio::time::Instant::now() + wait;
     let what = || format!("take Lease {}/{}", spec.namespace, spec.name);
     let post = PostParams::default();
-    loop {
+    let written = loop {
         let current = match cluster.call(what, || api.get(&spec.name)).await {
             Ok(l) => Some(l),
             Err(e) if code(&e.source) == Some(404) => None,
@@ -164,14 +164,20 @@ pub async fn acquire(cluster: &Cluster, spec: Spec, wait: Duration) -> Result<He
             },
         };
         match taken {
-            Ok(_) => break,
+            Ok(written) => break written,
             // Someone else created or changed it between our read and write: read again.
             Err(e) if code(&e.source) == Some(409) => continue,
             Err(e) => return Err(e.into()),
         }
-    }
+    };
     let (tell, lost) = watch::channel(None);
-    let renewal = tokio::spawn(renew(cluster.clone(), api.clone(), spec.clone(), tell));
+    let renewal = tokio::spawn(renew(
+        cluster.clone(),
+        api.clone(),
+        spec.clone(),
+        written,
+        tell,
+    ));
     Ok(Held {
         spec,
         api,
@@ -181,71 +187,67 @@ pub async fn acquire(cluster: &Cluster, spec: Spec, wait: Duration) -> Result<He
     })
 }
 
-/// Renews the Lease until it is no longer ours, saying why on `tell`.
-async fn renew(cluster: Cluster, api: Api<Lease>, spec: Spec, tell: watch::Sender<Option<String>>) {
+/// Renews the Lease until it is no longer ours, saying why on `tell`. One request a renewal:
+/// the last written Lease is written again with a new renewal time; a conflict (someone else
+/// wrote it) is read, and ends the renewals if the Lease changed hands.
+async fn renew(
+    cluster: Cluster,
+    api: Api<Lease>,
+    spec: Spec,
+    mut last: Lease,
+    tell: watch::Sender<Option<String>>,
+) {
+    let what = || format!("renew Lease {}/{}", spec.namespace, spec.name);
+    let holder = |l: &Lease| l.spec.as_ref().and_then(|s| s.holder_identity.clone());
     let mut renewed = tokio::time::Instant::now();
-    loop {
-        tokio::time::sleep(RENEW_EVERY).await;
-        let attempt = || async {
-            let mut lease = api.get(&spec.name).await?;
-            let mine = lease
-                .spec
-                .as_ref()
-                .and_then(|s| s.holder_identity.as_deref())
-                == Some(spec.holder.as_str());
-            if !mine {
-                return Ok(Some(
-                    lease
-                        .spec
-                        .and_then(|s| s.holder_identity)
-                        .unwrap_or_else(|| "nobody".into()),
-                ));
-            }
-            if let Some(s) = lease.spec.as_mut() {
-                s.renew_time = Some(now());
-            }
-            api.replace(&spec.name, &PostParams::default(), &lease)
-                .await
-                .map(|_| None)
-        };
+    let mut wait = RENEW_EVERY;
+    let why = loop {
+        tokio::time::sleep(wait).await;
+        wait = RENEW_EVERY;
+        let mut next = last.clone();
+        if let Some(s) = next.spec.as_mut() {
+            s.renew_time = Some(now());
+        }
+        let post = PostParams::default();
         match cluster
-            .call(
-                || format!("renew Lease {}/{}", spec.namespace, spec.name),
-                attempt,
-            )
+            .call(what, || api.replace(&spec.name, &post, &next))
             .await
         {
-            Ok(None) => renewed = tokio::time::Instant::now(),
-            Ok(Some(other)) => {
-                let _ = tell.send(Some(format!(
-                    "the Lease {}/{} of run {} is now held by {other}",
-                    spec.namespace, spec.name, spec.run_id
-                )));
-                return;
+            Ok(written) => {
+                last = written;
+                renewed = tokio::time::Instant::now();
             }
-            Err(e) if code(&e.source) == Some(404) => {
-                let _ = tell.send(Some(format!(
-                    "the Lease {}/{} of run {} was deleted (the run was killed, or its orchestrator Job deleted)",
-                    spec.namespace, spec.name, spec.run_id
-                )));
-                return;
-            }
-            Err(e) => {
-                // Not renewed for its whole duration: another orchestrator may take it now.
-                if renewed.elapsed() >= DURATION {
-                    let _ = tell.send(Some(format!(
-                        "the Lease {}/{} of run {} could not be renewed for {} s: {}",
-                        spec.namespace,
-                        spec.name,
-                        spec.run_id,
-                        DURATION.as_secs(),
-                        crate::report::report(&e)
-                    )));
-                    return;
+            Err(e) if code(&e.source) == Some(409) => match api.get(&spec.name).await {
+                Ok(current) if holder(&current).as_deref() == Some(spec.holder.as_str()) => {
+                    last = current;
+                    wait = Duration::ZERO;
                 }
+                Ok(current) => {
+                    break format!(
+                        "is now held by {}",
+                        holder(&current).unwrap_or_else(|| "nobody".into())
+                    );
+                }
+                Err(_) => {}
+            },
+            Err(e) if code(&e.source) == Some(404) => {
+                break "was deleted (the run was killed, or its orchestrator Job deleted)".into();
             }
+            // Not renewed for its whole duration: another orchestrator may take it now.
+            Err(e) if renewed.elapsed() >= DURATION => {
+                break format!(
+                    "could not be renewed for {} s: {}",
+                    DURATION.as_secs(),
+                    crate::report::report(&e)
+                );
+            }
+            Err(_) => {}
         }
-    }
+    };
+    let _ = tell.send(Some(format!(
+        "the Lease {}/{} of run {} {why}",
+        spec.namespace, spec.name, spec.run_id
+    )));
 }
 
 impl Held {
