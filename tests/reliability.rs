@@ -143,6 +143,16 @@ fn start_run(
     (child, id_file)
 }
 
+/// Runs a command of `reliability` in `shell`, on the suite's datastore.
+fn reliability(shell: &[(String, String)], args: &[&str]) -> std::process::Output {
+    let vars: Vec<(&str, &str)> = shell
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let store = ["--datastore", "s3", "--datastore-root", &root()];
+    common::run("reliability", &[args, &store[..]].concat(), &vars)
+}
+
 fn root() -> String {
     format!("s3://kubestep/reliability-{}", std::process::id())
 }
@@ -528,22 +538,7 @@ async fn orchestrator_killed(shell: &[(String, String)]) -> Tally {
     let (child, id_file) = start_run(shell, "orchestrator", 15);
     let (run_id, _) = items_running(&id_file, 3).await;
     // `status` sees the running tasks where they run, from the cluster.
-    let status = common::run(
-        "reliability",
-        &[
-            "status",
-            &run_id,
-            "--json",
-            "--datastore",
-            "s3",
-            "--datastore-root",
-            &root(),
-        ],
-        &shell
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect::<Vec<_>>(),
-    );
+    let status = reliability(shell, &["status", &run_id, "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
     let placed = status["tasks"].as_array().map_or(0, |tasks| {
         tasks
@@ -637,26 +632,22 @@ fn start_detached(shell: &[(String, String)], trial: &str, seconds: u64) -> Resu
         "kubestep-reliability-{}-{trial}",
         std::process::id()
     ));
-    let out = std::process::Command::new(common::example("reliability"))
-        .args([
+    let (items, seconds) = (ITEMS.to_string(), seconds.to_string());
+    let out = reliability(
+        shell,
+        &[
             "run",
             "--detach",
-            "--datastore",
-            "s3",
-            "--datastore-root",
-            &root(),
-        ])
-        .args([
             "--items",
-            &ITEMS.to_string(),
+            &items,
             "--seconds",
-            &seconds.to_string(),
-        ])
-        .args(["--max-workers", "20", "--run-id-file"])
-        .arg(&id_file)
-        .envs(shell.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .unwrap();
+            &seconds,
+            "--max-workers",
+            "20",
+            "--run-id-file",
+            id_file.to_str().unwrap(),
+        ],
+    );
     let run_id = std::fs::read_to_string(&id_file).unwrap_or_default();
     let said = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || run_id.is_empty() || !said.contains(&format!("status {run_id}")) {
@@ -717,22 +708,7 @@ async fn orchestrator_pod_deleted(shell: &[(String, String)]) -> Tally {
         .filter_map(|p| p.metadata.name)
         .collect();
     // One orchestrator at a time: `run --recover` waits for the Lease the pod holds, and gives up.
-    let recover = common::run(
-        "reliability",
-        &[
-            "run",
-            "--recover",
-            &run_id,
-            "--datastore",
-            "s3",
-            "--datastore-root",
-            &root(),
-        ],
-        &shell
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect::<Vec<_>>(),
-    );
+    let recover = reliability(shell, &["run", "--recover", &run_id]);
     let refused = format!(
         "run {run_id} is driven by another orchestrator, {}",
         first.first().map_or("", String::as_str)
@@ -815,23 +791,7 @@ async fn detached_killed(shell: &[(String, String)]) -> Tally {
     while running_work(&run_id).await.len() < 3 && waited.elapsed() < Duration::from_secs(180) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let kill = common::run(
-        "reliability",
-        &[
-            "kubernetes",
-            "kill",
-            "--run-id",
-            &run_id,
-            "--datastore",
-            "s3",
-            "--datastore-root",
-            &root(),
-        ],
-        &shell
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect::<Vec<_>>(),
-    );
+    let kill = reliability(shell, &["kubernetes", "kill", "--run-id", &run_id]);
     let mut failed = Vec::new();
     if !kill.status.success() {
         failed.push(format!("kill failed: {}", text(&kill)));
@@ -875,33 +835,22 @@ async fn detached_killed(shell: &[(String, String)]) -> Tally {
 async fn scheduled(shell: &[(String, String)]) -> Tally {
     let mut tally = Tally::new("scheduled run (CronJob)");
     let audit_from = audit_mark();
-    let vars: Vec<(&str, &str)> = shell
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let store = ["--datastore", "s3", "--datastore-root", &root()];
-    let deployed = common::run(
-        "reliability",
+    let items = ITEMS.to_string();
+    let deployed = reliability(
+        shell,
         &[
-            &[
-                "deploy",
-                "--schedule",
-                "0 3 * * *",
-                "--timezone",
-                "Europe/Paris",
-            ][..],
-            &[
-                "--items",
-                &ITEMS.to_string(),
-                "--seconds",
-                "5",
-                "--max-workers",
-                "20",
-            ],
-            &store,
-        ]
-        .concat(),
-        &vars,
+            "deploy",
+            "--schedule",
+            "0 3 * * *",
+            "--timezone",
+            "Europe/Paris",
+            "--items",
+            &items,
+            "--seconds",
+            "5",
+            "--max-workers",
+            "20",
+        ],
     );
     if !deployed.status.success() {
         tally.trials += 1;
@@ -937,16 +886,8 @@ async fn scheduled(shell: &[(String, String)]) -> Tally {
     let run_id = "reliability-manual-1";
     let ended = detached_end(shell, run_id).await;
     check(&mut tally, shell, run_id, ended, audit_from, false).await;
-    let listed = common::run(
-        "reliability",
-        &[&["deploy", "--list"][..], &store].concat(),
-        &vars,
-    );
-    let deleted = common::run(
-        "reliability",
-        &[&["deploy", "--delete"][..], &store].concat(),
-        &vars,
-    );
+    let listed = reliability(shell, &["deploy", "--list"]);
+    let deleted = reliability(shell, &["deploy", "--delete"]);
     let gone = cron_jobs.get_opt("reliability").await.unwrap().is_none();
     if !text(&listed).contains("reliability\t0 3 * * *\tEurope/Paris\tForbid")
         || !deleted.status.success()

@@ -174,16 +174,15 @@ pub(super) async fn deploy(
         Binary::Fetched { url, sha256 } => unsigned(&url, sha256)?,
         in_image => in_image,
     };
-    let o = super::detach::orchestrator(
+    let cron_job = rendered(
         flow,
         defaults,
+        &args.schedule,
         options,
-        &steps,
-        None,
         start_input,
-        (binary, arch),
+        binary,
+        arch,
     )?;
-    let cron_job = orchestrator::cron_job(&o, &schedule);
     let api = k.cluster().cron_jobs(&home);
     let post = PostParams::default();
     let created = match k
@@ -317,8 +316,8 @@ async fn delete(
     }
 }
 
-/// The CronJob `deploy` would create, for `render --deploy`: offline, the binary's object and
-/// sha256 stand for what `deploy` uploads.
+/// The CronJob `deploy` creates (and `render --deploy` shows offline, where `binary` stands for
+/// what `deploy` uploads).
 pub(super) fn rendered(
     flow: &Flow,
     defaults: &Defaults,

@@ -273,7 +273,6 @@ pub(super) async fn run(
             labels: kubestep_core::labels::Selector::flow(flow.name())
                 .run(&run_id)
                 .labels(),
-            owner: None,
             run_id: run_id.clone(),
             holder: orchestrator::instance(),
         };

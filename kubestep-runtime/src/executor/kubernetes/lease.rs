@@ -9,7 +9,7 @@
 
 use super::cluster::{Cluster, Error as ClusterError, code};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams, Preconditions};
@@ -56,8 +56,6 @@ pub struct Spec {
     pub name: String,
     /// Its labels (the run's selector, so `kubernetes kill` finds it).
     pub labels: BTreeMap<String, String>,
-    /// What deletes it when the owner goes (a detached run's orchestrator Job).
-    pub owner: Option<OwnerReference>,
     /// The run, to name it in errors.
     pub run_id: String,
     /// This orchestrator, as the Lease names its holder.
@@ -113,12 +111,19 @@ pub async fn acquire(cluster: &Cluster, spec: Spec, wait: Duration) -> Result<He
     let deadline = tokio::time::Instant::now() + wait;
     let what = || format!("take Lease {}/{}", spec.namespace, spec.name);
     let post = PostParams::default();
+    // A new run's Lease does not exist yet: its create comes first, without a read.
+    let mut read = false;
     let written = loop {
-        let current = match cluster.call(what, || api.get(&spec.name)).await {
-            Ok(l) => Some(l),
-            Err(e) if code(&e.source) == Some(404) => None,
-            Err(e) => return Err(e.into()),
+        let current = if read {
+            match cluster.call(what, || api.get(&spec.name)).await {
+                Ok(l) => Some(l),
+                Err(e) if code(&e.source) == Some(404) => None,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            None
         };
+        read = true;
         let taken = match current {
             None => {
                 let lease = Lease {
@@ -126,7 +131,6 @@ pub async fn acquire(cluster: &Cluster, spec: Spec, wait: Duration) -> Result<He
                         name: Some(spec.name.clone()),
                         namespace: Some(spec.namespace.clone()),
                         labels: Some(spec.labels.clone()),
-                        owner_references: spec.owner.clone().map(|o| vec![o]),
                         ..ObjectMeta::default()
                     },
                     spec: Some(held_by(&spec, 0)),
