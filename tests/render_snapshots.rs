@@ -163,3 +163,42 @@ fn the_validator_rejects_unknown_fields() {
         "kubernetes-validate accepted an unknown field"
     );
 }
+
+/// A schedule's CronJob (`render --deploy`), with its orchestrator's Job template, is valid
+/// against the same schemas, strictly. Not a snapshot: it carries this machine's datastore
+/// settings.
+#[test]
+fn the_schedule_passes_the_kubernetes_schema() {
+    let validator = validator();
+    let rendered = render(
+        "reliability",
+        &[
+            "render",
+            "--deploy",
+            "--schedule",
+            "0 3 * * *",
+            "--timezone",
+            "Europe/Paris",
+            "--datastore",
+            "s3",
+            "--datastore-root",
+            "s3://kubestep/flows",
+        ],
+    );
+    let file = std::env::temp_dir().join(format!("kubestep-schedule-{}.yaml", std::process::id()));
+    std::fs::write(&file, &rendered).expect("write temp manifest");
+    for version in SCHEMA_VERSIONS {
+        let out = Command::new(&validator)
+            .args(["--strict", "--quiet", "-k", version])
+            .arg(&file)
+            .output()
+            .expect("run kubernetes-validate");
+        assert!(
+            out.status.success(),
+            "invalid against Kubernetes {version} (strict):\n{}{}\n{rendered}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_file(&file);
+}
