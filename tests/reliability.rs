@@ -164,6 +164,15 @@ async fn wait(child: std::process::Child) -> std::process::Output {
         .unwrap()
 }
 
+/// The tasks whose record has other than one attempt.
+fn not_once(tasks: &[kubestep::datastore::TaskRecord]) -> Vec<String> {
+    tasks
+        .iter()
+        .filter(|t| t.attempts.len() != 1)
+        .map(|t| format!("{}/{}: {} attempts", t.step, t.task_id, t.attempts.len()))
+        .collect()
+}
+
 /// How a run's orchestrator process ended: its last line if it failed.
 fn ended(out: &std::process::Output) -> Result<(), String> {
     if out.status.success() {
@@ -588,11 +597,7 @@ async fn orchestrator_killed(shell: &[(String, String)]) -> Tally {
     }
     let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
     let tasks = client.tasks(&run_id).await.unwrap();
-    let twice: Vec<String> = tasks
-        .iter()
-        .filter(|t| t.attempts.len() != 1)
-        .map(|t| format!("{}/{}: {} attempts", t.step, t.task_id, t.attempts.len()))
-        .collect();
+    let twice = not_once(&tasks);
     tally.duplicates += twice.len() as u32;
     if !twice.is_empty() {
         tally.missed(format!("tasks not run exactly once: {twice:?}"));
@@ -728,11 +733,7 @@ async fn orchestrator_pod_deleted(shell: &[(String, String)]) -> Tally {
     check(&mut tally, shell, &run_id, ended, audit_from, false).await;
     let client = Client::open_with(Kind::S3, &root(), "reliability", shell.to_vec()).unwrap();
     let tasks = client.tasks(&run_id).await.unwrap();
-    let twice: Vec<String> = tasks
-        .iter()
-        .filter(|t| t.attempts.len() != 1)
-        .map(|t| format!("{}/{}: {} attempts", t.step, t.task_id, t.attempts.len()))
-        .collect();
+    let twice = not_once(&tasks);
     // Each attempt is a Job of one pod: a task that ran twice left two pods.
     let lp = kube::api::ListParams::default().labels(&format!("{RUN_ID}={run_id},{STEP}=work"));
     let mut per_task: BTreeMap<String, u32> = BTreeMap::new();
