@@ -234,6 +234,47 @@ pub(super) async fn run(
         ctx: ctx.clone(),
         defaults: defaults.clone(),
     });
+    // The run resumed from is checked before anything is started or held in the cluster.
+    let resume_from = match resume {
+        None => None,
+        Some(Some(id)) => Some(id.to_string()),
+        Some(None) => {
+            let client = crate::client::Client::new(ctx.datastore.clone());
+            let latest = client
+                .latest_run()
+                .await
+                .map_err(|e| Error::Unsupported(report(&e)))?;
+            Some(
+                latest
+                    .ok_or_else(|| {
+                        Error::Unsupported(format!(
+                            "flow `{}` has no run to resume in {}",
+                            flow.name(),
+                            ctx.datastore.root()
+                        ))
+                    })?
+                    .run_id,
+            )
+        }
+    };
+    if let Some(origin) = &resume_from {
+        let client = crate::client::Client::new(ctx.datastore.clone());
+        if client
+            .run(origin)
+            .await
+            .map_err(|e| Error::Unsupported(report(&e)))?
+            .is_none()
+        {
+            return Err(Error::Unsupported(format!(
+                "flow `{}` has no run {origin} in {}",
+                flow.name(),
+                ctx.datastore.root()
+            )));
+        }
+        if !args.quiet {
+            writeln!(out, "resuming run {origin} as run {run_id}")?;
+        }
+    }
     let kubernetes = if on_kubernetes.is_empty() {
         None
     } else {
@@ -298,46 +339,6 @@ pub(super) async fn run(
             .collect(),
     };
     let started = Instant::now();
-    let resume_from = match resume {
-        None => None,
-        Some(Some(id)) => Some(id.to_string()),
-        Some(None) => {
-            let client = crate::client::Client::new(ctx.datastore.clone());
-            let latest = client
-                .latest_run()
-                .await
-                .map_err(|e| Error::Unsupported(report(&e)))?;
-            Some(
-                latest
-                    .ok_or_else(|| {
-                        Error::Unsupported(format!(
-                            "flow `{}` has no run to resume in {}",
-                            flow.name(),
-                            ctx.datastore.root()
-                        ))
-                    })?
-                    .run_id,
-            )
-        }
-    };
-    if let Some(origin) = &resume_from {
-        let client = crate::client::Client::new(ctx.datastore.clone());
-        if client
-            .run(origin)
-            .await
-            .map_err(|e| Error::Unsupported(report(&e)))?
-            .is_none()
-        {
-            return Err(Error::Unsupported(format!(
-                "flow `{}` has no run {origin} in {}",
-                flow.name(),
-                ctx.datastore.root()
-            )));
-        }
-        if !args.quiet {
-            writeln!(out, "resuming run {origin} as run {run_id}")?;
-        }
-    }
     if args.recover.is_some() && !args.quiet {
         writeln!(out, "recovering run {run_id}")?;
     }
